@@ -1,0 +1,32 @@
+# envctl: `make demo` runs the main job, `make test` runs the tests. Both install what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEAM ?= fraud
+
+.PHONY: install demo test test-fast bench schema clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/envctl create $(TEAM)
+	$(BIN)/envctl outputs $(TEAM)
+
+test: install
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+test-fast: install
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not docker and not hosts"
+
+schema: install
+	$(BIN)/envctl schema --out docs/envctl-v1.schema.json
+
+clean:
+	rm -rf $(VENV) .envctl .pytest_cache

@@ -1,0 +1,94 @@
+"""AirflowHost: the EC2 instance that runs Airflow in Docker, its role, data volume and recovery alarm.
+
+The host has no public IP and no inbound rule; administrators reach it through SSM Session
+Manager. Postgres lives on a separate encrypted volume so that replacing the instance (new
+userdata, new type) keeps Airflow's metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pulumi
+import pulumi_aws as aws
+
+from provisioner.components import policies
+from provisioner.components.names import TeamNames
+
+SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+DATA_DEVICE = "/dev/sdf"
+ROOT_VOLUME_GB = 30
+
+
+@dataclass
+class AirflowHostArgs:
+    team: str
+    region: str
+    instance_type: str
+    volume_gb: int
+    ami_id: pulumi.Input[str]
+    availability_zone: str
+    subnet_id: pulumi.Input[str]
+    security_group_id: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    boundary_arn: pulumi.Input[str]
+    arns: pulumi.Output[policies.TeamArns]
+    # Given the data volume's id, the base64 userdata (the program renders it; components read no files).
+    user_data_base64: Callable[[pulumi.Output[str]], pulumi.Output[str]]
+
+
+class AirflowHost(pulumi.ComponentResource):
+    def __init__(self, name: str, args: AirflowHostArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("envctl:index:AirflowHost", name, None, opts)
+        names = TeamNames(args.team)
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.role = aws.iam.Role(
+            f"{name}-role", name=names.host_role, description=f"envctl {args.team}: Airflow host",
+            assume_role_policy=policies.assume_role_policy("ec2.amazonaws.com"),
+            permissions_boundary=args.boundary_arn, opts=child,
+        )
+        aws.iam.RolePolicyAttachment(f"{name}-ssm-core", role=self.role.name, policy_arn=SSM_CORE_POLICY, opts=child)
+        aws.iam.RolePolicy(f"{name}-policy", role=self.role.id, policy=args.arns.apply(policies.host_policy), opts=child)
+        self.profile = aws.iam.InstanceProfile(f"{name}-profile", name=names.host_role, role=self.role.name, opts=child)
+
+        self.bootstrap_result = aws.ssm.Parameter(
+            f"{name}-bootstrap", name=names.bootstrap_parameter, type="String", value='{"status": "pending"}',
+            description=f"envctl {args.team}: result of the Airflow host's bootstrap, written by the host",
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"]),
+        )
+        self.data_volume = aws.ebs.Volume(
+            f"{name}-data", availability_zone=args.availability_zone, size=args.volume_gb, type="gp3",
+            encrypted=True, kms_key_id=args.kms_key_arn, tags={"Name": f"envctl-{args.team}-airflow-data"}, opts=child,
+        )
+        self.instance = aws.ec2.Instance(
+            f"{name}-instance",
+            ami=args.ami_id,
+            instance_type=args.instance_type,
+            subnet_id=args.subnet_id,
+            vpc_security_group_ids=[args.security_group_id],
+            iam_instance_profile=self.profile.name,
+            associate_public_ip_address=False,
+            metadata_options={"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 2},
+            root_block_device={"encrypted": True, "kms_key_id": args.kms_key_arn, "volume_type": "gp3", "volume_size": ROOT_VOLUME_GB},
+            user_data_base64=args.user_data_base64(self.data_volume.id),
+            user_data_replace_on_change=True,
+            monitoring=True,
+            tags={"Name": f"envctl-{args.team}-airflow"},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap_result]),
+        )
+        self.attachment = aws.ec2.VolumeAttachment(
+            f"{name}-data-attachment", device_name=DATA_DEVICE, volume_id=self.data_volume.id,
+            instance_id=self.instance.id, stop_instance_before_detaching=True,
+            # A volume attaches to one instance at a time: detach from the old host before attaching to the new.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        self.recovery_alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-recover", alarm_description=f"envctl {args.team}: recover the Airflow host when its system check fails",
+            namespace="AWS/EC2", metric_name="StatusCheckFailed_System", statistic="Maximum", period=60,
+            evaluation_periods=2, threshold=0, comparison_operator="GreaterThanThreshold",
+            dimensions={"InstanceId": self.instance.id},
+            alarm_actions=[f"arn:aws:automate:{args.region}:ec2:recover"], opts=child,
+        )
+        self.register_outputs({"instance_id": self.instance.id, "role_arn": self.role.arn})

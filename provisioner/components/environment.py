@@ -1,0 +1,141 @@
+"""TeamEnvironment: composes a team's network, storage, boundary, Airflow host, SageMaker and inference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pulumi
+import pulumi_aws as aws
+
+from provisioner.components import policies
+from provisioner.components.airflow_host import AirflowHost, AirflowHostArgs
+from provisioner.components.boundary import PermissionsBoundary, PermissionsBoundaryArgs
+from provisioner.components.inference import InferenceService, InferenceServiceArgs, InferenceSettings
+from provisioner.components.names import TeamNames
+from provisioner.components.network import TeamNetwork, TeamNetworkArgs
+from provisioner.components.sagemaker import SageMakerAccess, SageMakerAccessArgs
+from provisioner.components.storage import TeamStorage, TeamStorageArgs
+
+AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+
+
+@dataclass
+class UserdataInputs:
+    """What the userdata renderer gets once the resources it names exist."""
+
+    bucket: str
+    kms_key_arn: str
+    data_volume_id: str
+
+
+@dataclass
+class TeamEnvironmentArgs:
+    team: str
+    region: str
+    cidr: str
+    environment: str  # prod | dev
+    owners: list[str]
+    budget_usd_month: int
+    airflow_instance_type: str
+    airflow_volume_gb: int
+    secret_names: tuple[str, ...]
+    render_user_data_base64: Callable[[UserdataInputs], str]
+    inference: InferenceSettings | None  # None: no endpoint
+    inference_image_tag: str  # the tag of envctl's default inference image
+    notebook_instance_type: str | None
+
+
+class TeamEnvironment(pulumi.ComponentResource):
+    def __init__(self, name: str, args: TeamEnvironmentArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("envctl:index:TeamEnvironment", name, None, opts)
+        names = TeamNames(args.team)
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account_id = aws.get_caller_identity_output(opts=invoke).account_id
+        zone = f"{args.region}a"
+
+        self.network = TeamNetwork(f"{name}-network", TeamNetworkArgs(args.team, args.region, args.cidr, zone), opts=child)
+        self.storage = TeamStorage(
+            f"{name}-storage",
+            TeamStorageArgs(
+                team=args.team, account_id=account_id, region=args.region,
+                log_retention_days=90 if args.environment == "prod" else 30, secret_names=args.secret_names,
+            ),
+            opts=child,
+        )
+        arns = pulumi.Output.all(account_id, self.storage.bucket.bucket, self.storage.key.arn).apply(
+            lambda v: policies.TeamArns.for_team(args.team, account_id=v[0], region=args.region, bucket=v[1], kms_key_arn=v[2])
+        )
+        self.boundary = PermissionsBoundary(f"{name}-boundary", PermissionsBoundaryArgs(args.team, arns), opts=child)
+
+        def user_data(volume_id: pulumi.Output[str]) -> pulumi.Output[str]:
+            return pulumi.Output.all(self.storage.bucket.bucket, self.storage.key.arn, volume_id).apply(
+                lambda v: args.render_user_data_base64(UserdataInputs(bucket=v[0], kms_key_arn=v[1], data_volume_id=v[2]))
+            )
+
+        ami = aws.ssm.get_parameter_output(name=AMI_PARAMETER, opts=invoke)
+        self.host = AirflowHost(
+            f"{name}-airflow",
+            AirflowHostArgs(
+                team=args.team, region=args.region, instance_type=args.airflow_instance_type, volume_gb=args.airflow_volume_gb,
+                ami_id=ami.value, availability_zone=zone, subnet_id=self.network.private_subnet.id,
+                security_group_id=self.network.host_security_group.id, kms_key_arn=self.storage.key.arn,
+                boundary_arn=self.boundary.arn, arns=arns, user_data_base64=user_data,
+            ),
+            opts=child,
+        )
+        self.sagemaker = SageMakerAccess(
+            f"{name}-sagemaker",
+            SageMakerAccessArgs(
+                team=args.team, arns=arns, boundary_arn=self.boundary.arn, kms_key_arn=self.storage.key.arn,
+                subnet_id=self.network.private_subnet.id, security_group_id=self.network.host_security_group.id,
+                notebook_instance_type=args.notebook_instance_type,
+            ),
+            opts=child,
+        )
+        self.inference = None
+        if args.inference is not None:
+            image = (
+                self.storage.repository.repository_url.apply(lambda url: f"{url}:{args.inference_image_tag}")
+                if args.inference.image == "default" else args.inference.image
+            )
+            self.inference = InferenceService(
+                f"{name}-inference",
+                InferenceServiceArgs(
+                    team=args.team, image=image, execution_role_arn=self.sagemaker.role.arn,
+                    kms_key_arn=self.storage.key.arn, settings=args.inference,
+                ),
+                opts=child,
+            )
+
+        self.budget = aws.budgets.Budget(
+            f"{name}-budget", name=names.prefix, budget_type="COST", limit_amount=str(args.budget_usd_month), limit_unit="USD",
+            time_unit="MONTHLY", cost_filters=[{"name": "TagKeyValue", "values": [f"user:envctl:team${args.team}"]}],
+            notifications=[
+                {"comparison_operator": "GREATER_THAN", "threshold": pct, "threshold_type": "PERCENTAGE",
+                 "notification_type": kind, "subscriber_email_addresses": args.owners}
+                for pct, kind in ((80, "ACTUAL"), (100, "FORECASTED"))
+            ],
+            opts=child,
+        )
+        self.outputs: dict[str, pulumi.Input] = {
+            "team": args.team,
+            "region": args.region,
+            "vpc_id": self.network.vpc.id,
+            "private_subnet_id": self.network.private_subnet.id,
+            "instance_id": self.host.instance.id,
+            "host_role_arn": self.host.role.arn,
+            "bootstrap_parameter": self.host.bootstrap_result.name,
+            "bucket_name": self.storage.bucket.bucket,
+            "kms_key_arn": self.storage.key.arn,
+            "log_group": self.storage.log_group.name,
+            "ecr_repository_url": self.storage.repository.repository_url,
+            "sagemaker_role_arn": self.sagemaker.role.arn,
+            "secrets_prefix": f"envctl/{args.team}/",
+        }
+        if self.inference is not None:
+            self.outputs["endpoint_name"] = self.inference.endpoint.name
+        if self.sagemaker.notebook is not None:
+            self.outputs["notebook_name"] = self.sagemaker.notebook.name
+        self.register_outputs(self.outputs)

@@ -1,0 +1,58 @@
+"""The names of a team's resources, derived in one place from the team name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TeamNames:
+    team: str
+
+    @property
+    def prefix(self) -> str:
+        return f"envctl-{self.team}"
+
+    def bucket(self, account_id: str, region: str) -> str:
+        return f"{self.prefix}-{account_id}-{region}"
+
+    @property
+    def kms_alias(self) -> str:
+        return f"alias/{self.prefix}"
+
+    @property
+    def log_group(self) -> str:
+        return f"/envctl/{self.team}"
+
+    @property
+    def ecr_repository(self) -> str:
+        return self.prefix
+
+    @property
+    def host_role(self) -> str:
+        return f"{self.prefix}-airflow-host"
+
+    @property
+    def sagemaker_role(self) -> str:
+        return f"{self.prefix}-sagemaker"
+
+    @property
+    def boundary_policy(self) -> str:
+        return f"{self.prefix}-boundary"
+
+    @property
+    def bootstrap_parameter(self) -> str:
+        return f"/envctl/{self.team}/bootstrap"
+
+    @property
+    def endpoint(self) -> str:
+        return self.prefix
+
+    def secret(self, name: str) -> str:
+        return f"envctl/{self.team}/{name}"
+
+    def airflow_secret(self, name: str) -> str:
+        return f"envctl/{self.team}/airflow/{name}"
+
+
+AIRFLOW_INTERNAL_SECRETS = ("fernet_key", "webserver_secret_key", "jwt_secret", "postgres_password")

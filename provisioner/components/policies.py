@@ -1,0 +1,255 @@
+"""IAM and resource policy documents, as plain JSON built from a team's ARNs.
+
+Kept apart from the components so that they can be read, linted (parliament) and tested
+without Pulumi. Every statement names only the team's own resources; where AWS offers no
+resource-level scoping the statement says so with Resource "*" and, where possible, a tag
+condition on `envctl:team` (attribute-based access control).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from provisioner.components.names import TeamNames
+
+TEAM_TAG = "envctl:team"
+
+
+@dataclass(frozen=True)
+class TeamArns:
+    """The ARNs a team's policies may name; built once the account id and region are known."""
+
+    team: str
+    account_id: str
+    region: str
+    bucket: str
+    kms_key_arn: str
+    log_group: str
+    ecr_repository: str
+    sagemaker_role_name: str
+    partition: str = "aws"
+
+    @classmethod
+    def for_team(cls, team: str, *, account_id: str, region: str, bucket: str, kms_key_arn: str) -> "TeamArns":
+        names = TeamNames(team)
+        return cls(
+            team=team, account_id=account_id, region=region, bucket=bucket, kms_key_arn=kms_key_arn,
+            log_group=names.log_group, ecr_repository=names.ecr_repository, sagemaker_role_name=names.sagemaker_role,
+        )
+
+    @property
+    def bucket_arn(self) -> str:
+        return f"arn:{self.partition}:s3:::{self.bucket}"
+
+    @property
+    def secrets_arn(self) -> str:
+        return f"arn:{self.partition}:secretsmanager:{self.region}:{self.account_id}:secret:envctl/{self.team}/*"
+
+    @property
+    def airflow_secrets_arn(self) -> str:
+        return f"arn:{self.partition}:secretsmanager:{self.region}:{self.account_id}:secret:envctl/{self.team}/airflow/*"
+
+    @property
+    def log_group_arn(self) -> str:
+        return f"arn:{self.partition}:logs:{self.region}:{self.account_id}:log-group:{self.log_group}:*"
+
+    @property
+    def sagemaker_log_arn(self) -> str:
+        return f"arn:{self.partition}:logs:{self.region}:{self.account_id}:log-group:/aws/sagemaker/*"
+
+    @property
+    def ecr_repository_arn(self) -> str:
+        return f"arn:{self.partition}:ecr:{self.region}:{self.account_id}:repository/{self.ecr_repository}"
+
+    @property
+    def parameters_arn(self) -> str:
+        return f"arn:{self.partition}:ssm:{self.region}:{self.account_id}:parameter/envctl/{self.team}/*"
+
+    @property
+    def sagemaker_role_arn(self) -> str:
+        return f"arn:{self.partition}:iam::{self.account_id}:role/{self.sagemaker_role_name}"
+
+    @property
+    def sagemaker_resources_arn(self) -> str:
+        return f"arn:{self.partition}:sagemaker:{self.region}:{self.account_id}:*"
+
+
+def _doc(*statements: dict) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, indent=2, sort_keys=True)
+
+
+def assume_role_policy(service: str) -> str:
+    return _doc({"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"})
+
+
+S3_OBJECT_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject"]
+KMS_USE_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"]
+ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:DescribeImages"]
+
+
+def _bucket_statements(arns: TeamArns) -> list[dict]:
+    return [
+        {"Sid": "TeamBucketList", "Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"], "Resource": arns.bucket_arn},
+        {"Sid": "TeamBucketObjects", "Effect": "Allow", "Action": S3_OBJECT_ACTIONS, "Resource": f"{arns.bucket_arn}/*"},
+        {"Sid": "TeamKey", "Effect": "Allow", "Action": KMS_USE_ACTIONS, "Resource": arns.kms_key_arn},
+    ]
+
+
+def _ecr_pull_statements(arns: TeamArns) -> list[dict]:
+    return [
+        # GetAuthorizationToken has no resource-level permissions in IAM.
+        {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+        {"Sid": "TeamRepositoryPull", "Effect": "Allow", "Action": ECR_PULL_ACTIONS, "Resource": arns.ecr_repository_arn},
+    ]
+
+
+def host_policy(arns: TeamArns) -> str:
+    """The Airflow host: its secrets, bucket, key, log group, repository; SageMaker work for the team."""
+    return _doc(
+        *_bucket_statements(arns),
+        *_ecr_pull_statements(arns),
+        {"Sid": "TeamSecretsRead", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": arns.secrets_arn},
+        {"Sid": "AirflowKeysInit", "Effect": "Allow", "Action": "secretsmanager:PutSecretValue", "Resource": arns.airflow_secrets_arn},
+        {"Sid": "TeamLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], "Resource": arns.log_group_arn},
+        {"Sid": "BootstrapResult", "Effect": "Allow", "Action": ["ssm:PutParameter", "ssm:GetParameter"], "Resource": arns.parameters_arn},
+        {
+            "Sid": "TeamSageMakerJobs",
+            "Effect": "Allow",
+            "Action": [
+                "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
+                "sagemaker:DescribeModel", "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig",
+                "sagemaker:UpdateEndpoint", "sagemaker:InvokeEndpoint",
+            ],
+            "Resource": arns.sagemaker_resources_arn,
+            "Condition": {"StringEquals": {f"aws:ResourceTag/{TEAM_TAG}": arns.team}},
+        },
+        {
+            "Sid": "TeamSageMakerCreate",
+            "Effect": "Allow",
+            "Action": ["sagemaker:CreateTrainingJob", "sagemaker:CreateModel", "sagemaker:CreateEndpointConfig", "sagemaker:AddTags"],
+            "Resource": arns.sagemaker_resources_arn,
+            "Condition": {"StringEquals": {f"aws:RequestTag/{TEAM_TAG}": arns.team}},
+        },
+        {
+            "Sid": "PassTeamSageMakerRole",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": arns.sagemaker_role_arn,
+            "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        },
+    )
+
+
+def sagemaker_policy(arns: TeamArns) -> str:
+    """The SageMaker execution role: the team's bucket, key, repository and SageMaker logs."""
+    return _doc(
+        *_bucket_statements(arns),
+        *_ecr_pull_statements(arns),
+        {"Sid": "SageMakerLogs", "Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], "Resource": arns.sagemaker_log_arn},
+        {
+            "Sid": "SageMakerMetrics",
+            "Effect": "Allow",
+            "Action": "cloudwatch:PutMetricData",
+            "Resource": "*",  # PutMetricData has no resource-level permissions; the namespace is conditioned
+            "Condition": {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "envctl/*"]}},
+        },
+    )
+
+
+def permissions_boundary(arns: TeamArns) -> str:
+    """The most any team role may ever do, whatever policies are attached to it later."""
+    return _doc(
+        *_bucket_statements(arns),
+        *_ecr_pull_statements(arns),
+        {"Sid": "TeamSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "secretsmanager:PutSecretValue"], "Resource": arns.secrets_arn},
+        {"Sid": "TeamLogs", "Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], "Resource": [arns.log_group_arn, arns.sagemaker_log_arn]},
+        {"Sid": "TeamParameters", "Effect": "Allow", "Action": ["ssm:PutParameter", "ssm:GetParameter"], "Resource": arns.parameters_arn},
+        {
+            "Sid": "SessionManagerAgent",
+            "Effect": "Allow",
+            # The SSM agent's channel actions have no resource-level permissions.
+            "Action": [
+                "ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+                "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel", "ec2messages:AcknowledgeMessage",
+                "ec2messages:DeleteMessage", "ec2messages:FailMessage", "ec2messages:GetEndpoint",
+                "ec2messages:GetMessages", "ec2messages:SendReply",
+            ],
+            "Resource": "*",
+        },
+        {
+            "Sid": "SageMakerMetrics",
+            "Effect": "Allow",
+            "Action": "cloudwatch:PutMetricData",
+            "Resource": "*",
+            "Condition": {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "envctl/*"]}},
+        },
+        {
+            "Sid": "TeamSageMaker",
+            "Effect": "Allow",
+            "Action": [
+                "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:DescribeModel",
+                "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:UpdateEndpoint",
+                "sagemaker:InvokeEndpoint",
+            ],
+            "Resource": arns.sagemaker_resources_arn,
+            "Condition": {"StringEquals": {f"aws:ResourceTag/{TEAM_TAG}": arns.team}},
+        },
+        {
+            "Sid": "TeamSageMakerCreate",
+            "Effect": "Allow",
+            "Action": ["sagemaker:CreateTrainingJob", "sagemaker:CreateModel", "sagemaker:CreateEndpointConfig", "sagemaker:AddTags"],
+            "Resource": arns.sagemaker_resources_arn,
+            "Condition": {"StringEquals": {f"aws:RequestTag/{TEAM_TAG}": arns.team}},
+        },
+        {
+            "Sid": "PassTeamSageMakerRole",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": arns.sagemaker_role_arn,
+            "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        },
+    )
+
+
+def bucket_policy(arns: TeamArns) -> str:
+    """TLS only, and uploads must use the team's key."""
+    return _doc(
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [arns.bucket_arn, f"{arns.bucket_arn}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+        {
+            "Sid": "DenyOtherKeys",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": f"{arns.bucket_arn}/*",
+            "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": arns.kms_key_arn}},
+        },
+    )
+
+
+def key_policy(account_id: str, region: str, log_group: str, partition: str = "aws") -> str:
+    """The account administers the key (IAM decides who uses it); CloudWatch Logs may use it for the team's group."""
+    return _doc(
+        {
+            "Sid": "AccountAdministers",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        {
+            "Sid": "TeamLogGroup",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            "Resource": "*",
+            "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account_id}:log-group:{log_group}"}},
+        },
+    )

@@ -1,0 +1,44 @@
+"""SageMakerAccess: the team's SageMaker execution role and, when asked for, a notebook instance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from provisioner.components import policies
+from provisioner.components.names import TeamNames
+
+
+@dataclass
+class SageMakerAccessArgs:
+    team: str
+    arns: pulumi.Output[policies.TeamArns]
+    boundary_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    subnet_id: pulumi.Input[str]
+    security_group_id: pulumi.Input[str]
+    notebook_instance_type: str | None = None  # None: no notebook
+
+
+class SageMakerAccess(pulumi.ComponentResource):
+    def __init__(self, name: str, args: SageMakerAccessArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("envctl:index:SageMakerAccess", name, None, opts)
+        names = TeamNames(args.team)
+        child = pulumi.ResourceOptions(parent=self)
+        self.role = aws.iam.Role(
+            f"{name}-role", name=names.sagemaker_role, description=f"envctl {args.team}: SageMaker execution",
+            assume_role_policy=policies.assume_role_policy("sagemaker.amazonaws.com"),
+            permissions_boundary=args.boundary_arn, opts=child,
+        )
+        aws.iam.RolePolicy(f"{name}-policy", role=self.role.id, policy=args.arns.apply(policies.sagemaker_policy), opts=child)
+        self.notebook = None
+        if args.notebook_instance_type:
+            self.notebook = aws.sagemaker.NotebookInstance(
+                f"{name}-notebook", name=f"{names.prefix}-notebook", instance_type=args.notebook_instance_type,
+                role_arn=self.role.arn, kms_key_id=args.kms_key_arn, subnet_id=args.subnet_id,
+                security_groups=[args.security_group_id], direct_internet_access="Disabled", root_access="Disabled",
+                opts=child,
+            )
+        self.register_outputs({"role_arn": self.role.arn})

@@ -1,0 +1,97 @@
+"""The engine interface and the results every engine returns.
+
+Only engines call preview/up/destroy/refresh: the CLI talks to an Engine, never to Pulumi or moto.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Protocol
+
+from provisioner.spec import ResolvedSpec
+
+ACTIONS = ("create", "update", "replace", "delete", "same")
+
+# progress(message) is called for long work; the CLI shows it on stderr.
+Progress = Callable[[str], None]
+
+
+def no_progress(_: str) -> None:
+    return None
+
+
+@dataclass
+class ResourceChange:
+    urn: str
+    type: str
+    name: str
+    action: str  # one of ACTIONS
+    detail: str = ""  # e.g. which inputs changed
+    materialised: bool = True  # sandbox: False when no handler exists for the type
+    physical_id: str = ""
+
+
+@dataclass
+class OperationResult:
+    team: str
+    target: str
+    operation: str  # preview | up | destroy | refresh
+    changes: list[ResourceChange] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = Counter(change.action for change in self.changes)
+        return {action: counts.get(action, 0) for action in ACTIONS}
+
+    @property
+    def not_materialised(self) -> list[str]:
+        return [c.urn for c in self.changes if not c.materialised]
+
+    @property
+    def changed(self) -> bool:
+        return any(c.action != "same" for c in self.changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "team": self.team,
+            "target": self.target,
+            "operation": self.operation,
+            "summary": self.summary,
+            "changes": [asdict(c) for c in self.changes if c.action != "same"],
+            "not_materialised": self.not_materialised,
+            "outputs": self.outputs,
+            "warnings": self.warnings,
+            "duration_s": round(self.duration_s, 3),
+        }
+
+
+@dataclass
+class StackInfo:
+    team: str
+    target: str
+    resources: int
+    last_operation: str = ""
+    last_updated: str = ""  # ISO 8601, UTC
+    status: str = ""  # e.g. ok, failed, stale
+
+
+class Engine(Protocol):
+    name: str
+
+    def preview(self, spec: ResolvedSpec, progress: Progress = no_progress) -> OperationResult: ...
+
+    def up(self, spec: ResolvedSpec, progress: Progress = no_progress) -> OperationResult: ...
+
+    def destroy(self, team: str, *, delete_data: bool = False, progress: Progress = no_progress) -> OperationResult: ...
+
+    def refresh(self, spec: ResolvedSpec, progress: Progress = no_progress) -> OperationResult: ...
+
+    def outputs(self, team: str) -> dict[str, Any]: ...
+
+    def list_stacks(self) -> list[StackInfo]: ...
+
+    def status(self, team: str) -> dict[str, Any]: ...

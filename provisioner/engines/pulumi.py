@@ -1,0 +1,573 @@
+"""target = "aws": each team's program applied through the Pulumi Automation API.
+
+One stack per team (stack name = team) in the project `settings.project`, on the backend from the
+settings. The Automation API drives the Pulumi CLI; every failure of the CLI is turned into one
+line envctl can print (an EnvctlError subclass), never a traceback.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import re
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from pulumi.automation import (
+    CommandError,
+    ConcurrentUpdateError,
+    ConfigValue,
+    EngineEvent,
+    InvalidVersionError,
+    LocalWorkspace,
+    LocalWorkspaceOptions,
+    OutputMap,
+    ProjectBackend,
+    ProjectSettings,
+    PulumiCommand,
+    Stack,
+    StackNotFoundError,
+    StepEventMetadata,
+    create_or_select_stack,
+    select_stack,
+)
+from semver import VersionInfo
+
+from provisioner.engines.base import OperationResult, Progress, ResourceChange, StackInfo, no_progress
+from provisioner.errors import EnvctlError, InvalidInput, LockConflict, MissingTool, NotFound
+from provisioner.settings import Settings
+from provisioner.spec import ResolvedSpec
+
+if TYPE_CHECKING:
+    from provisioner.program import BuildOptions
+
+# Inline refresh and destroy need `--client`, added in 3.181.
+MIN_CLI_VERSION = VersionInfo(3, 181, 0)
+INSTALL_HINT = (
+    "install it from https://www.pulumi.com/docs/install/ (and the aws plugin with "
+    "`pulumi plugin install resource aws`), or use `--target sandbox` which needs neither"
+)
+CLI_MISSING = f"the Pulumi CLI is not installed; {INSTALL_HINT}"
+SECRET_SHOWN_AS = "[secret]"
+MAX_ERROR_LINES = 5
+
+ProgramFactory = Callable[[ResolvedSpec, "BuildOptions | None"], Callable[[], None]]
+
+# Pulumi step ops -> envctl actions; a replacement shows up as several ops on one URN.
+ACTION_OF_OP = {
+    "create": "create",
+    "update": "update",
+    "delete": "delete",
+    "same": "same",
+    "replace": "replace",
+    "create-replacement": "replace",
+    "delete-replaced": "replace",
+    "read": "same",
+    "read-replacement": "replace",
+    "import": "create",
+    "import-replacement": "replace",
+    "discard": "delete",
+    "discard-replaced": "replace",
+}
+VERB_OF_ACTION = {
+    "create": "creating",
+    "update": "updating",
+    "replace": "replacing",
+    "delete": "deleting",
+    "refresh": "refreshing",
+}
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|<\{%[a-z]+%\}>")
+BOILERPLATE = re.compile(
+    r"^(error: (update|preview|refresh|destroy) failed"
+    r"|(Updating|Previewing update|Previewing|Destroying|Previewing destroy|Refreshing) \(.*\):?"
+    r"|View (Live|in Browser).*|Resources:|Outputs:|Diagnostics:|Duration: .*|@ .*\.\.\.+"
+    r"|[+~-]?\s*\d+ (to )?(create|update|delete|replace|created|updated|deleted|replaced|unchanged).*"
+    r"|warning: A new version of Pulumi is available.*|To upgrade from version.*)$"
+)
+MISSING_PLUGIN = re.compile(r"(no resource plugin|could not find plugin|failed to (download|install) plugin).*aws", re.I)
+
+
+def _plain_text(line: str) -> str:
+    return ANSI.sub("", line).strip()
+
+
+def useful_lines(text: str) -> list[str]:
+    """Lines of CLI output worth showing: no colour codes, blanks or progress boilerplate."""
+    lines = (_plain_text(line) for line in text.splitlines())
+    return [line.removeprefix("error: ") for line in lines if line and not BOILERPLATE.match(line)]
+
+
+def _streams_of(exc: CommandError) -> tuple[str, str]:
+    """(stdout, stderr) of a failed command; the SDK keeps them only in the message text."""
+    text = str(exc)
+    head, _, stderr = text.partition("\n stderr: ")
+    _, _, stdout = head.partition("\n stdout: ")
+    return stdout, stderr
+
+
+def plain_outputs(outputs: OutputMap) -> dict[str, Any]:
+    return {key: SECRET_SHOWN_AS if output.secret else output.value for key, output in outputs.items()}
+
+
+def _name_of_urn(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1]
+
+
+def _is_bookkeeping(metadata: StepEventMetadata) -> bool:
+    """The root stack and Pulumi's default providers are not part of the team's environment."""
+    if metadata.type == "pulumi:pulumi:Stack":
+        return True
+    return metadata.type.startswith("pulumi:providers:") and _name_of_urn(metadata.urn).startswith("default")
+
+
+def _refresh_action(metadata: StepEventMetadata) -> str:
+    if metadata.new is None:
+        return "delete"
+    if metadata.old is not None and metadata.old.outputs != metadata.new.outputs:
+        return "update"
+    return "same"
+
+
+class EventRecorder:
+    """Turns the engine events of one operation into ResourceChanges, progress lines and diagnostics."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self._changes: dict[str, ResourceChange] = {}
+        self._announced: set[tuple[str, str]] = set()
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    def __call__(self, event: EngineEvent) -> None:
+        if event.resource_pre_event is not None:
+            self._on_step(event.resource_pre_event.metadata, done=False)
+        elif event.res_outputs_event is not None:
+            self._on_step(event.res_outputs_event.metadata, done=True)
+        elif event.diagnostic_event is not None:
+            self._on_diagnostic(event.diagnostic_event.severity, event.diagnostic_event.message)
+
+    @property
+    def changes(self) -> list[ResourceChange]:
+        return list(self._changes.values())
+
+    def _on_step(self, metadata: StepEventMetadata, *, done: bool) -> None:
+        if _is_bookkeeping(metadata):
+            return
+        op = metadata.op.value
+        if op == "refresh":
+            self._announce("refresh", metadata)
+            if done:
+                self._record(metadata, _refresh_action(metadata))
+            return
+        action = ACTION_OF_OP.get(op)
+        if action is None:
+            return
+        self._announce(action, metadata)
+        self._record(metadata, action)
+
+    def _record(self, metadata: StepEventMetadata, action: str) -> None:
+        known = self._changes.get(metadata.urn)
+        if known is not None and known.action == "replace":
+            return
+        state = metadata.new or metadata.old
+        self._changes[metadata.urn] = ResourceChange(
+            urn=metadata.urn,
+            type=metadata.type,
+            name=_name_of_urn(metadata.urn),
+            action=action,
+            detail=", ".join(metadata.diffs or []),
+            physical_id=(state.id or "") if state is not None else "",
+        )
+
+    def _announce(self, action: str, metadata: StepEventMetadata) -> None:
+        verb = VERB_OF_ACTION.get(action)
+        if verb is None or (metadata.urn, action) in self._announced:
+            return
+        self._announced.add((metadata.urn, action))
+        self.progress(f"{verb} {metadata.type} {_name_of_urn(metadata.urn)}")
+
+    def _on_diagnostic(self, severity: str, message: str) -> None:
+        lines = useful_lines(message)
+        if severity == "error":
+            self.errors.extend(lines)
+        elif severity == "warning":
+            self.warnings.extend(line for line in lines if line not in self.warnings)
+
+
+@dataclass(frozen=True)
+class RetainedData:
+    """The team's data bucket and KMS key: kept by a normal destroy (retain_on_delete)."""
+
+    bucket_name: str | None
+    kms_key_arn: str | None
+
+    @classmethod
+    def from_outputs(cls, outputs: dict[str, Any]) -> "RetainedData":
+        def named(key: str) -> str | None:
+            value = outputs.get(key)
+            return value if isinstance(value, str) and value != SECRET_SHOWN_AS else None
+
+        return cls(bucket_name=named("bucket_name"), kms_key_arn=named("kms_key_arn"))
+
+    @property
+    def region(self) -> str | None:
+        # arn:aws:kms:<region>:<account>:key/<id>
+        parts = (self.kms_key_arn or "").split(":")
+        return parts[3] if len(parts) > 3 else None
+
+
+def _no_program() -> None:
+    """Destroy, outputs and status never run the program; the SDK still wants one for inline stacks."""
+
+
+class PulumiEngine:
+    name = "aws"
+
+    def __init__(
+        self,
+        settings: Settings,
+        pulumi_command: PulumiCommand | None = None,
+        *,
+        build_options: "BuildOptions | None" = None,
+        program_factory: ProgramFactory | None = None,
+    ):
+        self.settings = settings
+        self._pulumi_command = pulumi_command
+        self._build_options = build_options
+        self._program_factory = program_factory
+
+    # ------------------------------------------------------------------ Engine operations
+
+    def preview(self, spec: ResolvedSpec, progress: Progress = no_progress) -> OperationResult:
+        started = time.monotonic()
+        recorder = EventRecorder(progress)
+        with self._translated_errors(spec.team, "preview", recorder):
+            stack = self._team_stack(spec)
+            preview = stack.preview(on_event=recorder, **self._streams(progress))
+        return self._result(spec.team, "preview", recorder, started, reported=preview.change_summary)
+
+    def up(self, spec: ResolvedSpec, progress: Progress = no_progress) -> OperationResult:
+        started = time.monotonic()
+        recorder = EventRecorder(progress)
+        with self._translated_errors(spec.team, "up", recorder):
+            stack = self._team_stack(spec)
+            up = stack.up(on_event=recorder, **self._streams(progress))
+        return self._result(spec.team, "up", recorder, started, outputs=plain_outputs(up.outputs),
+                            reported=up.summary.resource_changes)
+
+    def refresh(self, spec: ResolvedSpec, progress: Progress = no_progress) -> OperationResult:
+        started = time.monotonic()
+        recorder = EventRecorder(progress)
+        with self._translated_errors(spec.team, "refresh", recorder):
+            stack = self._team_stack(spec)
+            refresh = stack.refresh(on_event=recorder, **self._streams(progress))
+            outputs = plain_outputs(stack.outputs())
+        return self._result(spec.team, "refresh", recorder, started, outputs=outputs,
+                            reported=refresh.summary.resource_changes)
+
+    def destroy(self, team: str, *, delete_data: bool = False, progress: Progress = no_progress) -> OperationResult:
+        started = time.monotonic()
+        recorder = EventRecorder(progress)
+        with self._translated_errors(team, "destroy", recorder):
+            stack = self._existing_stack(team)
+            retained = RetainedData.from_outputs(plain_outputs(stack.outputs()))
+            # remove=True: the SDK removes the stack only after the destroy succeeded.
+            destroy = stack.destroy(on_event=recorder, remove=True, **self._streams(progress))
+        result = self._result(team, "destroy", recorder, started, reported=destroy.summary.resource_changes)
+        if delete_data:
+            result.warnings.extend(self._delete_retained_data(team, retained, progress))
+        else:
+            result.warnings.extend(_kept_data_notes(retained))
+        return result
+
+    def outputs(self, team: str) -> dict[str, Any]:
+        with self._translated_errors(team, "stack output"):
+            return plain_outputs(self._existing_stack(team).outputs())
+
+    def list_stacks(self) -> list[StackInfo]:
+        with self._translated_errors("", "stack ls"):
+            summaries = self._project_workspace().list_stacks()
+        return [
+            StackInfo(
+                team=summary.name.rsplit("/", 1)[-1],
+                target=self.name,
+                resources=summary.resource_count or 0,
+                last_updated=_iso_utc(summary.last_update),
+                status="updating" if summary.update_in_progress else "ok",
+            )
+            for summary in summaries
+        ]
+
+    def status(self, team: str) -> dict[str, Any]:
+        with self._translated_errors(team, "stack"):
+            stack = self._existing_stack(team)
+            last = stack.info()
+            outputs = plain_outputs(stack.outputs())
+            summary = next((s for s in stack.workspace.list_stacks() if s.name.rsplit("/", 1)[-1] == team), None)
+        return {
+            "team": team,
+            "target": self.name,
+            "backend": self.settings.effective_backend_url,
+            "stack": team,
+            "resources": (summary.resource_count or 0) if summary else 0,
+            "update_in_progress": bool(summary and summary.update_in_progress),
+            "last_operation": last.kind if last else "",
+            "last_result": last.result if last else "",
+            "last_updated": _iso_utc(last.end_time or last.start_time) if last else "",
+            "outputs": outputs,
+        }
+
+    # ------------------------------------------------------------------ stacks and workspaces
+
+    def _team_stack(self, spec: ResolvedSpec) -> Stack:
+        """The team's stack (created on first use) with its program, region and tags set."""
+        stack = create_or_select_stack(
+            stack_name=spec.team,
+            project_name=self.settings.project,
+            program=self._program(spec),
+            opts=self._workspace_options(self._work_dir(spec.team)),
+        )
+        stack.set_all_config({"aws:region": ConfigValue(value=spec.region)})
+        for key, value in _stack_tags(spec).items():
+            stack.set_tag(key, value)
+        return stack
+
+    def _existing_stack(self, team: str) -> Stack:
+        return select_stack(
+            stack_name=team,
+            project_name=self.settings.project,
+            program=_no_program,
+            opts=self._workspace_options(self._work_dir(team)),
+        )
+
+    def _project_workspace(self) -> LocalWorkspace:
+        # Listing needs no secrets: no passphrase required.
+        options = self._workspace_options(self._work_root() / ".project", require_passphrase=False)
+        return LocalWorkspace(**options.__dict__)
+
+    def _workspace_options(self, work_dir: Path, *, require_passphrase: bool = True) -> LocalWorkspaceOptions:
+        command = self._command()
+        env_vars = self._env_vars(require_passphrase)
+        self._ensure_local_backend()
+        work_dir.mkdir(parents=True, exist_ok=True)
+        return LocalWorkspaceOptions(
+            work_dir=str(work_dir),
+            env_vars=env_vars,
+            secrets_provider=self._secrets_provider(),
+            project_settings=ProjectSettings(
+                name=self.settings.project,
+                runtime="python",
+                backend=ProjectBackend(url=self.settings.effective_backend_url),
+            ),
+            pulumi_command=command,
+        )
+
+    def _work_root(self) -> Path:
+        return self.settings.state_dir / "pulumi" / "work"
+
+    def _work_dir(self, team: str) -> Path:
+        # Persistent: Pulumi.<team>.yaml there holds the secrets provider's salt.
+        return self._work_root() / team
+
+    def _ensure_local_backend(self) -> None:
+        url = self.settings.effective_backend_url
+        if url.startswith("file://"):
+            Path(url.removeprefix("file://")).expanduser().mkdir(parents=True, exist_ok=True)
+
+    def _secrets_provider(self) -> str | None:
+        provider = self.settings.secrets_provider
+        return None if provider in ("", "default") else provider
+
+    def _env_vars(self, require_passphrase: bool) -> dict[str, str]:
+        env = {
+            "PULUMI_BACKEND_URL": self.settings.effective_backend_url,
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+        }
+        if self.settings.secrets_provider == "passphrase":
+            env.update(_passphrase_env(required=require_passphrase))
+        return env
+
+    def _program(self, spec: ResolvedSpec) -> Callable[[], None]:
+        factory = self._program_factory
+        if factory is None:
+            from provisioner.program import pulumi_program
+
+            factory = pulumi_program
+        return factory(spec, self._build_options)
+
+    def _command(self) -> PulumiCommand:
+        if self._pulumi_command is None:
+            self._pulumi_command = _installed_cli()
+        _require_supported_version(self._pulumi_command.version)
+        return self._pulumi_command
+
+    def _streams(self, progress: Progress) -> dict[str, Callable[[str], None]]:
+        def show(line: str) -> None:
+            text = _plain_text(line)
+            if text:
+                progress(text)
+
+        return {"on_output": show, "on_error": show}
+
+    # ------------------------------------------------------------------ results and errors
+
+    def _result(self, team: str, operation: str, recorder: EventRecorder, started: float, *,
+                outputs: dict[str, Any] | None = None, reported: dict | None = None) -> OperationResult:
+        warnings = list(recorder.warnings)
+        if not recorder.changes and _reported_changes(reported):
+            warnings.append(f"Pulumi reported changes {_reported_changes(reported)} but sent no per-resource events")
+        return OperationResult(
+            team=team,
+            target=self.name,
+            operation=operation,
+            changes=recorder.changes,
+            outputs=outputs or {},
+            duration_s=time.monotonic() - started,
+            warnings=warnings,
+        )
+
+    @contextmanager
+    def _translated_errors(self, team: str, operation: str, recorder: EventRecorder | None = None) -> Iterator[None]:
+        try:
+            yield
+        except ConcurrentUpdateError:
+            raise LockConflict(
+                f"another run holds the lock of team {team}'s stack; wait for it or, if it died, "
+                f"run `pulumi cancel --yes {team}` in {self._work_dir(team)}"
+            ) from None
+        except StackNotFoundError:
+            raise NotFound(f"team {team} has no stack on {self.settings.effective_backend_url}") from None
+        except CommandError as exc:
+            raise _command_failure(team, operation, exc, recorder.errors if recorder else []) from None
+        except InvalidVersionError as exc:
+            raise _unsupported_cli(str(exc)) from None
+        except builtins.RuntimeError as exc:  # a preview whose summary never arrived
+            raise EnvctlError(f"pulumi {operation} of team {team} did not complete: {exc}") from None
+
+    def _delete_retained_data(self, team: str, data: RetainedData, progress: Progress) -> list[str]:
+        """Empty and delete the team bucket, schedule its key's deletion; returns what to tell the user."""
+        if not data.bucket_name or not data.kms_key_arn:
+            return [f"team {team}'s stack had no bucket_name/kms_key_arn outputs: no data was deleted"]
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        endpoint = getattr(self._build_options, "endpoint_url", None)
+        try:
+            s3 = boto3.client("s3", region_name=data.region, endpoint_url=endpoint)
+            progress(f"deleting bucket {data.bucket_name} and every object version in it")
+            deleted = _delete_bucket(s3, data.bucket_name)
+            kms = boto3.client("kms", region_name=data.region, endpoint_url=endpoint)
+            progress(f"scheduling deletion of KMS key {data.kms_key_arn}")
+            _schedule_key_deletion(kms, data.kms_key_arn)
+        except (BotoCoreError, ClientError) as exc:
+            raise EnvctlError(f"team {team}'s stack was destroyed but its data could not be deleted: {exc}") from None
+        return [
+            f"deleted bucket {data.bucket_name} ({deleted} object versions)",
+            f"KMS key {data.kms_key_arn} is scheduled for deletion in 7 days",
+        ]
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _installed_cli() -> PulumiCommand:
+    """The Pulumi CLI on PATH; creating it runs `pulumi version`."""
+    try:
+        return PulumiCommand(version=MIN_CLI_VERSION)
+    except FileNotFoundError:
+        raise MissingTool(CLI_MISSING) from None
+    except InvalidVersionError as exc:
+        raise _unsupported_cli(str(exc)) from None
+    except (subprocess.CalledProcessError, PermissionError) as exc:
+        raise MissingTool(f"the Pulumi CLI on PATH does not run (`pulumi version`: {exc}); {INSTALL_HINT}") from None
+
+
+def _require_supported_version(version: VersionInfo | None) -> None:
+    # None: the version check was opted out of (PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK).
+    if version is not None and (version < MIN_CLI_VERSION or version.major > MIN_CLI_VERSION.major):
+        raise _unsupported_cli(f"the Pulumi CLI is version {version}")
+
+
+def _unsupported_cli(detail: str) -> MissingTool:
+    return MissingTool(
+        f"the installed Pulumi CLI cannot be used ({_plain_text(detail.splitlines()[0]) if detail else 'unknown version'}); "
+        f"envctl needs Pulumi CLI {MIN_CLI_VERSION.major}.x, at least {MIN_CLI_VERSION}; "
+        f"{INSTALL_HINT}"
+    )
+
+
+def _passphrase_env(*, required: bool) -> dict[str, str]:
+    passphrase = os.environ.get("PULUMI_CONFIG_PASSPHRASE")
+    if passphrase is not None:
+        return {"PULUMI_CONFIG_PASSPHRASE": passphrase}
+    passphrase_file = os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")
+    if passphrase_file:
+        if not Path(passphrase_file).is_file():
+            raise InvalidInput(f"PULUMI_CONFIG_PASSPHRASE_FILE: {passphrase_file}: no such file")
+        return {"PULUMI_CONFIG_PASSPHRASE_FILE": passphrase_file}
+    if required:
+        raise InvalidInput(
+            "the passphrase secrets provider needs a passphrase: set PULUMI_CONFIG_PASSPHRASE "
+            "or PULUMI_CONFIG_PASSPHRASE_FILE (or set secrets_provider to an awskms:// key)"
+        )
+    return {}
+
+
+def _stack_tags(spec: ResolvedSpec) -> dict[str, str]:
+    return {"envctl:team": spec.team, "envctl:cost-center": spec.spec.cost_center}
+
+
+def _command_failure(team: str, operation: str, exc: CommandError, diagnostics: list[str]) -> EnvctlError:
+    stdout, stderr = _streams_of(exc)
+    if MISSING_PLUGIN.search(stderr) or MISSING_PLUGIN.search(stdout):
+        return MissingTool(f"the Pulumi aws plugin is missing; {INSTALL_HINT}")
+    lines = diagnostics or useful_lines(stderr) or useful_lines(stdout)
+    reason = " | ".join(lines[-MAX_ERROR_LINES:]) or "the Pulumi CLI failed without a message"
+    subject = f"pulumi {operation} failed for team {team}" if team else f"pulumi {operation} failed"
+    return EnvctlError(f"{subject}: {reason}")
+
+
+def _reported_changes(reported: dict | None) -> dict[str, int]:
+    return {str(getattr(op, "value", op)): count for op, count in (reported or {}).items()
+            if str(getattr(op, "value", op)) != "same" and count}
+
+
+def _iso_utc(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return moment.replace(tzinfo=moment.tzinfo or timezone.utc).isoformat()
+
+
+def _kept_data_notes(data: RetainedData) -> list[str]:
+    kept = [f"bucket {data.bucket_name}" if data.bucket_name else "", f"KMS key {data.kms_key_arn}" if data.kms_key_arn else ""]
+    kept = [item for item in kept if item]
+    if not kept:
+        return []
+    return [f"kept {' and '.join(kept)} (the team's data); destroy with --delete-data to delete them"]
+
+
+def _delete_bucket(s3: Any, bucket: str) -> int:
+    """Delete every object version and delete marker, then the bucket; returns how many were deleted."""
+    deleted = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        versions = page.get("Versions", []) + page.get("DeleteMarkers", [])
+        keys = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in versions]
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start:start + 1000], "Quiet": True})
+        deleted += len(keys)
+    s3.delete_bucket(Bucket=bucket)
+    return deleted
+
+
+def _schedule_key_deletion(kms: Any, key_arn: str) -> None:
+    # The key id (the ARN's last part): AWS takes either, moto only the id.
+    key_id = key_arn.rsplit("/", 1)[-1]
+    try:
+        kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    except kms.exceptions.KMSInvalidStateException:
+        pass  # already pending deletion

@@ -1,0 +1,115 @@
+"""The Pulumi program: `build(spec)` registers a team's whole environment. The only entry engines call.
+
+Every run renders the whole environment from a validated spec; whatever it does not register
+is deleted by the engine.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Callable
+
+import pulumi
+import pulumi_aws as aws
+
+from provisioner.components.environment import TeamEnvironment, TeamEnvironmentArgs, UserdataInputs
+from provisioner.components.inference import InferenceSettings
+from provisioner.components.names import TeamNames
+from provisioner.spec import ResolvedSpec
+from provisioner.userdata import UserdataContext, encode_for_instance, render_userdata
+
+# The services envctl calls: with a custom endpoint only these are pointed at it.
+ENDPOINT_SERVICES = (
+    "ec2", "s3", "iam", "kms", "ecr", "cloudwatch", "logs", "sagemaker", "secretsmanager",
+    "ssm", "sts", "appautoscaling", "budgets",
+)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    endpoint_url: str | None = None  # e.g. a moto server; None = AWS
+
+
+def team_tags(spec: ResolvedSpec) -> dict[str, str]:
+    return {
+        "envctl:team": spec.team,
+        "envctl:owner": spec.spec.owners[0],
+        "envctl:cost-center": spec.spec.cost_center,
+        "envctl:managed-by": "envctl",
+    }
+
+
+def provider_args(spec: ResolvedSpec, options: BuildOptions) -> dict:
+    args: dict = {"region": spec.region, "default_tags": {"tags": team_tags(spec)}}
+    if options.endpoint_url:
+        args.update(
+            endpoints=[{service: options.endpoint_url for service in ENDPOINT_SERVICES}],
+            skip_credentials_validation=True, skip_requesting_account_id=False,
+            skip_metadata_api_check=True, s3_use_path_style=True,
+        )
+    return args
+
+
+def userdata_context(spec: ResolvedSpec, inputs: UserdataInputs) -> UserdataContext:
+    names = TeamNames(spec.team)
+    return UserdataContext(
+        team=spec.team, region=spec.region, environment=spec.spec.environment,
+        airflow_version=spec.spec.airflow.version, bucket=inputs.bucket, log_group=names.log_group,
+        kms_key_arn=inputs.kms_key_arn, data_volume_id=inputs.data_volume_id,
+        bootstrap_parameter=names.bootstrap_parameter, dags_prefix=spec.spec.airflow.dags.prefix,
+        secret_names=tuple(spec.spec.secrets),
+    )
+
+
+def user_data_base64(spec: ResolvedSpec, inputs: UserdataInputs) -> str:
+    encoded = encode_for_instance(render_userdata(userdata_context(spec, inputs)))
+    if "user_data_base64" in encoded:
+        return encoded["user_data_base64"]
+    return base64.b64encode(encoded["user_data"].encode()).decode()
+
+
+def inference_settings(spec: ResolvedSpec) -> InferenceSettings | None:
+    wanted = spec.spec.sagemaker.inference
+    if not wanted.enabled:
+        return None
+    settings = InferenceSettings(image=wanted.image, model_data_url=wanted.model_data)
+    if wanted.serverless is not None:
+        settings.serverless_memory_mb = wanted.serverless.memory_mb
+        settings.serverless_max_concurrency = wanted.serverless.max_concurrency
+    elif wanted.instance is not None:
+        settings.instance_type = wanted.instance.type
+        settings.instance_count = wanted.instance.count
+        if wanted.instance.autoscaling is not None:
+            settings.autoscaling_min = wanted.instance.autoscaling.min
+            settings.autoscaling_max = wanted.instance.autoscaling.max
+    return settings
+
+
+def build(spec: ResolvedSpec, options: BuildOptions | None = None) -> TeamEnvironment:
+    from provisioner.inference_image import default_image_tag
+
+    options = options or BuildOptions()
+    provider = aws.Provider("aws", **provider_args(spec, options))
+    notebook = spec.spec.sagemaker.notebook
+    args = TeamEnvironmentArgs(
+        team=spec.team, region=spec.region, cidr=spec.cidr, environment=spec.spec.environment,
+        owners=list(spec.spec.owners), budget_usd_month=spec.spec.budget_usd_month,
+        airflow_instance_type=spec.spec.airflow.instance_type, airflow_volume_gb=spec.spec.airflow.volume_gb,
+        secret_names=tuple(spec.spec.secrets),
+        render_user_data_base64=lambda inputs: user_data_base64(spec, inputs),
+        inference=inference_settings(spec), inference_image_tag=default_image_tag(),
+        notebook_instance_type=notebook.instance_type if notebook.enabled else None,
+    )
+    return TeamEnvironment(spec.team, args, opts=pulumi.ResourceOptions(provider=provider))
+
+
+def pulumi_program(spec: ResolvedSpec, options: BuildOptions | None = None) -> Callable[[], None]:
+    """The inline program for the Automation API: build and export the outputs."""
+
+    def program() -> None:
+        environment = build(spec, options)
+        for name, value in environment.outputs.items():
+            pulumi.export(name, value)
+
+    return program

@@ -1,0 +1,375 @@
+"""TeamSpec: what a team asks for in `stacks/<team>.yaml`, validated alone and against the others.
+
+Errors are collected, never raised one at a time: `validate_files` returns every problem of
+every file as `stacks/<file>: <field.path>: <what is wrong; what is allowed>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from provisioner.errors import InvalidInput
+
+API_VERSION = "envctl/v1"
+TEAM_PATTERN = r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$"
+SECRET_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+
+AIRFLOW_INSTANCE_TYPES = (
+    "t3.medium", "t3.large", "t3.xlarge",
+    "m6i.large", "m6i.xlarge", "m6i.2xlarge",
+    "m7i.large", "m7i.xlarge", "m7i.2xlarge",
+    "r6i.large", "r6i.xlarge",
+)
+INFERENCE_INSTANCE_TYPES = (
+    "ml.t2.medium", "ml.m5.large", "ml.m5.xlarge", "ml.m5.2xlarge",
+    "ml.c5.large", "ml.c5.xlarge", "ml.c5.2xlarge",
+    "ml.g4dn.xlarge", "ml.g5.xlarge", "ml.g5.2xlarge", "ml.inf2.xlarge",
+)
+NOTEBOOK_INSTANCE_TYPES = ("ml.t3.medium", "ml.t3.large", "ml.m5.xlarge")
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+AIRFLOW_VERSION_PATTERN = r"^(2\.(10|11)|3\.[0-9]+)\.[0-9]+$"
+REGIONS = (
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1",
+    "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-north-1", "eu-south-1",
+    "ap-southeast-1", "ap-southeast-2", "ap-northeast-1", "ap-south-1", "sa-east-1",
+)
+
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s'\"`$\\]+@[^@\s'\"`$\\]+\.[a-zA-Z]{2,}$", max_length=254)]
+SecretName = Annotated[str, StringConstraints(pattern=SECRET_NAME_PATTERN)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Network(_Model):
+    cidr: str | None = Field(None, description="The team's VPC range, /16 to /24. Omit to allocate one from the pool.")
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            net = ipaddress.IPv4Network(value, strict=True)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 network in CIDR form with host bits zero, e.g. 10.20.0.0/20") from None
+        if not 16 <= net.prefixlen <= 24:
+            raise ValueError(f"/{net.prefixlen} is not allowed; use a prefix from /16 to /24")
+        if not net.is_private:
+            raise ValueError(f"{value} is not a private range; use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
+        return str(net)
+
+
+class Dags(_Model):
+    source: Literal["s3"] = Field("s3", description="Where DAGs come from: s3 (the team bucket, synced every minute).")
+    prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_./-]{1,128}/$")] = Field(
+        "dags/", description="Key prefix in the team bucket that holds the DAG files; ends with '/'."
+    )
+
+
+class Airflow(_Model):
+    version: Annotated[str, StringConstraints(pattern=AIRFLOW_VERSION_PATTERN)] = Field(
+        "2.10.5", description="Apache Airflow release: 2.10.x, 2.11.x or 3.x.y."
+    )
+    instance_type: Literal[AIRFLOW_INSTANCE_TYPES] = Field("t3.large", description="EC2 type of the Airflow host.")  # type: ignore[valid-type]
+    volume_gb: int = Field(50, ge=20, le=1000, description="Size of the data volume (Postgres, logs), 20 to 1000 GiB.")
+    dags: Dags = Dags()
+
+
+class Autoscaling(_Model):
+    min: int = Field(1, ge=1, le=20)
+    max: int = Field(2, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _order(self) -> "Autoscaling":
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) must be at least min ({self.min})")
+        return self
+
+
+class InstanceInference(_Model):
+    type: Literal[INFERENCE_INSTANCE_TYPES] = "ml.m5.large"  # type: ignore[valid-type]
+    count: int = Field(1, ge=1, le=20)
+    autoscaling: Autoscaling | None = None
+
+
+class ServerlessInference(_Model):
+    memory_mb: Literal[SERVERLESS_MEMORY_MB] = 2048  # type: ignore[valid-type]
+    max_concurrency: int = Field(5, ge=1, le=200)
+
+
+class Inference(_Model):
+    enabled: bool = True
+    image: Annotated[str, StringConstraints(pattern=r"^(default|[a-z0-9.-]+/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64}))$")] = Field(
+        "default", description="'default' (envctl's container in the team's ECR repository) or a full image URI with tag or digest."
+    )
+    model_data: Annotated[str, StringConstraints(pattern=r"^s3://[a-z0-9.-]{3,63}/\S+$")] | None = Field(
+        None, description="s3:// URL of model.tar.gz; omit to serve the default model."
+    )
+    instance: InstanceInference | None = None
+    serverless: ServerlessInference | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Inference":
+        if self.enabled and self.instance is None and self.serverless is None:
+            raise ValueError("set either 'instance' (type, count, autoscaling) or 'serverless' (memory_mb, max_concurrency)")
+        if self.instance is not None and self.serverless is not None:
+            raise ValueError("set only one of 'instance' and 'serverless', not both")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "serverless" if self.serverless is not None else "instance"
+
+
+class Notebook(_Model):
+    enabled: bool = False
+    instance_type: Literal[NOTEBOOK_INSTANCE_TYPES] = "ml.t3.medium"  # type: ignore[valid-type]
+
+
+class SageMaker(_Model):
+    notebook: Notebook = Notebook()
+    inference: Inference = Inference(enabled=False)
+
+
+class TeamSpec(_Model):
+    """One team's request. The file `stacks/<team>.yaml` holds exactly this."""
+
+    api_version: Literal["envctl/v1"] = Field(alias="apiVersion", description="Always envctl/v1.")
+    team: Annotated[str, StringConstraints(pattern=TEAM_PATTERN)] = Field(
+        description="Team name: 3-24 characters, lowercase letters, digits and '-', starting with a letter; equals the file name."
+    )
+    owners: list[Email] = Field(min_length=1, max_length=10, description="E-mail addresses of the owners (at least one).")
+    cost_center: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{2,32}$")] = Field(description="Cost centre billed, e.g. CC-1042.")
+    environment: Literal["prod", "dev"] = "dev"
+    region: Literal[REGIONS] | None = Field(None, description="AWS region; omit for the organisation default.")  # type: ignore[valid-type]
+    network: Network = Network()
+    airflow: Airflow = Airflow()
+    sagemaker: SageMaker = SageMaker()
+    secrets: list[SecretName] = Field(default_factory=list, max_length=50, description="Names of secrets the Airflow host loads (values are set with `envctl secrets set`).")
+    budget_usd_month: int = Field(ge=50, le=100_000, description="Monthly budget in USD (an AWS Budget alerts the owners at 80% and 100%).")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("secrets")
+    @classmethod
+    def _unique_secrets(cls, value: list[str]) -> list[str]:
+        seen = {name for name in value if value.count(name) > 1}
+        if seen:
+            raise ValueError(f"names must be unique; repeated: {', '.join(sorted(seen))}")
+        return value
+
+    @field_validator("owners")
+    @classmethod
+    def _unique_owners(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+@dataclass(frozen=True)
+class ResolvedSpec:
+    """A validated request plus what envctl derives for it (region and CIDR when not given)."""
+
+    spec: TeamSpec
+    region: str
+    cidr: str
+    path: Path | None = None
+
+    @property
+    def team(self) -> str:
+        return self.spec.team
+
+
+# ---------------------------------------------------------------- loading and validation
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in ("function-after", "function-before") or str(item).startswith(("literal[", "constrained-str")):
+            continue
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(file)"
+
+
+def _allowed(err: dict[str, Any]) -> str:
+    ctx = err.get("ctx") or {}
+    kind = err["type"]
+    if kind == "literal_error":
+        return f"allowed: {ctx.get('expected')}"
+    if kind == "extra_forbidden":
+        return "this field is not part of envctl/v1; remove it (see `envctl schema` for the fields)"
+    if kind == "missing":
+        return "this field is required"
+    if kind == "string_pattern_mismatch":
+        return f"must match {ctx.get('pattern')}"
+    return ""
+
+
+def format_errors(display: str, exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors(include_url=False):
+        msg = err["msg"].removeprefix("Value error, ")
+        hint = _allowed(err)
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        if err["type"] in ("missing",):
+            msg = "missing"
+        text = f"{msg}; {hint}" if hint and hint not in msg else msg
+        out.append(f"{display}: {_field_path(err['loc'])}: {text}")
+    return out
+
+
+def display_path(path: Path, root: Path | None = None) -> str:
+    try:
+        return str(path.resolve().relative_to((root or Path.cwd()).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def parse_file(path: Path, root: Path | None = None) -> tuple[TeamSpec | None, list[str]]:
+    """One request file: the spec, or the errors that name the file and the field."""
+    display = display_path(path, root)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        return None, [f"{display}: (file): cannot read: {exc.strerror}"]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return None, [f"{display}: (file): not valid YAML{where}: {getattr(exc, 'problem', exc)}"]
+    if not isinstance(raw, dict):
+        return None, [f"{display}: (file): must be a mapping of fields (apiVersion, team, owners, ...), got {type(raw).__name__}"]
+    errors = []
+    if raw.get("apiVersion") not in (None, API_VERSION):
+        errors.append(f"{display}: apiVersion: {raw.get('apiVersion')!r} is not supported; write apiVersion: {API_VERSION}")
+        raw = {**raw, "apiVersion": API_VERSION}
+    try:
+        spec = TeamSpec.model_validate(raw)
+    except ValidationError as exc:
+        return None, errors + format_errors(display, exc)
+    if path.stem != spec.team:
+        errors.append(f"{display}: team: {spec.team!r} does not match the file name; rename the file to {spec.team}.yaml or set team: {path.stem}")
+    return (None if errors else spec), errors
+
+
+def allocate_cidr(team: str, pool: str, prefix: int, taken: list[ipaddress.IPv4Network]) -> str:
+    """A team's network from the pool: its hash picks a slot, probing on to the next free one.
+
+    The slot depends only on the team's name and on the ranges already taken, so adding a team
+    never moves another (explicit CIDRs are taken first, then teams in name order).
+    """
+    net = ipaddress.IPv4Network(pool)
+    slots = 2 ** (prefix - net.prefixlen)
+    start = int.from_bytes(hashlib.sha256(team.encode()).digest()[:8], "big") % slots
+    size = 2 ** (32 - prefix)
+    for step in range(slots):
+        slot = (start + step) % slots
+        candidate = ipaddress.IPv4Network((int(net.network_address) + slot * size, prefix))
+        if not any(candidate.overlaps(other) for other in taken):
+            return str(candidate)
+    raise InvalidInput(f"cidr_pool {pool} has no free /{prefix} left for team {team}; set network.cidr in its request")
+
+
+def resolve_all(specs: list[tuple[TeamSpec, Path | None]], *, default_region: str, pool: str, prefix: int,
+                root: Path | None = None) -> tuple[list[ResolvedSpec], list[str]]:
+    """Cross-team checks (unique names, non-overlapping CIDRs) and derived values."""
+    errors: list[str] = []
+    by_team: dict[str, Path | None] = {}
+    for spec, path in specs:
+        where = display_path(path, root) if path else spec.team
+        if spec.team in by_team:
+            other = by_team[spec.team]
+            errors.append(f"{where}: team: {spec.team!r} is already requested by {display_path(other, root) if other else 'another request'}; team names must be unique")
+        by_team.setdefault(spec.team, path)
+    explicit: list[tuple[ipaddress.IPv4Network, str, str]] = []
+    for spec, path in specs:
+        if spec.network.cidr:
+            net = ipaddress.IPv4Network(spec.network.cidr)
+            where = display_path(path, root) if path else spec.team
+            for other_net, other_team, other_where in explicit:
+                if net.overlaps(other_net) and other_team != spec.team:
+                    errors.append(f"{where}: network.cidr: {net} overlaps {other_net} of team {other_team} ({other_where}); choose a range that does not overlap")
+            explicit.append((net, spec.team, where))
+    taken = [net for net, _, _ in explicit]
+    resolved: list[ResolvedSpec] = []
+    cidrs: dict[str, str] = {}
+    for spec, path in sorted(specs, key=lambda item: item[0].team):
+        if spec.network.cidr:
+            cidrs[spec.team] = spec.network.cidr
+        elif spec.team not in cidrs:
+            try:
+                cidr = allocate_cidr(spec.team, pool, prefix, taken)
+            except InvalidInput as exc:
+                errors.append(f"{display_path(path, root) if path else spec.team}: network.cidr: {exc.message}")
+                continue
+            taken.append(ipaddress.IPv4Network(cidr))
+            cidrs[spec.team] = cidr
+    for spec, path in specs:
+        if spec.team in cidrs:
+            resolved.append(ResolvedSpec(spec=spec, region=spec.region or default_region, cidr=cidrs[spec.team], path=path))
+    return resolved, errors
+
+
+def request_files(stacks_dir: Path) -> list[Path]:
+    return sorted(p for p in stacks_dir.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+
+
+def validate_files(paths: list[Path], *, default_region: str, pool: str, prefix: int,
+                   root: Path | None = None) -> tuple[list[ResolvedSpec], list[str]]:
+    """Every file alone, then all of them together; returns what is valid and every error."""
+    errors: list[str] = []
+    good: list[tuple[TeamSpec, Path | None]] = []
+    for path in paths:
+        spec, errs = parse_file(path, root)
+        errors.extend(errs)
+        if spec is not None:
+            good.append((spec, path))
+    resolved, cross = resolve_all(good, default_region=default_region, pool=pool, prefix=prefix, root=root)
+    return resolved, errors + cross
+
+
+def load_team(team: str, stacks_dir: Path, *, default_region: str, pool: str, prefix: int,
+              root: Path | None = None) -> ResolvedSpec:
+    """One team's resolved spec; the whole folder is validated since CIDRs depend on every request."""
+    if not re.match(TEAM_PATTERN, team):
+        raise InvalidInput(f"team: {team!r} is not a team name (3-24 characters: a-z, 0-9, '-')")
+    paths = request_files(stacks_dir)
+    path = next((p for p in paths if p.stem == team), None)
+    if path is None:
+        known = ", ".join(p.stem for p in paths) or "none"
+        raise InvalidInput(f"{display_path(stacks_dir / (team + '.yaml'), root)}: (file): no request for team {team!r}; known teams: {known}")
+    resolved, errors = validate_files(paths, default_region=default_region, pool=pool, prefix=prefix, root=root)
+    mine = [e for e in errors if e.startswith(display_path(path, root) + ":")]
+    if mine:
+        raise InvalidInput(f"the request for {team} is invalid", errors=mine)
+    for item in resolved:
+        if item.team == team:
+            return item
+    raise InvalidInput(f"the request for {team} is invalid", errors=errors)
+
+
+def json_schema() -> dict[str, Any]:
+    schema = TeamSpec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://envctl.dev/schema/envctl-v1.json"
+    return schema
