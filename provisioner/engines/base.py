@@ -41,6 +41,7 @@ class OperationResult:
     outputs: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    api_writes: int | None = None  # AWS calls that change something, when the engine can count them
 
     @property
     def summary(self) -> dict[str, int]:
@@ -66,6 +67,7 @@ class OperationResult:
             "outputs": self.outputs,
             "warnings": self.warnings,
             "duration_s": round(self.duration_s, 3),
+            "api_writes": self.api_writes,
         }
 
 

@@ -9,6 +9,7 @@ each only once the resources it depends on have answered.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
@@ -49,6 +50,14 @@ class Registration:
     @property
     def provider_urn(self) -> str:
         return self.provider.rsplit("::", 1)[0] if self.provider else ""
+
+    @property
+    def default_tags(self) -> dict[str, str]:
+        """A provider's default tags (providers receive their configuration JSON-encoded)."""
+        value = self.inputs.get("defaultTags") or {}
+        if isinstance(value, str):
+            value = json.loads(value)
+        return dict(value.get("tags") or {})
 
 
 class Materialiser(Protocol):
@@ -175,9 +184,11 @@ def _materialiser_error(exc: BaseException) -> BaseException:
     """Pulumi may wrap an error raised on its executor threads: prefer envctl's own error inside."""
     from provisioner.errors import EnvctlError
 
+    seen: set[int] = set()  # Pulumi's wrapped errors chain back to themselves
     probe: BaseException | None = exc
-    while probe is not None:
+    while probe is not None and id(probe) not in seen:
         if isinstance(probe, EnvctlError):
             return probe
+        seen.add(id(probe))
         probe = probe.__cause__ or probe.__context__
     return exc

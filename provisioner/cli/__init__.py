@@ -1,0 +1,1 @@
+"""The `envctl` command line: thin; parses, calls an engine or a library function, prints."""

@@ -1,0 +1,51 @@
+"""All output goes through here: results on stdout, progress and errors on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from rich.console import Console
+
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def header(text: str) -> None:
+    """The first line of every command: what it acts on."""
+    err.print(f"[bold]envctl[/] · {text}")
+
+
+def error(message: str, details: list[str] | None = None, hint: str | None = None) -> None:
+    err.print(f"[red]error:[/] {message}", markup=True, highlight=False)
+    for line in details or []:
+        err.print(f"  {line}", markup=False)
+    if hint:
+        err.print(f"[dim]hint:[/] {hint}")
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {message}")
+
+
+@contextmanager
+def progress(title: str) -> Iterator[Any]:
+    """A callable that reports progress: a spinner on a terminal, plain lines otherwise."""
+    if err.is_terminal:
+        with err.status(title) as status:
+            def update(message: str) -> None:
+                status.update(f"{title} · {message}")
+            yield update
+    else:
+        err.print(title)
+
+        def line(message: str) -> None:
+            err.print(f"  {message}", markup=False)
+        yield line

@@ -1,0 +1,96 @@
+"""envctl sandbox: the embedded moto server that stands in for AWS (start, stop, status, reset)."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+
+from provisioner.cli import options as opt
+from provisioner.cli import output
+
+app = typer.Typer(help="The local sandbox (a moto server on 127.0.0.1) that stands in for AWS.", no_args_is_help=True)
+
+
+def _server_and_store():
+    from provisioner.cli.main import load_settings
+    from provisioner.engines.sandbox.server import SandboxServer
+    from provisioner.engines.sandbox.state import StateStore
+
+    settings = load_settings(target="sandbox")
+    return settings, SandboxServer(settings.sandbox_dir, settings.sandbox_port), StateStore(settings.sandbox_dir)
+
+
+def _describe(info, teams: list[str]) -> dict:
+    from provisioner.cli.main import sandbox_aws_command
+
+    return {
+        "running": True, "endpoint": info.endpoint, "pid": info.pid, "server_id": info.server_id,
+        "uptime_s": round(time.time() - info.started_at, 1), "teams": teams,
+        "try": f"{sandbox_aws_command(info.endpoint, '<region>')} ec2 describe-instances",
+    }
+
+
+@app.command()
+def start(as_json: opt.Json = False) -> None:
+    """Start the sandbox server (commands that need it start it themselves)."""
+    settings, server, store = _server_and_store()
+    output.header(f"{settings.describe_target()} · sandbox start")
+    info = server.running()
+    if info is None:
+        with output.progress("starting the sandbox") as report:
+            info = server.start(report)
+    described = _describe(info, store.teams())
+    if as_json:
+        output.print_json(described)
+    else:
+        output.out.print(f"sandbox running at [bold]{info.endpoint}[/] (pid {info.pid})")
+        output.out.print(f"look inside: {described['try']}")
+
+
+@app.command()
+def status(as_json: opt.Json = False) -> None:
+    """Whether the sandbox runs, where, and which teams have environments in it."""
+    settings, server, store = _server_and_store()
+    output.header(f"{settings.describe_target()} · sandbox status")
+    info = server.running()
+    if info is None:
+        described = {"running": False, "endpoint": "", "teams": store.teams()}
+        if as_json:
+            output.print_json(described)
+        else:
+            output.out.print("sandbox not running (it starts with the first command that needs it, or `envctl sandbox start`)")
+        return
+    described = _describe(info, store.teams())
+    if as_json:
+        output.print_json(described)
+        return
+    output.out.print(f"sandbox running at [bold]{info.endpoint}[/] (pid {info.pid}, up {described['uptime_s']:.0f}s)")
+    output.out.print(f"teams: {', '.join(described['teams']) or 'none'}")
+    output.out.print(f"look inside: {described['try']}")
+
+
+@app.command()
+def stop() -> None:
+    """Stop the sandbox server. Everything in it is gone; team states are kept and reported stale."""
+    settings, server, _ = _server_and_store()
+    output.header(f"{settings.describe_target()} · sandbox stop")
+    info = server.stop()
+    output.out.print(f"stopped the sandbox at {info.endpoint}" if info else "the sandbox was not running")
+
+
+@app.command()
+def reset(yes: opt.Yes = False) -> None:
+    """Start the sandbox afresh: stop it, set every team's state aside (kept under stacks/stale/)."""
+    settings, server, store = _server_and_store()
+    output.header(f"{settings.describe_target()} · sandbox reset")
+    teams = store.teams()
+    if teams and not yes:
+        typer.confirm(f"Forget the sandbox environments of {', '.join(teams)}?", abort=True, err=True)
+    server.stop()
+    for team in teams:
+        with store.lock(team):
+            store.archive(team, "reset")
+    with output.progress("starting a fresh sandbox") as report:
+        info = server.start(report)
+    output.out.print(f"fresh sandbox at [bold]{info.endpoint}[/]; {len(teams)} team state(s) set aside")

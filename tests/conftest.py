@@ -1,0 +1,62 @@
+"""Shared fixtures: a real moto server per session, handler contexts, request specs."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SANDBOX_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A moto server in this process for handler tests (the engine runs its own in a subprocess)."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def sandbox_context(moto_endpoint):
+    """A SandboxContext factory bound to the session's moto server."""
+    from provisioner.engines.sandbox.handlers.registry import SandboxContext
+
+    def make(provider_tags=None, delete_data=False):
+        return SandboxContext(
+            endpoint_url=moto_endpoint, account_id="123456789012", credentials=SANDBOX_CREDENTIALS,
+            admin_arn="arn:aws:iam::123456789012:user/envctl-sandbox-admin",
+            provider_tags=provider_tags or {}, delete_data=delete_data,
+        )
+
+    return make
+
+
+@pytest.fixture
+def resolved_spec():
+    """A factory for a team's ResolvedSpec from stacks/ (or from a dict of overrides on fraud)."""
+    from provisioner.spec import ResolvedSpec, TeamSpec, load_team
+
+    def make(team="fraud", region="eu-west-1", **overrides):
+        if not overrides:
+            return load_team(team, ROOT / "stacks", default_region=region, pool="10.0.0.0/8", prefix=20, root=ROOT)
+        import yaml
+
+        raw = yaml.safe_load((ROOT / "stacks" / "fraud.yaml").read_text())
+        raw.update(overrides)
+        spec = TeamSpec.model_validate(raw)
+        return ResolvedSpec(spec=spec, region=spec.region or region, cidr=spec.network.cidr or "10.99.0.0/20")
+
+    return make
