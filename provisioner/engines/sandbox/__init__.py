@@ -1,0 +1,1 @@
+"""The embedded sandbox: the unchanged program under Pulumi mocks, materialised in a local moto server."""

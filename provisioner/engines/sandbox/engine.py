@@ -1,0 +1,404 @@
+"""SandboxEngine: the unchanged program under Pulumi mocks, each resource made real in moto.
+
+The sandbox differs from AWS where moto does (each handler's docstring says how); it never
+drops a resource silently: a type without a handler is recorded and reported "not materialised".
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from typing import TYPE_CHECKING
+
+from provisioner.engines.base import OperationResult, Progress, ResourceChange, StackInfo, no_progress
+from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, StoredResource, handler_for, region_of
+from provisioner.engines.sandbox.server import ACCOUNT_ID, SandboxServer, ServerInfo
+from provisioner.engines.sandbox.state import StackState, StateStore, inputs_hash, now_iso
+from provisioner.errors import EnvctlError, NotFound
+from provisioner.settings import Settings
+from provisioner.spec import ResolvedSpec
+
+if TYPE_CHECKING:  # pulumi is heavy: list, status and outputs never need it
+    from provisioner.engines.mocked import Registration
+
+
+@dataclass
+class _Changes:
+    items: list[ResourceChange] = field(default_factory=list)
+
+    def add(self, reg: "Registration | StoredResource", action: str, *, detail: str = "", materialised: bool = True,
+            physical_id: str = "") -> None:
+        self.items.append(ResourceChange(urn=reg.urn, type=reg.type, name=reg.name, action=action, detail=detail,
+                                         materialised=materialised, physical_id=physical_id))
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any], ignore: list[str]) -> list[str]:
+    keys = (set(old) | set(new)) - set(ignore)
+    return sorted(k for k in keys if old.get(k) != new.get(k))
+
+
+class _Materialiser:
+    """Applies (or, with apply=False, only plans) each registration against the stored state."""
+
+    def __init__(self, ctx: SandboxContext, state: StackState, store: StateStore, default_region: str,
+                 progress: Progress, *, apply: bool):
+        self.ctx = ctx
+        self.state = state
+        self.store = store
+        self.region = default_region
+        self.progress = progress
+        self.apply = apply
+        self.changes = _Changes()
+        self.seen: set[str] = set()
+        self.replaced: list[StoredResource] = []  # old resources to delete once the program is done
+        from provisioner.engines.offline import OfflineMaterialiser
+
+        self.placeholders = OfflineMaterialiser(default_region)
+
+    # ---------------------------------------------------------------- the Materialiser protocol
+
+    def call(self, token: str, args: dict[str, Any]) -> dict[str, Any]:
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": self.ctx.account_id, "arn": self.ctx.admin_arn, "userId": "sandbox", "id": self.ctx.account_id}
+        if token == "aws:ssm/getParameter:getParameter":
+            ssm = self.ctx.client("ssm", args.get("region") or self.region)
+            value = ssm.get_parameter(Name=args["name"], WithDecryption=True)["Parameter"]["Value"]
+            return {"name": args["name"], "value": value, "insecureValue": value, "type": "String", "id": args["name"],
+                    "arn": "", "version": 1, "withDecryption": True}
+        return self.placeholders.call(token, args)
+
+    def register(self, reg: Registration) -> tuple[str, dict[str, Any]]:
+        if reg.is_provider:
+            self.ctx.provider_tags[reg.urn] = reg.default_tags
+            return "sandbox-provider", dict(reg.inputs)
+        self.seen.add(reg.urn)
+        handler = handler_for(reg.type)
+        prior = self.state.resources.get(reg.urn)
+        digest = inputs_hash(reg.inputs, reg.ignore_changes)
+        if handler is None:
+            return self._not_materialised(reg, prior, digest)
+        if prior is not None and prior.materialised and prior.inputs_hash == digest:
+            self._record(reg, prior.id, prior.outputs, digest, inputs=prior.inputs, save=False)
+            self.changes.add(reg, "same", physical_id=prior.id)
+            return prior.id, prior.outputs
+        region = region_of(reg, self.region)
+        if prior is None or not prior.materialised:
+            return self._create(handler, reg, region, digest)
+        changed = _changed_keys(prior.inputs, reg.inputs, reg.ignore_changes)
+        forced = [k for k in changed if k in handler.replace_on or k in reg.replace_on_changes]
+        if handler.can_update and not forced:
+            return self._update(handler, reg, prior, region, digest, changed)
+        return self._replace(handler, reg, prior, region, digest, forced or changed)
+
+    # ---------------------------------------------------------------- actions
+
+    def _create(self, handler: Handler, reg: Registration, region: str, digest: str) -> tuple[str, dict[str, Any]]:
+        if not self.apply:
+            physical_id, outputs = self.placeholders.register(reg)
+            self.changes.add(reg, "create")
+            return physical_id, outputs
+        kept = handler.find(self.ctx, reg, region) if reg.retain_on_delete else None
+        if kept is not None:  # data kept by an earlier destroy: the team gets it back
+            physical_id, outputs = kept
+            self._record(reg, physical_id, outputs, digest)
+            self.changes.add(reg, "create", detail=f"adopted the kept {physical_id}", physical_id=physical_id)
+            return physical_id, outputs
+        self.progress(f"creating {reg.type} {reg.name}")
+        self._journal(reg)
+        physical_id, outputs = handler.create(self.ctx, reg, region)
+        self._record(reg, physical_id, outputs, digest)
+        self.changes.add(reg, "create", physical_id=physical_id)
+        return physical_id, outputs
+
+    def _update(self, handler: Handler, reg: Registration, prior: StoredResource, region: str, digest: str,
+                changed: list[str]) -> tuple[str, dict[str, Any]]:
+        detail = "changed: " + ", ".join(changed)
+        if not self.apply:
+            self.changes.add(reg, "update", detail=detail, physical_id=prior.id)
+            return prior.id, {**prior.outputs, **reg.inputs}
+        self.progress(f"updating {reg.type} {reg.name} ({', '.join(changed)})")
+        outputs = handler.update(self.ctx, reg, prior, region)
+        self._record(reg, prior.id, outputs, digest)
+        self.changes.add(reg, "update", detail=detail, physical_id=prior.id)
+        return prior.id, outputs
+
+    def _replace(self, handler: Handler, reg: Registration, prior: StoredResource, region: str, digest: str,
+                 reasons: list[str]) -> tuple[str, dict[str, Any]]:
+        detail = "replaced because of: " + ", ".join(reasons)
+        if not self.apply:
+            physical_id, outputs = self.placeholders.register(reg)
+            self.changes.add(reg, "replace", detail=detail, physical_id=prior.id)
+            return physical_id, outputs
+        self.progress(f"replacing {reg.type} {reg.name} ({', '.join(reasons)})")
+        if handler.delete_before_replace or reg.delete_before_replace:
+            handler.delete(self.ctx, prior, region_of(prior, self.region))
+        else:
+            self.replaced.append(prior)
+        self._journal(reg)
+        physical_id, outputs = handler.create(self.ctx, reg, region)
+        self._record(reg, physical_id, outputs, digest)
+        self.changes.add(reg, "replace", detail=detail, physical_id=physical_id)
+        return physical_id, outputs
+
+    def _not_materialised(self, reg: Registration, prior: StoredResource | None, digest: str) -> tuple[str, dict[str, Any]]:
+        physical_id, outputs = self.placeholders.register(reg)
+        action = "create" if prior is None else ("same" if prior.inputs_hash == digest else "update")
+        if self.apply:
+            self._record(reg, physical_id, outputs, digest, materialised=False)
+        self.changes.add(reg, action, materialised=False, physical_id=physical_id)
+        return physical_id, outputs
+
+    # ---------------------------------------------------------------- state bookkeeping
+
+    def _journal(self, reg: Registration) -> None:
+        """Before a create: note it, so that a run killed mid-call can find what it made."""
+        with self.store._write_lock:
+            self.state.pending[reg.urn] = {"type": reg.type, "name": reg.name, "inputs": reg.inputs, "provider": reg.provider}
+        self.store.save(self.state)
+
+    def _record(self, reg: Registration, physical_id: str, outputs: dict[str, Any], digest: str, *,
+                materialised: bool = True, inputs: dict[str, Any] | None = None, save: bool = True) -> None:
+        """Remember a resource (in registration order, which is a dependency order) and save the state."""
+        with self.store._write_lock:
+            self.state.resources[reg.urn] = StoredResource(
+                urn=reg.urn, type=reg.type, name=reg.name, id=physical_id, inputs=inputs if inputs is not None else reg.inputs,
+                outputs=outputs, inputs_hash=digest, parent=reg.parent, dependencies=reg.dependencies,
+                provider=reg.provider, retain_on_delete=reg.retain_on_delete, materialised=materialised,
+                seq=self.state.next_seq,
+            )
+            self.state.next_seq += 1
+            self.state.pending.pop(reg.urn, None)
+        if self.apply and save:
+            self.store.save(self.state)
+
+
+KEPT_TYPES_SHOWN = ("aws:s3/bucket:Bucket", "aws:kms/key:Key")
+
+
+class SandboxEngine:
+    name = "sandbox"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.server = SandboxServer(settings.sandbox_dir, settings.sandbox_port)
+        self.store = StateStore(settings.sandbox_dir)
+
+    # ---------------------------------------------------------------- Engine protocol
+
+    def preview(self, spec: ResolvedSpec, progress: Progress = no_progress) -> OperationResult:
+        return self._run(spec, progress, apply=False)
+
+    def up(self, spec: ResolvedSpec, progress: Progress = no_progress) -> OperationResult:
+        return self._run(spec, progress, apply=True)
+
+    def destroy(self, team: str, *, delete_data: bool = False, progress: Progress = no_progress) -> OperationResult:
+        started = time.monotonic()
+        with self.store.lock(team):
+            if self.store.load(team) is None:
+                raise NotFound(f"team {team} has no environment in the sandbox", hint="`envctl list` shows the teams that have one")
+            info = self.server.ensure_started(progress)
+            state, warnings = self._trusted_state(team, info)
+            result = OperationResult(team=team, target=self.name, operation="destroy", warnings=warnings)
+            if state is None:
+                result.duration_s = time.monotonic() - started
+                return result
+            ctx = self._context(info, delete_data=delete_data)
+            changes = _Changes()
+            kept: list[StoredResource] = []
+            for resource in reversed(state.ordered()):
+                if resource.retain_on_delete and not delete_data:
+                    kept.append(resource)
+                else:
+                    self._delete(ctx, resource, state.region, progress)
+                    changes.add(resource, "delete", physical_id=resource.id)
+                with self.store._write_lock:
+                    state.resources.pop(resource.urn, None)
+                self.store.save(state)
+            self.store.remove(team)
+            if kept:
+                result.warnings.append("kept with the team's data (pass --delete-data to delete them): "
+                                       + ", ".join(dict.fromkeys(f"{r.type.split(':')[-1]} {r.id}" for r in kept
+                                                                 if r.type in KEPT_TYPES_SHOWN)))
+            result.changes = changes.items
+            result.duration_s = time.monotonic() - started
+            result.api_writes = ctx.write_calls
+            return result
+
+    def refresh(self, spec: ResolvedSpec, progress: Progress = no_progress) -> OperationResult:
+        """Drops from the state what is no longer in the sandbox, and reports it as deleted."""
+        started = time.monotonic()
+        with self.store.lock(spec.team):
+            info = self.server.ensure_started(progress)
+            state, warnings = self._trusted_state(spec.team, info)
+            result = OperationResult(team=spec.team, target=self.name, operation="refresh", warnings=warnings)
+            if state is None:
+                raise NotFound(f"team {spec.team} has no environment in the sandbox")
+            ctx = self._context(info)
+            changes = _Changes()
+            for resource in state.ordered():
+                handler = handler_for(resource.type)
+                if resource.materialised and handler and not handler.exists(ctx, resource, region_of(resource, spec.region)):
+                    state.resources.pop(resource.urn)
+                    changes.add(resource, "delete", detail="gone from the sandbox", physical_id=resource.id)
+                else:
+                    changes.add(resource, "same", physical_id=resource.id)
+            state.last_operation, state.last_updated = "refresh", now_iso()
+            self.store.save(state)
+            result.changes = changes.items
+            result.duration_s = time.monotonic() - started
+            return result
+
+    def outputs(self, team: str) -> dict[str, Any]:
+        state = self.store.load(team)
+        if state is None:
+            raise NotFound(f"team {team} has no environment in the sandbox", hint=f"create it with `envctl create {team}`")
+        return state.outputs
+
+    def list_stacks(self) -> list[StackInfo]:
+        stacks = []
+        for team in self.store.teams():
+            state = self.store.load(team)
+            if state is not None:
+                stacks.append(StackInfo(team=team, target=self.name, resources=len(state.resources),
+                                        last_operation=state.last_operation, last_updated=state.last_updated,
+                                        status=state.status))
+        return stacks
+
+    def status(self, team: str) -> dict[str, Any]:
+        state = self.store.load(team)
+        if state is None:
+            raise NotFound(f"team {team} has no environment in the sandbox", hint=f"create it with `envctl create {team}`")
+        info = self.server.running()
+        report: dict[str, Any] = {
+            "team": team, "target": self.name, "status": state.status, "last_operation": state.last_operation,
+            "last_updated": state.last_updated, "resources": len(state.resources),
+            "not_materialised": [r.urn for r in state.resources.values() if not r.materialised],
+            "sandbox": {"endpoint": info.endpoint if info else "", "running": info is not None,
+                        "state_matches_server": bool(info and info.server_id == state.server_id)},
+            "outputs": state.outputs,
+        }
+        if state.error:
+            report["error"] = state.error
+        if info and info.server_id == state.server_id and state.outputs.get("bootstrap_parameter"):
+            report["bootstrap"] = self._bootstrap_result(info, state)
+        return report
+
+    # ---------------------------------------------------------------- internals
+
+    def _run(self, spec: ResolvedSpec, progress: Progress, *, apply: bool) -> OperationResult:
+        from provisioner.engines.mocked import ProgramFailed, run_program
+        from provisioner.program import build
+
+        started = time.monotonic()
+        with self.store.lock(spec.team):
+            info = self.server.ensure_started(progress)
+            state, warnings = self._trusted_state(spec.team, info)
+            state = state or StackState(team=spec.team, server_id=info.server_id)
+            state.region = spec.region
+            ctx = self._context(info)
+            materialiser = _Materialiser(ctx, state, self.store, spec.region, progress, apply=apply)
+            if apply:
+                self._adopt_interrupted(ctx, state, spec.region, progress)
+            operation = "up" if apply else "preview"
+            try:
+                run = run_program(lambda: build(spec).outputs, materialiser, project=self.settings.project,
+                                  stack=spec.team, config={"aws:region": spec.region})
+            except ProgramFailed as failed:
+                if apply:
+                    self._finish(state, operation, "failed", error=str(failed.cause))
+                raise _as_envctl_error(spec.team, failed.cause) from None
+            removed = [r for r in state.ordered() if r.urn not in materialiser.seen]
+            for resource in reversed(materialiser.replaced + removed):
+                if resource in removed:
+                    materialiser.changes.add(resource, "delete", physical_id=resource.id)
+                if not apply:
+                    continue
+                if not (resource.retain_on_delete and resource in removed):
+                    self._delete(ctx, resource, spec.region, progress)
+                if resource in removed:
+                    with self.store._write_lock:
+                        state.resources.pop(resource.urn, None)
+                    self.store.save(state)
+            if apply:
+                state.outputs = run.outputs
+                self._finish(state, operation, "ok")
+            return OperationResult(team=spec.team, target=self.name, operation=operation,
+                                   changes=materialiser.changes.items, outputs=run.outputs,
+                                   duration_s=time.monotonic() - started, warnings=warnings, api_writes=ctx.write_calls)
+
+    def _finish(self, state: StackState, operation: str, status: str, error: str = "") -> None:
+        state.last_operation, state.last_updated, state.status, state.error = operation, now_iso(), status, error
+        self.store.save(state)
+
+    def _context(self, info: ServerInfo, *, delete_data: bool = False) -> SandboxContext:
+        """Provider tags are filled in as the program registers its provider."""
+        return SandboxContext(endpoint_url=info.endpoint, account_id=ACCOUNT_ID, credentials=info.credentials,
+                              admin_arn=info.admin_arn, provider_tags={}, delete_data=delete_data)
+
+    def _trusted_state(self, team: str, info: ServerInfo) -> tuple[StackState | None, list[str]]:
+        """The stored state, unless it was made against a sandbox server that no longer holds it."""
+        state = self.store.load(team)
+        if state is None or not state.resources:
+            return state, []
+        if state.server_id == info.server_id and self.server.holds_identity(info):
+            return state, []
+        archived = self.store.archive(team, "stale")
+        return None, [
+            f"the sandbox state of {team} was made against a sandbox server that is gone (restarted or reset), "
+            f"so its {len(state.resources)} resources no longer exist; the old state was kept at {archived} "
+            f"and the environment is made afresh"
+        ]
+
+    def _adopt_interrupted(self, ctx: SandboxContext, state: StackState, region: str, progress: Progress) -> None:
+        """Resources whose create was interrupted (process killed mid-call): adopt them if they exist."""
+        from provisioner.engines.mocked import Registration
+
+        for urn, pending in list(state.pending.items()):
+            handler = handler_for(pending["type"])
+            reg = Registration(urn=urn, type=pending["type"], name=pending["name"], parent="", custom=True,
+                               inputs=pending["inputs"], dependencies=[], provider=pending.get("provider", ""))
+            found = handler.find(ctx, reg, region_of(reg, region)) if handler else None
+            if found is not None:
+                progress(f"adopting {reg.type} {reg.name} made by an interrupted run")
+                physical_id, outputs = found
+                state.resources[urn] = StoredResource(
+                    urn=urn, type=reg.type, name=reg.name, id=physical_id, inputs=reg.inputs, outputs=outputs,
+                    inputs_hash=inputs_hash(reg.inputs), provider=reg.provider, seq=state.next_seq)
+                state.next_seq += 1
+            state.pending.pop(urn)
+        self.store.save(state)
+
+    def _delete(self, ctx: SandboxContext, resource: StoredResource, region: str, progress: Progress) -> None:
+        if not resource.materialised:
+            return
+        handler = handler_for(resource.type)
+        if handler is None:
+            raise EnvctlError(f"cannot delete {resource.type} {resource.id}: no sandbox handler for its type")
+        progress(f"deleting {resource.type} {resource.name}")
+        handler.delete(ctx, resource, region_of(resource, region))
+
+    def _bootstrap_result(self, info: ServerInfo, state: StackState) -> dict[str, Any]:
+        import json
+
+        import boto3
+
+        ssm = boto3.client("ssm", endpoint_url=info.endpoint, region_name=state.outputs.get("region", "us-east-1"), **info.credentials)
+        try:
+            value = ssm.get_parameter(Name=state.outputs["bootstrap_parameter"])["Parameter"]["Value"]
+            return json.loads(value)
+        except Exception as exc:  # noqa: BLE001 - status reports what it can
+            return {"status": "unknown", "error": str(exc).splitlines()[0]}
+
+
+def _as_envctl_error(team: str, cause: BaseException) -> EnvctlError:
+    if isinstance(cause, EnvctlError):
+        return cause
+    from botocore.exceptions import ClientError
+
+    if isinstance(cause, ClientError):
+        op = cause.operation_name
+        return EnvctlError(f"{team}: the sandbox refused {op}: {cause.response.get('Error', {}).get('Message', cause)}")
+    return EnvctlError(f"{team}: the program failed: {type(cause).__name__}: {cause}")
+

@@ -1,0 +1,442 @@
+"""Sandbox handlers for IAM: managed policies, roles, inline role policies, policy attachments,
+instance profiles."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from provisioner.engines.mocked import Registration
+from provisioner.engines.sandbox.handlers.common import (
+    autoname, compact, input_changed, is_error, policy_text, removed_tag_keys, tag_list,
+)
+from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, StoredResource, register
+from provisioner.errors import EnvctlError
+
+# IAM keeps at most five versions of a managed policy.
+MAX_POLICY_VERSIONS = 5
+AWS_MANAGED_POLICY_PREFIX = "arn:aws:iam::aws:policy/"
+
+
+def _ignore_missing(error: ClientError) -> None:
+    """Re-raise anything but IAM's "no such entity" (deleting what is already gone is fine)."""
+    if not is_error(error, "NoSuchEntity"):
+        raise error
+
+
+# --- managed policies ------------------------------------------------------------------------
+
+
+@register("aws:iam/policy:Policy")
+class Policy(Handler):
+    """A customer managed IAM policy; a changed document becomes its new default version.
+
+    Sandbox: same as AWS for what envctl uses (moto validates the document's grammar; it
+    ignores conditions when it enforces the policy).
+    """
+
+    replace_on = ("name", "namePrefix", "path", "description")
+    delete_before_replace = True
+
+    def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
+        name = reg.inputs.get("name") or autoname(reg.inputs.get("namePrefix") or reg.name, max_length=128)
+        policy = ctx.client("iam", region).create_policy(**compact(
+            PolicyName=name,
+            Path=reg.inputs.get("path"),
+            PolicyDocument=policy_text(reg.inputs["policy"]),
+            Description=reg.inputs.get("description"),
+            Tags=tag_list(ctx.tags(reg)),
+        ))["Policy"]
+        return policy["Arn"], self._outputs(ctx, reg, policy)
+
+    def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
+        iam = ctx.client("iam", region)
+        if input_changed(reg, old, "policy"):
+            self._make_room_for_a_version(iam, old.id)
+            iam.create_policy_version(PolicyArn=old.id, PolicyDocument=policy_text(reg.inputs["policy"]), SetAsDefault=True)
+        self._sync_tags(iam, old.id, ctx.tags(old), ctx.tags(reg))
+        return self._outputs(ctx, reg, iam.get_policy(PolicyArn=old.id)["Policy"])
+
+    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
+        iam = ctx.client("iam", region)
+        try:
+            for version in self._versions(iam, old.id):
+                if not version["IsDefaultVersion"]:
+                    iam.delete_policy_version(PolicyArn=old.id, VersionId=version["VersionId"])
+            iam.delete_policy(PolicyArn=old.id)
+        except ClientError as error:
+            _ignore_missing(error)
+
+    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
+        return self._get(ctx.client("iam", region), old.id) is not None
+
+    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
+        if not reg.inputs.get("name"):
+            return None
+        path = reg.inputs.get("path") or "/"
+        policy_arn = f"arn:aws:iam::{ctx.account_id}:policy{path}{reg.inputs['name']}"
+        policy = self._get(ctx.client("iam", region), policy_arn)
+        return (policy_arn, self._outputs(ctx, reg, policy)) if policy else None
+
+    @staticmethod
+    def _get(iam: Any, policy_arn: str) -> dict[str, Any] | None:
+        try:
+            return iam.get_policy(PolicyArn=policy_arn)["Policy"]
+        except ClientError as error:
+            _ignore_missing(error)
+            return None
+
+    @staticmethod
+    def _versions(iam: Any, policy_arn: str) -> list[dict[str, Any]]:
+        return iam.list_policy_versions(PolicyArn=policy_arn)["Versions"]
+
+    def _make_room_for_a_version(self, iam: Any, policy_arn: str) -> None:
+        versions = self._versions(iam, policy_arn)
+        if len(versions) < MAX_POLICY_VERSIONS:
+            return
+        oldest = min((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])
+        iam.delete_policy_version(PolicyArn=policy_arn, VersionId=oldest["VersionId"])
+
+    @staticmethod
+    def _sync_tags(iam: Any, policy_arn: str, old_tags: dict[str, str], new_tags: dict[str, str]) -> None:
+        if removed := removed_tag_keys(old_tags, new_tags):
+            iam.untag_policy(PolicyArn=policy_arn, TagKeys=removed)
+        if new_tags and new_tags != old_tags:
+            iam.tag_policy(PolicyArn=policy_arn, Tags=tag_list(new_tags))
+
+    @staticmethod
+    def _outputs(ctx: SandboxContext, reg: Registration, policy: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **reg.inputs, "arn": policy["Arn"], "name": policy["PolicyName"], "policyId": policy["PolicyId"],
+            "tagsAll": ctx.tags(reg),
+        }
+
+
+# --- roles -----------------------------------------------------------------------------------
+
+
+def sandbox_trust_policy(assume_role_policy: Any, admin_arn: str) -> str:
+    """The program's trust policy with the sandbox's admin added as an AWS principal of every statement.
+
+    moto's AssumeRole works only when the trust policy names the caller's exact ARN, and it
+    fails with HTTP 500 on any statement whose principal has no "AWS" entry (a Service-only
+    trust), even when another statement would match: so the admin joins each statement.
+    """
+    document = json.loads(policy_text(assume_role_policy))
+    statements = document.get("Statement") or []
+    if isinstance(statements, dict):
+        statements = [statements]
+    adapted = []
+    for statement in statements:
+        principal = dict(statement.get("Principal") or {})
+        existing = principal.get("AWS", [])
+        principal["AWS"] = sorted({*([existing] if isinstance(existing, str) else existing), admin_arn})
+        adapted.append({**statement, "Principal": principal})
+    return json.dumps({**document, "Statement": adapted})
+
+
+@register("aws:iam/role:Role")
+class Role(Handler):
+    """An IAM role: trust policy, description, permissions boundary, session duration, tags.
+
+    Sandbox: the trust policy sent to moto also names the sandbox's admin user (`ctx.admin_arn`)
+    as an AWS principal of each statement — moto's AssumeRole works only when the trust names
+    the caller's exact ARN (a Service-only statement gives HTTP 500), and the segregation tests
+    act as a team's role by assuming it. The stored inputs stay the
+    program's. moto stores the permissions boundary but ignores it when enforcing policies.
+    """
+
+    replace_on = ("name", "namePrefix", "path")
+    delete_before_replace = True
+
+    def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
+        name = reg.inputs.get("name") or autoname(reg.inputs.get("namePrefix") or reg.name, max_length=64)
+        duration = reg.inputs.get("maxSessionDuration")
+        role = ctx.client("iam", region).create_role(**compact(
+            RoleName=name,
+            Path=reg.inputs.get("path"),
+            AssumeRolePolicyDocument=sandbox_trust_policy(reg.inputs["assumeRolePolicy"], ctx.admin_arn),
+            Description=reg.inputs.get("description"),
+            MaxSessionDuration=int(duration) if duration else None,
+            PermissionsBoundary=reg.inputs.get("permissionsBoundary") or None,
+            Tags=tag_list(ctx.tags(reg)),
+        ))["Role"]
+        return name, self._outputs(ctx, reg, role)
+
+    def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
+        iam = ctx.client("iam", region)
+        if input_changed(reg, old, "assumeRolePolicy"):
+            iam.update_assume_role_policy(
+                RoleName=old.id, PolicyDocument=sandbox_trust_policy(reg.inputs["assumeRolePolicy"], ctx.admin_arn),
+            )
+        if input_changed(reg, old, "description") or input_changed(reg, old, "maxSessionDuration"):
+            iam.update_role(RoleName=old.id, Description=reg.inputs.get("description") or "",
+                            MaxSessionDuration=int(reg.inputs.get("maxSessionDuration") or 3600))
+        if input_changed(reg, old, "permissionsBoundary"):
+            self._set_boundary(iam, old.id, reg.inputs.get("permissionsBoundary"))
+        self._sync_tags(iam, old.id, ctx.tags(old), ctx.tags(reg))
+        return self._outputs(ctx, reg, iam.get_role(RoleName=old.id)["Role"])
+
+    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
+        iam = ctx.client("iam", region)
+        try:
+            self._detach_everything(iam, old.id)
+            iam.delete_role(RoleName=old.id)
+        except ClientError as error:
+            _ignore_missing(error)
+
+    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
+        return self._get(ctx.client("iam", region), old.id) is not None
+
+    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
+        name = reg.inputs.get("name")
+        role = self._get(ctx.client("iam", region), name) if name else None
+        return (name, self._outputs(ctx, reg, role)) if role else None
+
+    @staticmethod
+    def _get(iam: Any, name: str) -> dict[str, Any] | None:
+        try:
+            return iam.get_role(RoleName=name)["Role"]
+        except ClientError as error:
+            _ignore_missing(error)
+            return None
+
+    @staticmethod
+    def _set_boundary(iam: Any, name: str, boundary: str | None) -> None:
+        if boundary:
+            iam.put_role_permissions_boundary(RoleName=name, PermissionsBoundary=boundary)
+        else:
+            iam.delete_role_permissions_boundary(RoleName=name)
+
+    @staticmethod
+    def _detach_everything(iam: Any, name: str) -> None:
+        """What AWS requires before a role can go: no managed or inline policies, no profiles."""
+        for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+            iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+        for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
+        for profile in iam.list_instance_profiles_for_role(RoleName=name)["InstanceProfiles"]:
+            iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"], RoleName=name)
+
+    @staticmethod
+    def _sync_tags(iam: Any, name: str, old_tags: dict[str, str], new_tags: dict[str, str]) -> None:
+        if removed := removed_tag_keys(old_tags, new_tags):
+            iam.untag_role(RoleName=name, TagKeys=removed)
+        if new_tags and new_tags != old_tags:
+            iam.tag_role(RoleName=name, Tags=tag_list(new_tags))
+
+    @staticmethod
+    def _outputs(ctx: SandboxContext, reg: Registration, role: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **reg.inputs, "arn": role["Arn"], "name": role["RoleName"], "uniqueId": role["RoleId"],
+            "tagsAll": ctx.tags(reg),
+        }
+
+
+@register("aws:iam/rolePolicy:RolePolicy")
+class RolePolicy(Handler):
+    """An inline policy of a role; without a `name` input it is autonamed from the logical name.
+
+    Sandbox: same as AWS for what envctl uses (moto ignores conditions when it enforces the policy).
+    """
+
+    replace_on = ("role", "name", "namePrefix")
+
+    def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
+        name = reg.inputs.get("name") or autoname(reg.inputs.get("namePrefix") or reg.name, max_length=128)
+        return self._put(ctx, reg, name, region)
+
+    def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
+        return self._put(ctx, reg, old.outputs["name"], region)[1]
+
+    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
+        try:
+            ctx.client("iam", region).delete_role_policy(RoleName=old.inputs["role"], PolicyName=old.outputs["name"])
+        except ClientError as error:
+            _ignore_missing(error)
+
+    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
+        return self._has(ctx, old.inputs["role"], old.outputs["name"], region)
+
+    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
+        name = reg.inputs.get("name")
+        if not name or not self._has(ctx, reg.inputs["role"], name, region):
+            return None
+        return f"{reg.inputs['role']}:{name}", {**reg.inputs, "name": name}
+
+    @staticmethod
+    def _put(ctx: SandboxContext, reg: Registration, name: str, region: str) -> tuple[str, dict[str, Any]]:
+        role = reg.inputs["role"]
+        document = policy_text(reg.inputs["policy"])
+        ctx.client("iam", region).put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=document)
+        return f"{role}:{name}", {**reg.inputs, "name": name}
+
+    @staticmethod
+    def _has(ctx: SandboxContext, role: str, name: str, region: str) -> bool:
+        try:
+            ctx.client("iam", region).get_role_policy(RoleName=role, PolicyName=name)
+        except ClientError as error:
+            _ignore_missing(error)
+            return False
+        return True
+
+
+@functools.cache
+def _bundled_aws_managed_policies() -> dict[str, Any]:
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    return json.loads(aws_managed_policies_data)
+
+
+def aws_managed_policy_document(policy_arn: str) -> str:
+    """The document of an AWS managed policy from moto's bundled copy (moto is the sandbox's server)."""
+    name = policy_arn.removeprefix(AWS_MANAGED_POLICY_PREFIX).rsplit("/", 1)[-1]
+    policies = _bundled_aws_managed_policies()
+    if name not in policies:
+        raise EnvctlError(f"the sandbox does not know the AWS managed policy {policy_arn}")
+    return json.dumps(policies[name]["Document"])
+
+
+@register("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+class RolePolicyAttachment(Handler):
+    """A managed policy (customer or AWS managed) attached to a role.
+
+    Sandbox: moto loads AWS managed policies (arn:aws:iam::aws:policy/...) only when its server
+    runs with MOTO_IAM_LOAD_MANAGED_POLICIES=true. Without them, an AWS managed policy is put
+    on the role as an inline stand-in policy named `aws-managed-<PolicyName>`, with the
+    document from moto's bundled copy of the AWS policies, so the role gets the same
+    permissions; the output `sandboxInlineStandIn` names it. AWS always attaches.
+    """
+
+    replace_on = ("role", "policyArn")
+
+    def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
+        role, policy_arn = reg.inputs["role"], reg.inputs["policyArn"]
+        iam = ctx.client("iam", region)
+        try:
+            iam.attach_role_policy(RoleName=role, PolicyArn=policy_arn)
+        except ClientError as error:
+            if not (is_error(error, "NoSuchEntity") and policy_arn.startswith(AWS_MANAGED_POLICY_PREFIX)
+                    and self._role_exists(iam, role)):
+                raise
+            stand_in = self._stand_in_name(policy_arn)
+            iam.put_role_policy(RoleName=role, PolicyName=stand_in, PolicyDocument=aws_managed_policy_document(policy_arn))
+            return f"{role}/{policy_arn}", {**reg.inputs, "sandboxInlineStandIn": stand_in}
+        return f"{role}/{policy_arn}", dict(reg.inputs)
+
+    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
+        iam = ctx.client("iam", region)
+        role = old.inputs["role"]
+        try:
+            if stand_in := old.outputs.get("sandboxInlineStandIn"):
+                iam.delete_role_policy(RoleName=role, PolicyName=stand_in)
+            else:
+                iam.detach_role_policy(RoleName=role, PolicyArn=old.inputs["policyArn"])
+        except ClientError as error:
+            _ignore_missing(error)
+
+    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
+        iam = ctx.client("iam", region)
+        role = old.inputs["role"]
+        try:
+            if stand_in := old.outputs.get("sandboxInlineStandIn"):
+                return stand_in in iam.list_role_policies(RoleName=role)["PolicyNames"]
+            attached = iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+        except ClientError as error:
+            _ignore_missing(error)
+            return False
+        return any(policy["PolicyArn"] == old.inputs["policyArn"] for policy in attached)
+
+    @staticmethod
+    def _stand_in_name(policy_arn: str) -> str:
+        return "aws-managed-" + policy_arn.rsplit("/", 1)[-1]
+
+    @staticmethod
+    def _role_exists(iam: Any, role: str) -> bool:
+        try:
+            iam.get_role(RoleName=role)
+        except ClientError as error:
+            _ignore_missing(error)
+            return False
+        return True
+
+
+@register("aws:iam/instanceProfile:InstanceProfile")
+class InstanceProfile(Handler):
+    """An instance profile holding one role (the Airflow host's); the role can be swapped in place.
+
+    Sandbox: same as AWS for what envctl uses.
+    """
+
+    replace_on = ("name", "namePrefix", "path")
+    delete_before_replace = True
+
+    def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
+        name = reg.inputs.get("name") or autoname(reg.inputs.get("namePrefix") or reg.name, max_length=128)
+        iam = ctx.client("iam", region)
+        profile = iam.create_instance_profile(**compact(
+            InstanceProfileName=name, Path=reg.inputs.get("path"), Tags=tag_list(ctx.tags(reg)),
+        ))["InstanceProfile"]
+        if reg.inputs.get("role"):
+            iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=reg.inputs["role"])
+        return name, self._outputs(ctx, reg, profile)
+
+    def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
+        iam = ctx.client("iam", region)
+        if input_changed(reg, old, "role"):
+            self._remove_roles(iam, old.id)
+            if reg.inputs.get("role"):
+                iam.add_role_to_instance_profile(InstanceProfileName=old.id, RoleName=reg.inputs["role"])
+        self._sync_tags(iam, old.id, ctx.tags(old), ctx.tags(reg))
+        return self._outputs(ctx, reg, iam.get_instance_profile(InstanceProfileName=old.id)["InstanceProfile"])
+
+    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
+        iam = ctx.client("iam", region)
+        try:
+            self._remove_roles(iam, old.id)
+            iam.delete_instance_profile(InstanceProfileName=old.id)
+        except ClientError as error:
+            _ignore_missing(error)
+
+    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
+        return self._get(ctx.client("iam", region), old.id) is not None
+
+    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
+        name = reg.inputs.get("name")
+        profile = self._get(ctx.client("iam", region), name) if name else None
+        if profile is None:
+            return None
+        if reg.inputs.get("role") and not profile["Roles"]:
+            # The create was interrupted between making the profile and adding its role.
+            ctx.client("iam", region).add_role_to_instance_profile(InstanceProfileName=name, RoleName=reg.inputs["role"])
+        return name, self._outputs(ctx, reg, profile)
+
+    @staticmethod
+    def _get(iam: Any, name: str) -> dict[str, Any] | None:
+        try:
+            return iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+        except ClientError as error:
+            _ignore_missing(error)
+            return None
+
+    @staticmethod
+    def _remove_roles(iam: Any, name: str) -> None:
+        for role in iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]["Roles"]:
+            iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=role["RoleName"])
+
+    @staticmethod
+    def _sync_tags(iam: Any, name: str, old_tags: dict[str, str], new_tags: dict[str, str]) -> None:
+        if removed := removed_tag_keys(old_tags, new_tags):
+            iam.untag_instance_profile(InstanceProfileName=name, TagKeys=removed)
+        if new_tags and new_tags != old_tags:
+            iam.tag_instance_profile(InstanceProfileName=name, Tags=tag_list(new_tags))
+
+    @staticmethod
+    def _outputs(ctx: SandboxContext, reg: Registration, profile: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **reg.inputs, "arn": profile["Arn"], "name": profile["InstanceProfileName"],
+            "uniqueId": profile["InstanceProfileId"], "tagsAll": ctx.tags(reg),
+        }

@@ -1,0 +1,151 @@
+"""The registry of sandbox handlers: one per Pulumi type token, filled by @register.
+
+A handler turns one resource of the program into calls against the sandbox's moto server.
+Every handler's docstring must say where the sandbox differs from AWS for that type (a
+meta-test checks it). Inputs arrive as the engine sees them: camelCase keys, numbers as floats.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+if TYPE_CHECKING:
+    from provisioner.engines.mocked import Registration
+
+HANDLERS: dict[str, "Handler"] = {}
+
+
+def register(type_token: str) -> Callable[[type["Handler"]], type["Handler"]]:
+    """Class decorator: one instance of the handler serves every resource of `type_token`."""
+    def decorate(cls: type[Handler]) -> type[Handler]:
+        if type_token in HANDLERS:
+            raise RuntimeError(f"two sandbox handlers for {type_token}")
+        cls.type_token = type_token
+        HANDLERS[type_token] = cls()
+        return cls
+
+    return decorate
+
+
+def handler_for(type_token: str) -> "Handler | None":
+    load_all()
+    return HANDLERS.get(type_token)
+
+
+_LOADED = False
+
+
+def load_all() -> dict[str, "Handler"]:
+    """Import every handler module (each registers its handlers on import)."""
+    global _LOADED
+    if not _LOADED:
+        from provisioner.engines.sandbox.handlers import (  # noqa: F401
+            compute, data, identity, inference, network, observability,
+        )
+
+        _LOADED = True
+    return HANDLERS
+
+
+@dataclass
+class StoredResource:
+    """What the sandbox remembers of a resource it made (see state.py)."""
+
+    urn: str
+    type: str
+    name: str
+    id: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    inputs_hash: str
+    parent: str = ""
+    dependencies: list[str] = field(default_factory=list)
+    provider: str = ""
+    retain_on_delete: bool = False
+    materialised: bool = True
+    seq: int = 0
+
+
+class SandboxContext:
+    """What handlers get: boto3 clients for the moto server, the account, tags, and options."""
+
+    def __init__(self, endpoint_url: str, account_id: str, credentials: dict[str, str], admin_arn: str,
+                 provider_tags: dict[str, dict[str, str]], delete_data: bool = False):
+        self.endpoint_url = endpoint_url
+        self.account_id = account_id
+        self.credentials = credentials
+        self.admin_arn = admin_arn
+        self.provider_tags = provider_tags  # provider URN -> its default tags
+        self.delete_data = delete_data
+        self.write_calls = 0
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+        self._session = None
+
+    def client(self, service: str, region: str) -> Any:
+        """A boto3 client for the sandbox; cached, and clients are safe to share between threads."""
+        key = (service, region)
+        with self._lock:
+            if key not in self._clients:
+                import boto3
+                from botocore.config import Config
+
+                if self._session is None:
+                    self._session = boto3.session.Session(**self.credentials)
+                client = self._session.client(
+                    service, region_name=region, endpoint_url=self.endpoint_url,
+                    config=Config(retries={"max_attempts": 2, "mode": "standard"}, s3={"addressing_style": "path"}),
+                )
+                client.meta.events.register("before-call", self._count_writes)
+                self._clients[key] = client
+            return self._clients[key]
+
+    def _count_writes(self, model: Any, **_: Any) -> None:
+        if not model.name.startswith(("Describe", "Get", "List", "Head", "Batch")):
+            with self._lock:
+                self.write_calls += 1
+
+    def tags(self, reg: "Registration | StoredResource") -> dict[str, str]:
+        """The provider's default tags merged with the resource's own, as the AWS provider does."""
+        provider_urn = reg.provider.rsplit("::", 1)[0] if reg.provider else ""
+        merged = dict(self.provider_tags.get(provider_urn, {}))
+        merged.update(reg.inputs.get("tags") or {})
+        return merged
+
+
+def region_of(reg: "Registration | StoredResource", default: str) -> str:
+    return reg.inputs.get("region") or default
+
+
+class Handler:
+    """Base class. Subclasses implement create and delete; update when AWS can change in place."""
+
+    type_token: ClassVar[str] = ""
+    # Input keys whose change forces a new resource (AWS cannot change them in place).
+    replace_on: ClassVar[tuple[str, ...]] = ()
+    # The name is fixed by the program: the old resource must go before the new one can exist.
+    delete_before_replace: ClassVar[bool] = False
+
+    def create(self, ctx: SandboxContext, reg: "Registration", region: str) -> tuple[str, dict[str, Any]]:
+        raise NotImplementedError
+
+    def update(self, ctx: SandboxContext, reg: "Registration", old: StoredResource, region: str) -> dict[str, Any]:
+        """Change in place; the default is to replace."""
+        raise NotImplementedError
+
+    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
+        raise NotImplementedError
+
+    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
+        """Whether the resource is still in the sandbox; used to detect a restarted server."""
+        return True
+
+    def find(self, ctx: SandboxContext, reg: "Registration", region: str) -> tuple[str, dict[str, Any]] | None:
+        """After an interrupted create: the resource if it was made (found by name or tag)."""
+        return None
+
+    @property
+    def can_update(self) -> bool:
+        return type(self).update is not Handler.update

@@ -1,0 +1,171 @@
+"""Starts, finds and stops the sandbox's moto server; records it in `<state_dir>/sandbox/server.json`.
+
+At start the server gets an identity (a random id kept in an SSM parameter inside moto) and an
+admin IAM user whose keys envctl uses for every call, so that tests can switch on moto's IAM
+enforcement and still administer the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from provisioner.engines.base import Progress, no_progress
+from provisioner.errors import EnvctlError
+
+SERVER_ID_PARAMETER = "/envctl/sandbox/server-id"
+ADMIN_USER = "envctl-sandbox-admin"
+ACCOUNT_ID = "123456789012"  # moto's default account
+HOME_REGION = "us-east-1"
+START_TIMEOUT_S = 20.0
+
+
+@dataclass
+class ServerInfo:
+    pid: int
+    host: str
+    port: int
+    server_id: str
+    started_at: float
+    access_key_id: str
+    secret_access_key: str
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def admin_arn(self) -> str:
+        return f"arn:aws:iam::{ACCOUNT_ID}:user/{ADMIN_USER}"
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        return {"aws_access_key_id": self.access_key_id, "aws_secret_access_key": self.secret_access_key}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:  # reap it first if it is our own exited child (a zombie still answers kill 0)
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: kill 0 below tells
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _answers(endpoint: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class SandboxServer:
+    def __init__(self, sandbox_dir: Path, port: int = 0, host: str = "127.0.0.1"):
+        self.dir = sandbox_dir
+        self.port = port
+        self.host = host
+        self.info_path = sandbox_dir / "server.json"
+        self.log_path = sandbox_dir / "server.log"
+
+    def recorded(self) -> ServerInfo | None:
+        try:
+            return ServerInfo(**json.loads(self.info_path.read_text()))
+        except (OSError, json.JSONDecodeError, TypeError):
+            return None
+
+    def running(self) -> ServerInfo | None:
+        """The recorded server, if its process is alive and answers."""
+        info = self.recorded()
+        if info and _pid_alive(info.pid) and _answers(info.endpoint):
+            return info
+        return None
+
+    def ensure_started(self, progress: Progress = no_progress) -> ServerInfo:
+        return self.running() or self.start(progress)
+
+    def start(self, progress: Progress = no_progress) -> ServerInfo:
+        if self.running():
+            raise EnvctlError(f"the sandbox is already running at {self.running().endpoint}")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        port = self.port or _free_port(self.host)
+        progress(f"starting the sandbox's moto server on {self.host}:{port}")
+        with open(self.log_path, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "provisioner.engines.sandbox.serve", "--host", self.host, "--port", str(port)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
+            )
+        endpoint = f"http://{self.host}:{port}"
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _answers(endpoint, timeout=0.5):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
+                raise EnvctlError(f"the sandbox's moto server did not start on {endpoint}: " + " | ".join(tail))
+            time.sleep(0.05)
+        info = self._bootstrap(process.pid, port)
+        self.info_path.write_text(json.dumps(asdict(info), indent=1))
+        os.chmod(self.info_path, 0o600)
+        return info
+
+    def _bootstrap(self, pid: int, port: int) -> ServerInfo:
+        """Give the new server its identity and the admin user (before any IAM enforcement)."""
+        import boto3
+
+        endpoint = f"http://{self.host}:{port}"
+        session = boto3.session.Session(aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap", region_name=HOME_REGION)
+        iam = session.client("iam", endpoint_url=endpoint)
+        iam.create_user(UserName=ADMIN_USER, Tags=[{"Key": "envctl:managed-by", "Value": "envctl"}])
+        iam.put_user_policy(UserName=ADMIN_USER, PolicyName="sandbox-admin", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        key = iam.create_access_key(UserName=ADMIN_USER)["AccessKey"]
+        server_id = uuid.uuid4().hex
+        session.client("ssm", endpoint_url=endpoint).put_parameter(Name=SERVER_ID_PARAMETER, Value=server_id, Type="String")
+        return ServerInfo(pid=pid, host=self.host, port=port, server_id=server_id, started_at=time.time(),
+                          access_key_id=key["AccessKeyId"], secret_access_key=key["SecretAccessKey"])
+
+    def holds_identity(self, info: ServerInfo) -> bool:
+        """Whether the server still holds what was made at its start (false after a moto reset)."""
+        import boto3
+
+        ssm = boto3.client("ssm", endpoint_url=info.endpoint, region_name=HOME_REGION, **info.credentials)
+        try:
+            return ssm.get_parameter(Name=SERVER_ID_PARAMETER)["Parameter"]["Value"] == info.server_id
+        except Exception:  # noqa: BLE001 - any failure means the identity is not there
+            return False
+
+    def stop(self) -> ServerInfo | None:
+        info = self.recorded()
+        if info is None:
+            return None
+        if _pid_alive(info.pid):
+            os.kill(info.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while _pid_alive(info.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _pid_alive(info.pid):
+                os.kill(info.pid, signal.SIGKILL)
+        self.info_path.unlink(missing_ok=True)
+        return info
