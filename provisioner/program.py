@@ -15,7 +15,7 @@ import pulumi_aws as aws
 
 from provisioner.components.environment import TeamEnvironment, TeamEnvironmentArgs, UserdataInputs
 from provisioner.components.inference import InferenceSettings
-from provisioner.components.names import TeamNames
+from provisioner.components.names import TeamNames, team_tags
 from provisioner.spec import ResolvedSpec
 from provisioner.userdata import UserdataContext, encode_for_instance, render_userdata
 
@@ -26,22 +26,25 @@ ENDPOINT_SERVICES = (
 )
 
 
+# pulumi_aws loads its submodules on first use; two threads doing that at once can fail.
+PROVIDER_MODULES = ("appautoscaling", "budgets", "cloudwatch", "ebs", "ec2", "ecr", "iam", "kms", "s3",
+                    "sagemaker", "secretsmanager", "ssm")
+
+
+def preload_provider_modules() -> None:
+    """Import the pulumi_aws submodules the program uses, before running it on several threads."""
+    for module in PROVIDER_MODULES:
+        getattr(aws, module)
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     endpoint_url: str | None = None  # e.g. a moto server; None = AWS
 
 
-def team_tags(spec: ResolvedSpec) -> dict[str, str]:
-    return {
-        "envctl:team": spec.team,
-        "envctl:owner": spec.spec.owners[0],
-        "envctl:cost-center": spec.spec.cost_center,
-        "envctl:managed-by": "envctl",
-    }
-
-
 def provider_args(spec: ResolvedSpec, options: BuildOptions) -> dict:
-    args: dict = {"region": spec.region, "default_tags": {"tags": team_tags(spec)}}
+    tags = team_tags(spec.team, spec.spec.owners[0], spec.spec.cost_center)
+    args: dict = {"region": spec.region, "default_tags": {"tags": tags}}
     if options.endpoint_url:
         args.update(
             endpoints=[{service: options.endpoint_url for service in ENDPOINT_SERVICES}],

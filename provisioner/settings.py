@@ -32,6 +32,7 @@ class Settings:
     cidr_pool: str = "10.0.0.0/8"
     team_prefix: int = 20  # size of an allocated team network
     project: str = "envctl"
+    endpoint_url: str = ""  # target aws only: a custom AWS endpoint (e.g. a moto server for tests)
     root: Path = field(default=Path("."), compare=False)
 
     @property

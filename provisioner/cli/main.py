@@ -281,10 +281,52 @@ def list_stacks(target: opt.Target = None, as_json: opt.Json = False) -> None:
     output.out.print(table)
 
 
+@app.command()
+def connect(
+    team: opt.Team,
+    target: opt.Target = None,
+    local_port: Annotated[int, typer.Option("--local-port", help="Local port for the Airflow UI.")] = 8080,
+    execute: Annotated[bool, typer.Option("--exec", help="Run the session instead of printing the command.")] = False,
+) -> None:
+    """Reach a team's Airflow UI through SSM port forwarding (the host has no inbound rule)."""
+    import os
+    import shlex
+    import shutil
+
+    from provisioner.errors import MissingTool
+    from provisioner.userdata import WEB_PORT
+
+    settings = load_settings(target=target)
+    spec = resolve_team(settings, team)
+    start(settings, f"connect {team}")
+    info = engine_for(settings).status(team)
+    if settings.target == "sandbox" and info.get("host", {}).get("airflow_url"):
+        output.out.print(f"the sandbox host of {team} answers at {info['host']['airflow_url']}")
+        return
+    parameters = json.dumps({"portNumber": [str(WEB_PORT)], "localPortNumber": [str(local_port)]})
+    command = ["aws", "ssm", "start-session", "--region", spec.region, "--target", info["outputs"]["instance_id"],
+               "--document-name", "AWS-StartPortForwardingSession", "--parameters", parameters]
+    if not execute:
+        output.out.print(shlex.join(command))
+        output.err.print(f"then open http://localhost:{local_port}")
+        return
+    if settings.target == "sandbox":
+        raise EnvctlError("the sandbox has no Session Manager; create the team with --hosts to get a local Airflow URL")
+    for tool, how in (("aws", "install the AWS CLI v2"),
+                      ("session-manager-plugin", "install the Session Manager plugin: https://docs.aws.amazon.com/"
+                                                 "systems-manager/latest/userguide/session-manager-working-with-install-plugin.html")):
+        if shutil.which(tool) is None:
+            raise MissingTool(f"`{tool}` is not installed; {how}")
+    output.err.print(f"forwarding localhost:{local_port} to the Airflow UI of {team}; Ctrl-C to stop")
+    os.execvp(command[0], command)
+
+
 def _register_nouns() -> None:
-    from provisioner.cli import sandbox
+    from provisioner.cli import inference, sandbox, secrets
 
     app.add_typer(sandbox.app, name="sandbox")
+    app.add_typer(secrets.app, name="secrets")
+    app.add_typer(inference.app, name="inference")
 
 
 _register_nouns()

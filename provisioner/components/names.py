@@ -55,4 +55,9 @@ class TeamNames:
         return f"envctl/{self.team}/airflow/{name}"
 
 
+def team_tags(team: str, owner: str, cost_center: str) -> dict[str, str]:
+    """The tags every resource of a team carries (the provider's default tags)."""
+    return {"envctl:team": team, "envctl:owner": owner, "envctl:cost-center": cost_center, "envctl:managed-by": "envctl"}
+
+
 AIRFLOW_INTERNAL_SECRETS = ("fernet_key", "webserver_secret_key", "jwt_secret", "postgres_password")

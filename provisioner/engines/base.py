@@ -97,3 +97,6 @@ class Engine(Protocol):
     def list_stacks(self) -> list[StackInfo]: ...
 
     def status(self, team: str) -> dict[str, Any]: ...
+
+    def aws_client(self, service: str, region: str) -> Any:
+        """A boto3 client for the AWS this engine acts on (the sandbox's moto server, or AWS)."""

@@ -22,8 +22,6 @@ from pulumi.runtime.config import set_all_config
 STACK_TYPE = "pulumi:pulumi:Stack"
 PROVIDER_PREFIX = "pulumi:providers:"
 
-# The Pulumi runtime keeps its settings in module state: one mocked run at a time per process.
-_RUNTIME_LOCK = threading.Lock()
 
 
 @dataclass
@@ -163,20 +161,20 @@ def run_program(program: Callable[[], dict[str, Any] | None], materialiser: Mate
 
         return resolve()
 
-    with _RUNTIME_LOCK:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            pulumi_settings.reset_options(project=project, stack=stack)
-            mocks = _Mocks(materialiser, registrations)
-            pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=_Monitor(mocks, registrations))
-            set_all_config(config or {})
-            loop.run_until_complete(pulumi_stack.run_pulumi_func(program_then_outputs))
-        except Exception as exc:  # noqa: BLE001 - re-raised with what was registered so far
-            raise ProgramFailed(_materialiser_error(exc), list(registrations.items)) from exc
-        finally:
-            loop.close()
-            asyncio.set_event_loop(None)
+    # The runtime's settings are context variables: runs on different threads do not mix.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        pulumi_settings.reset_options(project=project, stack=stack)
+        mocks = _Mocks(materialiser, registrations)
+        pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=_Monitor(mocks, registrations))
+        set_all_config(config or {})
+        loop.run_until_complete(pulumi_stack.run_pulumi_func(program_then_outputs))
+    except Exception as exc:  # noqa: BLE001 - re-raised with what was registered so far
+        raise ProgramFailed(_materialiser_error(exc), list(registrations.items)) from exc
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
     return MockRun(list(registrations.items), outputs)
 
 

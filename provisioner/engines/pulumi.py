@@ -449,19 +449,22 @@ class PulumiEngine:
         except builtins.RuntimeError as exc:  # a preview whose summary never arrived
             raise EnvctlError(f"pulumi {operation} of team {team} did not complete: {exc}") from None
 
+    def aws_client(self, service: str, region: str) -> Any:
+        import boto3
+
+        return boto3.client(service, region_name=region, endpoint_url=getattr(self._build_options, "endpoint_url", None))
+
     def _delete_retained_data(self, team: str, data: RetainedData, progress: Progress) -> list[str]:
         """Empty and delete the team bucket, schedule its key's deletion; returns what to tell the user."""
         if not data.bucket_name or not data.kms_key_arn:
             return [f"team {team}'s stack had no bucket_name/kms_key_arn outputs: no data was deleted"]
-        import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
-        endpoint = getattr(self._build_options, "endpoint_url", None)
         try:
-            s3 = boto3.client("s3", region_name=data.region, endpoint_url=endpoint)
+            s3 = self.aws_client("s3", data.region)
             progress(f"deleting bucket {data.bucket_name} and every object version in it")
             deleted = _delete_bucket(s3, data.bucket_name)
-            kms = boto3.client("kms", region_name=data.region, endpoint_url=endpoint)
+            kms = self.aws_client("kms", data.region)
             progress(f"scheduling deletion of KMS key {data.kms_key_arn}")
             _schedule_key_deletion(kms, data.kms_key_arn)
         except (BotoCoreError, ClientError) as exc:

@@ -285,6 +285,12 @@ class SandboxEngine:
             report["bootstrap"] = self._bootstrap_result(info, state)
         return report
 
+    def aws_client(self, service: str, region: str) -> Any:
+        import boto3
+
+        info = self.server.ensure_started()
+        return boto3.client(service, endpoint_url=info.endpoint, region_name=region, **info.credentials)
+
     # ---------------------------------------------------------------- internals
 
     def _run(self, spec: ResolvedSpec, progress: Progress, *, apply: bool) -> OperationResult:
@@ -382,9 +388,7 @@ class SandboxEngine:
     def _bootstrap_result(self, info: ServerInfo, state: StackState) -> dict[str, Any]:
         import json
 
-        import boto3
-
-        ssm = boto3.client("ssm", endpoint_url=info.endpoint, region_name=state.outputs.get("region", "us-east-1"), **info.credentials)
+        ssm = self.aws_client("ssm", state.outputs.get("region", state.region))
         try:
             value = ssm.get_parameter(Name=state.outputs["bootstrap_parameter"])["Parameter"]["Value"]
             return json.loads(value)

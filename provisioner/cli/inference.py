@@ -1,0 +1,59 @@
+"""envctl inference: build and push a team's default inference image (SageMaker's container contract)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from provisioner.cli import options as opt
+from provisioner.cli import output
+
+app = typer.Typer(help="The team's inference image: build it locally, push it to the team's ECR repository.", no_args_is_help=True)
+
+BaseImage = Annotated[
+    Optional[str],
+    typer.Option("--base-image", help="Base image to build on (default: a local Debian image built with debootstrap)."),
+]
+
+
+@app.command()
+def build(team: opt.Team, base_image: BaseImage = None, as_json: opt.Json = False) -> None:
+    """Build the default inference image for a team with the local Docker engine."""
+    from provisioner.cli.main import load_settings, resolve_team, start
+    from provisioner.inference_image import build_image
+
+    settings = load_settings()
+    resolve_team(settings, team)
+    start(settings, f"inference build {team}")
+    with output.progress(f"building the inference image of {team}") as report:
+        ref = build_image(team, base_image=base_image, progress=report)
+    if as_json:
+        output.print_json({"team": team, "image": ref})
+    else:
+        output.out.print(f"built {ref}")
+        output.out.print(f"try it: docker run --rm -p 127.0.0.1:8080:8080 {ref} serve")
+
+
+@app.command()
+def push(team: opt.Team, target: opt.Target = None, base_image: BaseImage = None, as_json: opt.Json = False) -> None:
+    """Build (if needed) and push the image to the team's ECR repository, as the endpoint expects."""
+    from provisioner.cli.main import engine_for, load_settings, resolve_team, start
+    from provisioner.errors import EnvctlError
+    from provisioner.inference_image import build_image, push_image
+
+    settings = load_settings(target=target)
+    spec = resolve_team(settings, team)
+    start(settings, f"inference push {team}")
+    if settings.target == "sandbox":
+        raise EnvctlError("the sandbox's ECR has no registry to push to (moto stores repositories only)",
+                          hint=f"`envctl inference build {team}` builds the image locally; push with --target aws")
+    engine = engine_for(settings)
+    repository_url = engine.outputs(team)["ecr_repository_url"]
+    with output.progress(f"pushing the inference image of {team}") as report:
+        ref = build_image(team, base_image=base_image, progress=report)
+        pushed = push_image(ref, repository_url, ecr_client=engine.aws_client("ecr", spec.region), progress=report)
+    if as_json:
+        output.print_json({"team": team, "image": pushed})
+    else:
+        output.out.print(f"pushed {pushed}")
