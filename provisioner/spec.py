@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from provisioner.errors import InvalidInput
+from provisioner.stacks import request_files
 
 API_VERSION = "envctl/v1"
 TEAM_PATTERN = r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$"
@@ -328,10 +329,6 @@ def resolve_all(specs: list[tuple[TeamSpec, Path | None]], *, default_region: st
         if spec.team in cidrs:
             resolved.append(ResolvedSpec(spec=spec, region=spec.region or default_region, cidr=cidrs[spec.team], path=path))
     return resolved, errors
-
-
-def request_files(stacks_dir: Path) -> list[Path]:
-    return sorted(p for p in stacks_dir.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
 
 
 def validate_files(paths: list[Path], *, default_region: str, pool: str, prefix: int,

@@ -258,7 +258,7 @@ def status(team: opt.Team, target: opt.Target = None, as_json: opt.Json = False)
 @app.command(name="list")
 def list_stacks(target: opt.Target = None, as_json: opt.Json = False) -> None:
     """Every team environment on the target, with the requests that have none yet."""
-    from provisioner.spec import request_files
+    from provisioner.stacks import request_files
 
     settings = load_settings(target=target)
     start(settings, "list")
@@ -327,6 +327,11 @@ def _register_nouns() -> None:
     app.add_typer(sandbox.app, name="sandbox")
     app.add_typer(secrets.app, name="secrets")
     app.add_typer(inference.app, name="inference")
+
+    from provisioner.cli import requests
+
+    app.command()(requests.plan)
+    app.command()(requests.apply)
 
 
 _register_nouns()

@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.tree import Tree
 
 from provisioner.engines.base import OperationResult
-from provisioner.engines.mocked import Registration
+
+if TYPE_CHECKING:  # pulumi is heavy; rendering a result must not import it
+    from provisioner.engines.mocked import Registration
 
 # The properties worth seeing in a tree, per resource type (camelCase, as the engine sees them).
 KEY_PROPERTIES: dict[str, tuple[str, ...]] = {

@@ -76,7 +76,8 @@ class AirflowHost(pulumi.ComponentResource):
             user_data_replace_on_change=True,
             monitoring=True,
             tags={"Name": f"envctl-{args.team}-airflow"},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap_result]),
+            # The AMI is looked up at every run: a newly published image must not replace a running host.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap_result], ignore_changes=["ami"]),
         )
         self.attachment = aws.ec2.VolumeAttachment(
             f"{name}-data-attachment", device_name=DATA_DEVICE, volume_id=self.data_volume.id,

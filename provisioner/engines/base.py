@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from provisioner.spec import ResolvedSpec
+if TYPE_CHECKING:  # the spec model (pydantic) is not needed to read a result
+    from provisioner.spec import ResolvedSpec
 
 ACTIONS = ("create", "update", "replace", "delete", "same")
 

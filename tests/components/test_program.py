@@ -236,3 +236,8 @@ def test_program_is_deterministic():
     first = {r.urn: r.inputs for r in offline_registrations(spec)}
     second = {r.urn: r.inputs for r in offline_registrations(spec)}
     assert first == second
+
+
+def test_a_new_ami_does_not_replace_the_host():
+    """The AMI is looked up every run; AWS publishing a new one must not replace the Airflow host."""
+    assert one("fraud", "aws:ec2/instance:Instance").ignore_changes == ["ami"]

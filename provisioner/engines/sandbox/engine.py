@@ -18,10 +18,10 @@ from provisioner.engines.sandbox.server import ACCOUNT_ID, SandboxServer, Server
 from provisioner.engines.sandbox.state import StackState, StateStore, inputs_hash, now_iso
 from provisioner.errors import EnvctlError, NotFound
 from provisioner.settings import Settings
-from provisioner.spec import ResolvedSpec
 
-if TYPE_CHECKING:  # pulumi is heavy: list, status and outputs never need it
+if TYPE_CHECKING:  # pulumi and the spec model are heavy: list, status and outputs need neither
     from provisioner.engines.mocked import Registration
+    from provisioner.spec import ResolvedSpec
 
 
 @dataclass
@@ -294,45 +294,69 @@ class SandboxEngine:
     # ---------------------------------------------------------------- internals
 
     def _run(self, spec: ResolvedSpec, progress: Progress, *, apply: bool) -> OperationResult:
-        from provisioner.engines.mocked import ProgramFailed, run_program
-        from provisioner.program import build
+        from provisioner.fingerprint import program_fingerprint
 
         started = time.monotonic()
+        fingerprint = program_fingerprint(spec)
         with self.store.lock(spec.team):
             info = self.server.ensure_started(progress)
             state, warnings = self._trusted_state(spec.team, info)
-            state = state or StackState(team=spec.team, server_id=info.server_id)
-            state.region = spec.region
-            ctx = self._context(info)
-            materialiser = _Materialiser(ctx, state, self.store, spec.region, progress, apply=apply)
-            if apply:
-                self._adopt_interrupted(ctx, state, spec.region, progress)
             operation = "up" if apply else "preview"
-            try:
-                run = run_program(lambda: build(spec).outputs, materialiser, project=self.settings.project,
-                                  stack=spec.team, config={"aws:region": spec.region})
-            except ProgramFailed as failed:
-                if apply:
-                    self._finish(state, operation, "failed", error=str(failed.cause))
-                raise _as_envctl_error(spec.team, failed.cause) from None
-            removed = [r for r in state.ordered() if r.urn not in materialiser.seen]
-            for resource in reversed(materialiser.replaced + removed):
-                if resource in removed:
-                    materialiser.changes.add(resource, "delete", physical_id=resource.id)
-                if not apply:
-                    continue
-                if not (resource.retain_on_delete and resource in removed):
-                    self._delete(ctx, resource, spec.region, progress)
-                if resource in removed:
-                    with self.store._write_lock:
-                        state.resources.pop(resource.urn, None)
-                    self.store.save(state)
+            if state is not None and self._unchanged_since_last_apply(state, fingerprint):
+                progress(f"{spec.team}: same request and same envctl as the last apply, so nothing can change")
+                return OperationResult(
+                    team=spec.team, target=self.name, operation=operation, outputs=state.outputs,
+                    changes=[ResourceChange(urn=r.urn, type=r.type, name=r.name, action="same", physical_id=r.id)
+                             for r in state.ordered()],
+                    duration_s=time.monotonic() - started, warnings=warnings, api_writes=0,
+                )
+            return self._run_program(spec, progress, state, info, warnings, fingerprint, started, apply=apply)
+
+    @staticmethod
+    def _unchanged_since_last_apply(state: StackState, fingerprint: str) -> bool:
+        """Same request, same envctl, last apply complete: the program would register exactly what is there."""
+        return (state.fingerprint == fingerprint and state.status == "ok" and not state.pending
+                and all(r.materialised for r in state.resources.values()))
+
+    def _run_program(self, spec: ResolvedSpec, progress: Progress, state: StackState | None, info: ServerInfo,
+                     warnings: list[str], fingerprint: str, started: float, *, apply: bool) -> OperationResult:
+        from provisioner.engines.mocked import ProgramFailed, run_program
+        from provisioner.program import build
+
+        state = state or StackState(team=spec.team, server_id=info.server_id)
+        state.region = spec.region
+        ctx = self._context(info)
+        materialiser = _Materialiser(ctx, state, self.store, spec.region, progress, apply=apply)
+        if apply:
+            self._adopt_interrupted(ctx, state, spec.region, progress)
+        operation = "up" if apply else "preview"
+        state.fingerprint = ""  # set again only when this apply completes
+        try:
+            run = run_program(lambda: build(spec).outputs, materialiser, project=self.settings.project,
+                              stack=spec.team, config={"aws:region": spec.region})
+        except ProgramFailed as failed:
             if apply:
-                state.outputs = run.outputs
-                self._finish(state, operation, "ok")
-            return OperationResult(team=spec.team, target=self.name, operation=operation,
-                                   changes=materialiser.changes.items, outputs=run.outputs,
-                                   duration_s=time.monotonic() - started, warnings=warnings, api_writes=ctx.write_calls)
+                self._finish(state, operation, "failed", error=str(failed.cause))
+            raise _as_envctl_error(spec.team, failed.cause) from None
+        removed = [r for r in state.ordered() if r.urn not in materialiser.seen]
+        for resource in reversed(materialiser.replaced + removed):
+            if resource in removed:
+                materialiser.changes.add(resource, "delete", physical_id=resource.id)
+            if not apply:
+                continue
+            if not (resource.retain_on_delete and resource in removed):
+                self._delete(ctx, resource, spec.region, progress)
+            if resource in removed:
+                with self.store._write_lock:
+                    state.resources.pop(resource.urn, None)
+                self.store.save(state)
+        if apply:
+            state.outputs = run.outputs
+            state.fingerprint = fingerprint
+            self._finish(state, operation, "ok")
+        return OperationResult(team=spec.team, target=self.name, operation=operation,
+                               changes=materialiser.changes.items, outputs=run.outputs,
+                               duration_s=time.monotonic() - started, warnings=warnings, api_writes=ctx.write_calls)
 
     def _finish(self, state: StackState, operation: str, status: str, error: str = "") -> None:
         state.last_operation, state.last_updated, state.status, state.error = operation, now_iso(), status, error

@@ -148,9 +148,10 @@ class SandboxServer:
 
     def holds_identity(self, info: ServerInfo) -> bool:
         """Whether the server still holds what was made at its start (false after a moto reset)."""
-        import boto3
+        import botocore.session  # not boto3: this runs on every command's fast path
 
-        ssm = boto3.client("ssm", endpoint_url=info.endpoint, region_name=HOME_REGION, **info.credentials)
+        ssm = botocore.session.get_session().create_client(
+            "ssm", endpoint_url=info.endpoint, region_name=HOME_REGION, **info.credentials)
         try:
             return ssm.get_parameter(Name=SERVER_ID_PARAMETER)["Parameter"]["Value"] == info.server_id
         except Exception:  # noqa: BLE001 - any failure means the identity is not there

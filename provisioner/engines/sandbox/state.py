@@ -47,6 +47,7 @@ class StackState:
     status: str = ""  # ok | failed | interrupted
     error: str = ""
     next_seq: int = 0
+    fingerprint: str = ""  # of the last successful apply (see provisioner/fingerprint.py)
 
     def ordered(self) -> list[StoredResource]:
         return sorted(self.resources.values(), key=lambda r: r.seq)

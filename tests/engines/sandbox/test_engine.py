@@ -120,10 +120,27 @@ def test_role_policies_name_the_team_resources_and_the_boundary(engine, two_team
 
 
 def test_no_change_rerun_makes_no_write_call(engine, two_teams):
-    spec, _ = two_teams["alpha"]
-    again = engine.up(spec)
-    assert not again.changed and again.summary["same"] == len(again.changes)
+    """Same request and same code: the last apply's fingerprint matches and the program is not even run."""
+    spec, first = two_teams["alpha"]
+    said: list[str] = []
+    again = engine.up(spec, said.append)
+    assert not again.changed and again.summary["same"] == len(first.changes)
+    assert again.api_writes == 0 and again.outputs == first.outputs
+    assert any("nothing can change" in line for line in said)
+
+
+def test_full_program_rerun_without_changes_makes_no_write_call(engine, two_teams):
+    """With the fast path defeated (as after an envctl upgrade), the program runs and still writes nothing."""
+    spec, first = two_teams["beta"]
+    state = engine.store.load("beta")
+    state.fingerprint = "from-an-older-envctl"
+    engine.store.save(state)
+    said: list[str] = []
+    again = engine.up(spec, said.append)
+    assert not any("nothing can change" in line for line in said)
+    assert not again.changed and again.summary["same"] == len(first.changes)
     assert again.api_writes == 0
+    assert engine.store.load("beta").fingerprint not in ("", "from-an-older-envctl")
 
 
 def test_preview_shows_a_change_without_making_it(engine, two_teams):
