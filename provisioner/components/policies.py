@@ -104,15 +104,9 @@ def _ecr_pull_statements(arns: TeamArns) -> list[dict]:
     ]
 
 
-def host_policy(arns: TeamArns) -> str:
-    """The Airflow host: its secrets, bucket, key, log group, repository; SageMaker work for the team."""
-    return _doc(
-        *_bucket_statements(arns),
-        *_ecr_pull_statements(arns),
-        {"Sid": "TeamSecretsRead", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": arns.secrets_arn},
-        {"Sid": "AirflowKeysInit", "Effect": "Allow", "Action": "secretsmanager:PutSecretValue", "Resource": arns.airflow_secrets_arn},
-        {"Sid": "TeamLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], "Resource": arns.log_group_arn},
-        {"Sid": "BootstrapResult", "Effect": "Allow", "Action": ["ssm:PutParameter", "ssm:GetParameter"], "Resource": arns.parameters_arn},
+def _team_sagemaker_statements(arns: TeamArns) -> list[dict]:
+    """SageMaker work on the team's own resources (by tag) and passing only its own role to SageMaker."""
+    return [
         {
             "Sid": "TeamSageMakerJobs",
             "Effect": "Allow",
@@ -138,6 +132,29 @@ def host_policy(arns: TeamArns) -> str:
             "Resource": arns.sagemaker_role_arn,
             "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         },
+    ]
+
+
+def _metrics_statement() -> dict:
+    return {
+        "Sid": "SageMakerMetrics",
+        "Effect": "Allow",
+        "Action": "cloudwatch:PutMetricData",
+        "Resource": "*",  # PutMetricData has no resource-level permissions; the namespace is conditioned
+        "Condition": {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "envctl/*"]}},
+    }
+
+
+def host_policy(arns: TeamArns) -> str:
+    """The Airflow host: its secrets, bucket, key, log group, repository; SageMaker work for the team."""
+    return _doc(
+        *_bucket_statements(arns),
+        *_ecr_pull_statements(arns),
+        {"Sid": "TeamSecretsRead", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": arns.secrets_arn},
+        {"Sid": "AirflowKeysInit", "Effect": "Allow", "Action": "secretsmanager:PutSecretValue", "Resource": arns.airflow_secrets_arn},
+        {"Sid": "TeamLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], "Resource": arns.log_group_arn},
+        {"Sid": "BootstrapResult", "Effect": "Allow", "Action": ["ssm:PutParameter", "ssm:GetParameter"], "Resource": arns.parameters_arn},
+        *_team_sagemaker_statements(arns),
     )
 
 
@@ -147,13 +164,7 @@ def sagemaker_policy(arns: TeamArns) -> str:
         *_bucket_statements(arns),
         *_ecr_pull_statements(arns),
         {"Sid": "SageMakerLogs", "Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], "Resource": arns.sagemaker_log_arn},
-        {
-            "Sid": "SageMakerMetrics",
-            "Effect": "Allow",
-            "Action": "cloudwatch:PutMetricData",
-            "Resource": "*",  # PutMetricData has no resource-level permissions; the namespace is conditioned
-            "Condition": {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "envctl/*"]}},
-        },
+        _metrics_statement(),
     )
 
 
@@ -177,38 +188,8 @@ def permissions_boundary(arns: TeamArns) -> str:
             ],
             "Resource": "*",
         },
-        {
-            "Sid": "SageMakerMetrics",
-            "Effect": "Allow",
-            "Action": "cloudwatch:PutMetricData",
-            "Resource": "*",
-            "Condition": {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "envctl/*"]}},
-        },
-        {
-            "Sid": "TeamSageMaker",
-            "Effect": "Allow",
-            "Action": [
-                "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:DescribeModel",
-                "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:UpdateEndpoint",
-                "sagemaker:InvokeEndpoint",
-            ],
-            "Resource": arns.sagemaker_resources_arn,
-            "Condition": {"StringEquals": {f"aws:ResourceTag/{TEAM_TAG}": arns.team}},
-        },
-        {
-            "Sid": "TeamSageMakerCreate",
-            "Effect": "Allow",
-            "Action": ["sagemaker:CreateTrainingJob", "sagemaker:CreateModel", "sagemaker:CreateEndpointConfig", "sagemaker:AddTags"],
-            "Resource": arns.sagemaker_resources_arn,
-            "Condition": {"StringEquals": {f"aws:RequestTag/{TEAM_TAG}": arns.team}},
-        },
-        {
-            "Sid": "PassTeamSageMakerRole",
-            "Effect": "Allow",
-            "Action": "iam:PassRole",
-            "Resource": arns.sagemaker_role_arn,
-            "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-        },
+        _metrics_statement(),
+        *_team_sagemaker_statements(arns),
     )
 
 
