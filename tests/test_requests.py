@@ -1,0 +1,466 @@
+"""Requests by pull request, in the library: what a change touches (real git), notable changes,
+the plan's Markdown (snapshots) and the apply's orchestration, against a stub engine.
+
+The sandbox end to end (plan and apply through the CLI) is in tests/cli/test_plan_apply.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from provisioner.engines.base import OperationResult, ResourceChange, StackInfo, no_progress
+from provisioner.errors import InvalidInput, LockConflict
+from provisioner.requests import (
+    CHANGE,
+    NEW,
+    REMOVE,
+    apply_requests,
+    changed_requests,
+    notable_changes,
+    plan_requests,
+    render_markdown,
+    requests_at,
+    run_bounded,
+)
+from provisioner.settings import load_settings
+from provisioner.spec import TeamSpec
+from tests.conftest import ROOT
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+GIT_ENV = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+# ---------------------------------------------------------------- a real git repository
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=GIT_ENV).stdout
+
+
+def commit_all(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+
+
+def make_repo(root: Path, state_dir: Path, extra: dict[str, dict] | None = None) -> Path:
+    """A project on branch main: the example requests (plus `extra`), envctl.toml on the sandbox."""
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "test@example.com")
+    git(root, "config", "user.name", "test")
+    shutil.copytree(ROOT / "stacks", root / "stacks")
+    (root / "envctl.toml").write_text(f'target = "sandbox"\nregion = "eu-west-1"\nstate_dir = "{state_dir}"\n')
+    (root / ".gitignore").write_text("plan.md\n")
+    for team, raw in (extra or {}).items():
+        write_request(root, raw)
+    commit_all(root, "the example requests")
+    return root
+
+
+def request_like(source: str, team: str, cidr: str | None = None, **changes) -> dict:
+    """An example request under another team name; `changes` are merged one level deep."""
+    raw = yaml.safe_load((ROOT / "stacks" / f"{source}.yaml").read_text())
+    raw["team"] = team
+    if cidr:
+        raw["network"] = {"cidr": cidr}
+    for key, value in changes.items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    return raw
+
+
+def write_request(repo: Path, raw: dict, name: str | None = None) -> Path:
+    path = repo / "stacks" / (name or f"{raw['team']}.yaml")
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def edit_request(repo: Path, team: str, /, **changes) -> None:
+    path = repo / "stacks" / f"{team}.yaml"
+    raw = yaml.safe_load(path.read_text())
+    for key, value in changes.items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def settings_for(repo: Path):
+    return load_settings(cwd=repo)
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    monkeypatch.delenv("ENVCTL_CONFIG", raising=False)
+    project = make_repo(tmp_path / "repo", tmp_path / "state")
+    monkeypatch.chdir(project)
+    git(project, "checkout", "-q", "-b", "change")
+    return project
+
+
+def teams_and_actions(change_set) -> list[tuple[str, str]]:
+    return [(c.team, c.action) for c in change_set.changes]
+
+
+# ---------------------------------------------------------------- a stub engine
+
+
+class StubEngine:
+    """Answers like an engine without AWS: fixed previews, stacks in a dict, optional failures."""
+
+    name = "stub"
+
+    def __init__(self, stacks: dict[str, int] | None = None, failures: dict[str, Exception] | None = None,
+                 delay_s: float = 0.0):
+        self.stacks = dict(stacks or {})
+        self.failures = failures or {}
+        self.delay_s = delay_s
+        self.calls: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self.running = 0
+        self.most_at_once = 0
+
+    def preview(self, spec, progress=no_progress) -> OperationResult:
+        self.calls.append(("preview", spec.team))
+        return OperationResult(team=spec.team, target=self.name, operation="preview", changes=self._changes(spec.team))
+
+    def up(self, spec, progress=no_progress) -> OperationResult:
+        self._work("up", spec.team)
+        result = OperationResult(team=spec.team, target=self.name, operation="up", changes=self._changes(spec.team))
+        self.stacks[spec.team] = 3
+        return result
+
+    def destroy(self, team, *, delete_data=False, progress=no_progress) -> OperationResult:
+        self._work("destroy", team)
+        changes = [ResourceChange(urn=f"urn:{team}:{i}", type="aws:ec2/vpc:Vpc", name=f"{team}-{i}", action="delete")
+                   for i in range(self.stacks.pop(team))]
+        return OperationResult(team=team, target=self.name, operation="destroy", changes=changes)
+
+    def list_stacks(self) -> list[StackInfo]:
+        return [StackInfo(team=team, target=self.name, resources=count) for team, count in sorted(self.stacks.items())]
+
+    def _work(self, operation: str, team: str) -> None:
+        with self._lock:
+            self.calls.append((operation, team))
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            time.sleep(self.delay_s)
+            if team in self.failures:
+                raise self.failures[team]
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def _changes(self, team: str) -> list[ResourceChange]:
+        def change(kind: str, name: str, action: str, detail: str = "") -> ResourceChange:
+            return ResourceChange(urn=f"urn:{team}:{name}", type=kind, name=f"{team}-{name}", action=action, detail=detail)
+
+        if team not in self.stacks:
+            return [change("aws:ec2/vpc:Vpc", "network-vpc", "create"), change("aws:s3/bucket:Bucket", "storage-bucket", "create"),
+                    change("aws:ec2/instance:Instance", "airflow-instance", "create")]
+        return [change("aws:ec2/instance:Instance", "airflow-instance", "update", "instanceType"),
+                change("aws:ebs/volume:Volume", "airflow-data", "replace", "size"),
+                change("aws:ec2/vpc:Vpc", "network-vpc", "same")]
+
+
+# ---------------------------------------------------------------- what a change touches
+
+
+def test_an_added_request_is_new(repo):
+    write_request(repo, request_like("fraud", "newteam", cidr="10.250.0.0/24"))
+    commit_all(repo, "request newteam")
+    change_set = changed_requests(settings_for(repo), "main")
+    assert teams_and_actions(change_set) == [("newteam", NEW)]
+    assert change_set.merge_base == git(repo, "rev-parse", "main").strip()
+    assert change_set.changes[0].old_text is None
+
+
+def test_a_modified_request_is_a_change_with_its_old_version(repo):
+    edit_request(repo, "treasury", airflow={"instance_type": "m6i.large"})
+    commit_all(repo, "bigger host")
+    change = changed_requests(settings_for(repo), "main").changes
+    assert [(c.team, c.action) for c in change] == [("treasury", CHANGE)]
+    assert "instance_type: t3.large" in change[0].old_text
+
+
+def test_a_removed_request_is_a_removal(repo):
+    git(repo, "rm", "-q", "stacks/fraud.yaml")
+    commit_all(repo, "drop fraud")
+    change_set = changed_requests(settings_for(repo), "main")
+    assert teams_and_actions(change_set) == [("fraud", REMOVE)]
+    assert change_set.changes[0].path == repo / "stacks" / "fraud.yaml"
+
+
+def test_a_rename_to_another_team_removes_the_old_and_adds_the_new(repo):
+    git(repo, "mv", "stacks/finance-reports.yaml", "stacks/finance-core.yaml")
+    edit_request(repo, "finance-core", team="finance-core")
+    commit_all(repo, "rename the team")
+    assert teams_and_actions(changed_requests(settings_for(repo), "main")) == [("finance-core", NEW), ("finance-reports", REMOVE)]
+
+
+def test_a_rename_that_keeps_the_team_is_a_change(repo):
+    git(repo, "mv", "stacks/finance-reports.yaml", "stacks/finance-reports.yml")
+    commit_all(repo, "yml")
+    change = changed_requests(settings_for(repo), "main").changes
+    assert [(c.team, c.action) for c in change] == [("finance-reports", CHANGE)]
+    assert change[0].old_path.name == "finance-reports.yaml" and change[0].path.name == "finance-reports.yml"
+
+
+def test_add_modify_rename_and_remove_in_one_change_list_exactly_those_teams(repo):
+    write_request(repo, request_like("fraud", "newteam", cidr="10.250.0.0/24"))
+    edit_request(repo, "treasury", budget_usd_month=900)
+    git(repo, "mv", "stacks/finance-reports.yaml", "stacks/finance-reports.yml")
+    commit_all(repo, "several")
+    git(repo, "rm", "-q", "stacks/fraud.yaml")
+    commit_all(repo, "and a removal")
+    assert teams_and_actions(changed_requests(settings_for(repo), "main")) == [
+        ("finance-reports", CHANGE), ("fraud", REMOVE), ("newteam", NEW), ("treasury", CHANGE)]
+
+
+def test_uncommitted_and_untracked_requests_count(repo):
+    edit_request(repo, "treasury", budget_usd_month=900)
+    write_request(repo, request_like("finance-reports", "scratch", cidr="10.251.0.0/24"))
+    assert teams_and_actions(changed_requests(settings_for(repo), "main")) == [("scratch", NEW), ("treasury", CHANGE)]
+
+
+def test_the_change_is_measured_from_the_merge_base_not_the_tip_of_base(repo):
+    edit_request(repo, "treasury", budget_usd_month=900)
+    commit_all(repo, "mine")
+    git(repo, "checkout", "-q", "main")
+    edit_request(repo, "fraud", budget_usd_month=3000)
+    commit_all(repo, "someone else's, merged meanwhile")
+    git(repo, "checkout", "-q", "change")
+    assert teams_and_actions(changed_requests(settings_for(repo), "main")) == [("treasury", CHANGE)]
+
+
+def test_files_outside_the_request_folder_and_other_suffixes_are_ignored(repo):
+    (repo / "stacks" / "README.md").write_text("notes\n")
+    (repo / "stacks" / "archive").mkdir()
+    (repo / "stacks" / "archive" / "old.yaml").write_text("team: old\n")
+    (repo / "docs.yaml").write_text("x: 1\n")
+    commit_all(repo, "noise")
+    assert changed_requests(settings_for(repo), "main").changes == []
+
+
+def test_a_bad_base_ref_is_invalid_input_with_one_line(repo):
+    with pytest.raises(InvalidInput) as caught:
+        changed_requests(settings_for(repo), "no-such-branch")
+    assert "--base: 'no-such-branch' is not a commit" in caught.value.message
+    assert "\n" not in caught.value.message
+    with pytest.raises(InvalidInput, match="is not a git ref"):
+        changed_requests(settings_for(repo), "--output=/tmp/x")
+
+
+def test_outside_a_git_repository_is_invalid_input(tmp_path, monkeypatch):
+    monkeypatch.delenv("ENVCTL_CONFIG", raising=False)
+    project = tmp_path / "plain"
+    project.mkdir()
+    shutil.copytree(ROOT / "stacks", project / "stacks")
+    (project / "envctl.toml").write_text('target = "sandbox"\n')
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    with pytest.raises(InvalidInput, match="is not inside a git repository"):
+        changed_requests(load_settings(cwd=project), "main")
+
+
+def test_explicit_paths_are_new_or_changed_by_the_target_and_missing_files_are_removals(repo):
+    settings = settings_for(repo)
+    change_set = requests_at(settings, [Path("stacks/fraud.yaml"), Path("stacks/treasury.yaml"), Path("stacks/gone.yaml")],
+                             existing_teams={"treasury", "gone"})
+    assert teams_and_actions(change_set) == [("fraud", NEW), ("gone", REMOVE), ("treasury", CHANGE)]
+    with pytest.raises(InvalidInput, match="not a request file"):
+        requests_at(settings, [Path("envctl.toml")], existing_teams=set())
+
+
+# ---------------------------------------------------------------- notable changes
+
+
+def spec_of(source: str, **changes) -> TeamSpec:
+    return TeamSpec.model_validate(request_like(source, source, **changes))
+
+
+def test_notable_changes_name_what_a_reviewer_looks_at():
+    old = spec_of("fraud")
+    new = spec_of("fraud", cidr="10.21.0.0/20", budget_usd_month=3000, owners=["ana.lopez@example.com"],
+                  airflow={"instance_type": "m6i.xlarge", "volume_gb": 200, "version": "2.11.0"},
+                  sagemaker={"notebook": {"enabled": False},
+                             "inference": {"enabled": True, "serverless": {"memory_mb": 4096, "max_concurrency": 10}}},
+                  secrets=["snowflake_password", "fx_feed_token"])
+    assert notable_changes(old, new) == [
+        "network.cidr: 10.20.0.0/20 -> 10.21.0.0/20",
+        "airflow.version: 2.10.5 -> 2.11.0",
+        "airflow.instance_type: m6i.large -> m6i.xlarge",
+        "airflow.volume_gb: 100 GiB -> 200 GiB",
+        "sagemaker.notebook: ml.t3.medium -> off",
+        "sagemaker.inference: ml.m5.large x1, autoscaling 1-4 -> serverless 4096 MB, max concurrency 10",
+        "secrets added: fx_feed_token",
+        "secrets removed: partner_api_token",
+        "other fields changed: budget_usd_month, owners",
+    ]
+
+
+def test_an_unchanged_request_has_no_notable_changes():
+    assert notable_changes(spec_of("treasury"), spec_of("treasury")) == []
+
+
+# ---------------------------------------------------------------- the plan and its Markdown
+
+
+def assert_snapshot(name: str, text: str) -> None:
+    path = SNAPSHOTS / name
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"{path} is missing; run with UPDATE_SNAPSHOTS=1 once and review it"
+    assert text == path.read_text(), f"the Markdown differs from {path}; if intended, run with UPDATE_SNAPSHOTS=1 and review the diff"
+
+
+def test_plan_markdown_snapshot_for_add_modify_rename_and_remove(repo):
+    write_request(repo, request_like("fraud", "newteam", cidr="10.250.0.0/24"))
+    edit_request(repo, "treasury", budget_usd_month=900, airflow={"instance_type": "m6i.large", "volume_gb": 80},
+                 secrets=["bloomberg_api_key", "fx_feed_token"],
+                 sagemaker={"inference": {"enabled": True, "serverless": {"memory_mb": 4096, "max_concurrency": 5}}})
+    git(repo, "mv", "stacks/finance-reports.yaml", "stacks/finance-reports.yml")
+    git(repo, "rm", "-q", "stacks/fraud.yaml")
+    commit_all(repo, "a bit of everything")
+    engine = StubEngine(stacks={"fraud": 52, "treasury": 43, "finance-reports": 39})
+    plan = plan_requests(settings_for(repo), changed_requests(settings_for(repo), "main"), engine)
+    assert [(t.team, t.action, t.status) for t in plan.teams] == [
+        ("finance-reports", CHANGE, "ok"), ("fraud", REMOVE, "ok"), ("newteam", NEW, "ok"), ("treasury", CHANGE, "ok")]
+    assert plan.exit_code == 0
+    assert sorted(engine.calls) == [("preview", "finance-reports"), ("preview", "newteam"), ("preview", "treasury")]
+    assert_snapshot("plan-changes.md", render_markdown(plan))
+
+
+def test_plan_markdown_snapshot_with_invalid_requests_inline(repo):
+    invalid = request_like("finance-reports", "gamma", cidr="10.252.0.0/24", airflow={"instance_type": "t2.nano"})
+    write_request(repo, {**invalid, "colour": "blue"})
+    write_request(repo, request_like("finance-reports", "delta", cidr="10.20.4.0/24"))  # inside fraud's network
+    commit_all(repo, "two bad requests")
+    engine = StubEngine()
+    plan = plan_requests(settings_for(repo), changed_requests(settings_for(repo), "main"), engine)
+    assert plan.exit_code == 2
+    assert [(t.team, t.status) for t in plan.teams] == [("delta", "invalid"), ("gamma", "invalid")]
+    assert engine.calls == []
+    markdown = render_markdown(plan)
+    assert "`stacks/gamma.yaml` · `airflow.instance_type`:" in markdown
+    assert "`stacks/fraud.yaml` · `network.cidr`: 10.20.0.0/20 overlaps 10.20.4.0/24 of team delta (stacks/delta.yaml)" in markdown
+    assert_snapshot("plan-invalid.md", markdown)
+
+
+def test_plan_of_no_change_says_so(repo):
+    plan = plan_requests(settings_for(repo), changed_requests(settings_for(repo), "main"), StubEngine())
+    assert plan.teams == [] and plan.exit_code == 0
+    assert "No request file changed." in render_markdown(plan)
+
+
+def test_an_invalid_request_outside_the_change_still_fails_the_plan(repo):
+    (repo / "stacks" / "fraud.yaml").write_text((repo / "stacks" / "fraud.yaml").read_text().replace("m6i.large", "t2.nano"))
+    commit_all(repo, "broken on the base branch too")
+    git(repo, "branch", "-f", "main", "HEAD")
+    write_request(repo, request_like("finance-reports", "newteam", cidr="10.250.0.0/24"))
+    plan = plan_requests(settings_for(repo), changed_requests(settings_for(repo), "main"), StubEngine())
+    assert [t.team for t in plan.teams] == ["newteam"] and plan.teams[0].status == "ok"
+    assert plan.exit_code == 2
+    assert plan.other_errors and plan.other_errors[0].startswith("stacks/fraud.yaml: airflow.instance_type:")
+    assert "### Other requests" in render_markdown(plan)
+
+
+# ---------------------------------------------------------------- apply orchestration
+
+
+def test_apply_refuses_a_removal_without_allow_destroy_and_touches_nothing(repo):
+    git(repo, "rm", "-q", "stacks/fraud.yaml")
+    edit_request(repo, "treasury", budget_usd_month=900)
+    commit_all(repo, "drop fraud, change treasury")
+    engine = StubEngine(stacks={"fraud": 52, "treasury": 43})
+    results = apply_requests(settings_for(repo), changed_requests(settings_for(repo), "main"), engine,
+                             rerun="envctl apply --changed --base main")
+    assert [(r.team, r.outcome) for r in results] == [("fraud", "refused"), ("treasury", "ok")]
+    assert "run `envctl apply --changed --base main --allow-destroy`" in results[0].message
+    assert "restore stacks/fraud.yaml" in results[0].message
+    assert ("destroy", "fraud") not in engine.calls and engine.stacks["fraud"] == 52
+
+
+def test_apply_with_allow_destroy_destroys_only_the_removed_team(repo):
+    git(repo, "rm", "-q", "stacks/fraud.yaml")
+    commit_all(repo, "drop fraud")
+    engine = StubEngine(stacks={"fraud": 52, "treasury": 43})
+    results = apply_requests(settings_for(repo), changed_requests(settings_for(repo), "main"), engine, allow_destroy=True)
+    assert [(r.team, r.outcome, r.summary["delete"]) for r in results] == [("fraud", "ok", 52)]
+    assert engine.calls == [("destroy", "fraud")] and set(engine.stacks) == {"treasury"}
+
+
+def test_a_removed_request_without_an_environment_is_nothing_to_destroy(repo):
+    git(repo, "rm", "-q", "stacks/fraud.yaml")
+    commit_all(repo, "drop fraud")
+    results = apply_requests(settings_for(repo), changed_requests(settings_for(repo), "main"), StubEngine())
+    assert [(r.team, r.outcome, r.message) for r in results] == [
+        ("fraud", "ok", "no environment on this target: nothing to destroy")]
+
+
+def test_one_teams_failure_does_not_stop_the_others(repo):
+    for index, team in enumerate(("aa1", "bb2", "cc3")):
+        write_request(repo, request_like("finance-reports", team, cidr=f"10.24{index}.0.0/24"))
+    commit_all(repo, "three teams")
+    engine = StubEngine(failures={"aa1": LockConflict("another envctl run (pid 42) is working on team aa1"),
+                                  "bb2": RuntimeError("boom")})
+    results = apply_requests(settings_for(repo), changed_requests(settings_for(repo), "main"), engine, parallel=2)
+    assert [(r.team, r.outcome) for r in results] == [("aa1", "failed"), ("bb2", "failed"), ("cc3", "ok")]
+    assert "another envctl run (pid 42)" in results[0].message
+    assert results[1].message == "unexpected RuntimeError: boom"
+
+
+def test_apply_runs_at_most_parallel_teams_at_once(repo):
+    for index in range(6):
+        write_request(repo, request_like("finance-reports", f"team{index}", cidr=f"10.24{index}.0.0/24"))
+    commit_all(repo, "six teams")
+    engine = StubEngine(delay_s=0.1)
+    results = apply_requests(settings_for(repo), changed_requests(settings_for(repo), "main"), engine, parallel=3)
+    assert all(r.outcome == "ok" for r in results) and len(results) == 6
+    assert engine.most_at_once == 3
+
+
+def test_apply_does_nothing_when_any_request_is_invalid(repo):
+    write_request(repo, request_like("finance-reports", "good", cidr="10.250.0.0/24"))
+    write_request(repo, request_like("finance-reports", "bad", cidr="10.251.0.0/24", budget_usd_month=1))
+    commit_all(repo, "one good, one bad")
+    engine = StubEngine()
+    with pytest.raises(InvalidInput) as caught:
+        apply_requests(settings_for(repo), changed_requests(settings_for(repo), "main"), engine)
+    assert "nothing was applied" in caught.value.message
+    assert caught.value.errors == ["stacks/bad.yaml: budget_usd_month: Input should be greater than or equal to 50"]
+    assert engine.calls == []
+
+
+def test_run_bounded_rejects_a_parallelism_out_of_range():
+    with pytest.raises(InvalidInput, match="--parallel: 0"):
+        run_bounded([1], lambda item: item, 0)
+    assert run_bounded([], lambda item: item, 99) == []
+
+
+def test_a_plan_of_every_request_previews_each_team(repo):
+    settings = settings_for(repo)
+    engine = StubEngine(stacks={"fraud": 52})
+    paths = sorted((repo / "stacks").glob("*.yaml"))
+    plan = plan_requests(settings, requests_at(settings, paths, {"fraud"}), engine)
+    assert [(t.team, t.action) for t in plan.teams] == [("finance-reports", NEW), ("fraud", CHANGE), ("treasury", NEW)]
+    assert replace(plan, teams=[]).exit_code == 0
+
+
+def test_markdown_too_long_for_a_comment_leaves_out_the_resource_lists(repo, monkeypatch):
+    import provisioner.requests as requests
+
+    write_request(repo, request_like("finance-reports", "newteam", cidr="10.250.0.0/24"))
+    plan = plan_requests(settings_for(repo), changed_requests(settings_for(repo), "main"), StubEngine())
+    assert "<details>" in render_markdown(plan)
+    monkeypatch.setattr(requests, "MAX_COMMENT_CHARS", 500)
+    short = render_markdown(plan)
+    assert "<details>" not in short and "Resource lists are left out" in short
+    assert "**Resources**: 3 to create" in short
