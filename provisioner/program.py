@@ -7,6 +7,7 @@ is deleted by the engine.
 from __future__ import annotations
 
 import base64
+import importlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -32,9 +33,13 @@ PROVIDER_MODULES = ("appautoscaling", "budgets", "cloudwatch", "ebs", "ec2", "ec
 
 
 def preload_provider_modules() -> None:
-    """Import the pulumi_aws submodules the program uses, before running it on several threads."""
+    """Import the pulumi_aws submodules the program uses, before running it on several threads.
+
+    pulumi_aws's submodules are lazy: importing one, or `aws.ec2`, gives a placeholder that
+    loads on its first attribute access, so read one.
+    """
     for module in PROVIDER_MODULES:
-        getattr(aws, module)
+        hasattr(importlib.import_module(f"pulumi_aws.{module}"), "__all__")
 
 
 @dataclass(frozen=True)

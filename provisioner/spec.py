@@ -233,8 +233,10 @@ def format_errors(display: str, exc: ValidationError) -> list[str]:
         hint = _allowed(err)
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
-        if err["type"] in ("missing",):
+        elif err["type"] == "missing":
             msg = "missing"
+        elif err["type"] == "literal_error":
+            msg = f"{err['input']!r} is not allowed"
         text = f"{msg}; {hint}" if hint and hint not in msg else msg
         out.append(f"{display}: {_field_path(err['loc'])}: {text}")
     return out
@@ -258,6 +260,9 @@ def parse_file(path: Path, root: Path | None = None) -> tuple[TeamSpec | None, l
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         return None, [f"{display}: (file): not valid YAML{where}: {getattr(exc, 'problem', exc)}"]
+    if raw is None:
+        return None, [f"{display}: (file): is empty; a request needs at least apiVersion, team, owners, "
+                      "cost_center and budget_usd_month (`envctl schema` lists every field)"]
     if not isinstance(raw, dict):
         return None, [f"{display}: (file): must be a mapping of fields (apiVersion, team, owners, ...), got {type(raw).__name__}"]
     errors = []
@@ -308,7 +313,8 @@ def resolve_all(specs: list[tuple[TeamSpec, Path | None]], *, default_region: st
             net = ipaddress.IPv4Network(spec.network.cidr)
             where = display_path(path, root) if path else spec.team
             for other_net, other_team, other_where in explicit:
-                if net.overlaps(other_net) and other_team != spec.team:
+                if net.overlaps(other_net) and other_team != spec.team:  # both files are told: either may be the new one
+                    errors.append(f"{other_where}: network.cidr: {other_net} overlaps {net} of team {spec.team} ({where}); choose a range that does not overlap")
                     errors.append(f"{where}: network.cidr: {net} overlaps {other_net} of team {other_team} ({other_where}); choose a range that does not overlap")
             explicit.append((net, spec.team, where))
     taken = [net for net, _, _ in explicit]

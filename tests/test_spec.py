@@ -94,6 +94,12 @@ def test_broken_yaml_names_the_line(tmp_path):
     assert error.startswith("fraud.yaml: (file): not valid YAML at line")
 
 
+def test_empty_file_says_what_a_request_needs(tmp_path):
+    path = write(tmp_path, "fraud", "")
+    (error,) = errors_for(tmp_path, path)
+    assert error.startswith("fraud.yaml: (file): is empty; a request needs at least apiVersion, team")
+
+
 def test_non_mapping_file(tmp_path):
     path = write(tmp_path, "fraud", "- just\n- a list\n")
     assert errors_for(tmp_path, path) == ["fraud.yaml: (file): must be a mapping of fields (apiVersion, team, owners, ...), got list"]
@@ -113,7 +119,10 @@ def test_overlapping_cidrs_across_teams(tmp_path):
     first = write(tmp_path, "fraud", FRAUD)
     second = write(tmp_path, "risk", {**FRAUD, "team": "risk", "network": {"cidr": "10.20.4.0/22"}})
     errors = errors_for(tmp_path, first, second)
-    assert errors == ["risk.yaml: network.cidr: 10.20.4.0/22 overlaps 10.20.0.0/20 of team fraud (fraud.yaml); choose a range that does not overlap"]
+    assert errors == [
+        "fraud.yaml: network.cidr: 10.20.0.0/20 overlaps 10.20.4.0/22 of team risk (risk.yaml); choose a range that does not overlap",
+        "risk.yaml: network.cidr: 10.20.4.0/22 overlaps 10.20.0.0/20 of team fraud (fraud.yaml); choose a range that does not overlap",
+    ]
 
 
 def test_allocated_cidrs_are_stable_and_never_overlap(tmp_path):

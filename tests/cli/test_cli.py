@@ -54,7 +54,7 @@ def test_validate_reports_every_error_with_file_and_field_and_exits_2(runner, pr
     result = runner.invoke(app, ["validate"])
     assert result.exit_code == 2
     assert "stacks/fraud.yaml: not_a_field: unknown field" in result.stderr
-    assert "stacks/fraud.yaml: airflow.instance_type: Input should be" in result.stderr
+    assert "stacks/fraud.yaml: airflow.instance_type: 't2.nano' is not allowed; allowed: 't3.medium'" in result.stderr
     assert "Traceback" not in result.output
 
 

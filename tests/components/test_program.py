@@ -241,3 +241,28 @@ def test_program_is_deterministic():
 def test_a_new_ami_does_not_replace_the_host():
     """The AMI is looked up every run; AWS publishing a new one must not replace the Airflow host."""
     assert one("fraud", "aws:ec2/instance:Instance").ignore_changes == ["ami"]
+
+
+def test_preloaded_provider_modules_can_be_used_from_many_threads():
+    """pulumi_aws's lazy submodules break when first loaded by several threads; the preload prevents it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import threading\n"
+        "from provisioner.program import preload_provider_modules\n"
+        "preload_provider_modules()\n"
+        "import pulumi_aws as aws\n"
+        "errors = []\n"
+        "def use():\n"
+        "    try:\n"
+        "        aws.ec2.Vpc, aws.sagemaker.Endpoint, aws.iam.Role, aws.appautoscaling.Policy, aws.s3.Bucket\n"
+        "    except Exception as exc:\n"
+        "        errors.append(repr(exc))\n"
+        "threads = [threading.Thread(target=use) for _ in range(8)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "print(errors)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr

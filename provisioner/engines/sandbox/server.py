@@ -7,6 +7,7 @@ enforcement and still administer the sandbox.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -16,9 +17,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 from provisioner.engines.base import Progress, no_progress
 from provisioner.errors import EnvctlError
@@ -28,6 +32,7 @@ ADMIN_USER = "envctl-sandbox-admin"
 ACCOUNT_ID = "123456789012"  # moto's default account
 HOME_REGION = "us-east-1"
 START_TIMEOUT_S = 20.0
+_THREAD_START_LOCK = threading.Lock()  # flock is per open file: threads of one process need their own lock
 
 
 @dataclass
@@ -104,7 +109,21 @@ class SandboxServer:
         return None
 
     def ensure_started(self, progress: Progress = no_progress) -> ServerInfo:
-        return self.running() or self.start(progress)
+        """The running server, or a new one; one starter at a time across processes and threads."""
+        if info := self.running():
+            return info
+        with self._start_lock():
+            return self.running() or self.start(progress)
+
+    @contextmanager
+    def _start_lock(self) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with _THREAD_START_LOCK, open(self.dir / "server.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # blocks: the other starter finishes within seconds
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def start(self, progress: Progress = no_progress) -> ServerInfo:
         if self.running():
