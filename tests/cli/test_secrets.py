@@ -57,6 +57,7 @@ def test_set_stores_the_value_encrypted_with_the_team_key_and_never_prints_it(ru
 
 
 def test_list_shows_names_and_kinds_never_values(runner, project):
+    runner.invoke(app, ["secrets", "set", "fraud", "snowflake_password"], input=SECRET_VALUE)
     runner.invoke(app, ["secrets", "set", "fraud", "connections/warehouse"], input="postgres://u:p@h/db")
     result = runner.invoke(app, ["secrets", "list", "fraud", "--json"])
     assert result.exit_code == 0, result.output
