@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 from rich.console import Console
 
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+def _console(**kwargs: Any) -> Console:
+    console = Console(soft_wrap=True, highlight=False, **kwargs)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 160  # logs and CI: rich would cut tables at 80 columns
+    return console
+
+
+out = _console()
+err = _console(stderr=True)
 
 
 def print_json(data: Any) -> None:
