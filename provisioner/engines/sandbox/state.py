@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -53,16 +53,29 @@ class StackState:
         return sorted(self.resources.values(), key=lambda r: r.seq)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Shallow (it runs on every save); outputs are stored without what repeats the inputs."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "resources"}
         data["version"] = STATE_VERSION
-        data["resources"] = [asdict(r) for r in self.ordered()]
+        data["resources"] = [_resource_json(r) for r in self.ordered()]
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "StackState":
-        resources = {r["urn"]: StoredResource(**r) for r in data.get("resources", [])}
+        resources = {r["urn"]: _resource_from_json(r) for r in data.get("resources", [])}
         fields_ = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "resources"}
         return cls(**fields_, resources=resources)
+
+
+def _resource_json(resource: StoredResource) -> dict[str, Any]:
+    data = {f.name: getattr(resource, f.name) for f in fields(resource)}
+    data["outputs"] = {k: v for k, v in resource.outputs.items() if k not in resource.inputs or resource.inputs[k] != v}
+    return data
+
+
+def _resource_from_json(data: dict[str, Any]) -> StoredResource:
+    resource = StoredResource(**data)
+    resource.outputs = {**resource.inputs, **resource.outputs}  # handlers' outputs always include the inputs
+    return resource
 
 
 class StateStore:
