@@ -25,6 +25,16 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not docker and not hosts"
 
+# Benchmarks (bench/run.py): results in bench/results/latest.json and docs/performance.md; about ten minutes.
+bench: install
+	$(BIN)/python bench/run.py
+
+# A fresh run compared with the committed results: fails when a figure got more than 2x worse.
+.PHONY: bench-check
+bench-check: install
+	$(BIN)/python bench/run.py --out bench/results/current.json --no-doc
+	$(BIN)/python bench/check.py bench/results/current.json
+
 schema: install
 	$(BIN)/envctl schema --out docs/envctl-v1.schema.json
 
