@@ -15,8 +15,12 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
+# With a reachable Docker engine the demo also boots the Airflow host as a local container
+# that runs the real userdata (sandbox hosts); without one, the sandbox alone.
+HOSTS_FLAG = $(shell docker info >/dev/null 2>&1 && echo --hosts)
+
 demo: install
-	$(BIN)/envctl create $(TEAM)
+	$(BIN)/envctl create $(TEAM) $(HOSTS_FLAG)
 	$(BIN)/envctl outputs $(TEAM)
 
 test: install

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 import typer
 
@@ -76,7 +77,47 @@ def stop() -> None:
     settings, server, _ = _server_and_store()
     output.header(f"{settings.describe_target()} · sandbox stop")
     info = server.stop()
+    _stop_host_services(settings)
     output.out.print(f"stopped the sandbox at {info.endpoint}" if info else "the sandbox was not running")
+
+
+def _stop_host_services(settings) -> None:
+    """The registry and the host gateway of sandbox hosts, when they run."""
+    from provisioner.engines.sandbox.gateway import HostGateway
+    from provisioner.engines.sandbox.registry_server import RegistryServer
+
+    HostGateway(settings.sandbox_dir).stop()
+    RegistryServer(settings.sandbox_dir).stop()
+
+
+AirflowVersion = Annotated[str, typer.Option("--airflow-version", help="The Airflow release to build an image of.")]
+Rebuild = Annotated[bool, typer.Option("--rebuild", help="Build again even when the content tags exist.")]
+
+
+@app.command()
+def images(airflow_version: AirflowVersion = "2.10.5", rebuild: Rebuild = False, as_json: opt.Json = False) -> None:
+    """Build the images of sandbox hosts (host OS, Airflow, Postgres) when missing; cached by content tag."""
+    from provisioner.engines.sandbox import images as host_images
+    from provisioner.inference_image import connect_docker
+
+    settings, _, _ = _server_and_store()
+    output.header(f"{settings.describe_target()} · sandbox images")
+    client = connect_docker()
+    if rebuild:
+        for ref in host_images.image_refs(airflow_version):
+            if host_images.image_exists(client, ref):
+                client.images.remove(ref, force=True)
+    started = time.monotonic()
+    with output.progress("building the sandbox host images") as report:
+        host, pulled = host_images.ensure_host_images({airflow_version}, report)
+    rows = [{"image": ref, "size_mb": round(client.images.get(ref).attrs["Size"] / 1e6)}
+            for ref in [host, *(image.local_ref for image in pulled)]]
+    if as_json:
+        output.print_json({"images": rows, "seconds": round(time.monotonic() - started, 1)})
+        return
+    for row in rows:
+        output.out.print(f"{row['image']}  {row['size_mb']} MB")
+    output.out.print(f"ready in {time.monotonic() - started:.0f}s")
 
 
 @app.command()

@@ -204,7 +204,7 @@ class SandboxEngine:
             if state is None:
                 result.duration_s = time.monotonic() - started
                 return result
-            ctx = self._context(info, delete_data=delete_data)
+            ctx = self._context(info, delete_data=delete_data, hosts=self._hosts(info, progress))
             changes = _Changes()
             kept: list[StoredResource] = []
             for resource in reversed(state.ordered()):
@@ -271,9 +271,12 @@ class SandboxEngine:
         if state is None:
             raise NotFound(f"team {team} has no environment in the sandbox", hint=f"create it with `envctl create {team}`")
         info = self.server.running()
+        host = self._host_status(state)
         report: dict[str, Any] = {
-            "team": team, "target": self.name, "status": state.status, "last_operation": state.last_operation,
-            "last_updated": state.last_updated, "resources": len(state.resources),
+            "team": team, "target": self.name, "status": state.status,
+            # The Airflow UI of a sandbox host first: it is what a reader (or a script) looks for.
+            **({"airflow_url": host["airflow_url"]} if host else {}),
+            "last_operation": state.last_operation, "last_updated": state.last_updated, "resources": len(state.resources),
             "not_materialised": [r.urn for r in state.resources.values() if not r.materialised],
             "sandbox": {"endpoint": info.endpoint if info else "", "running": info is not None,
                         "state_matches_server": bool(info and info.server_id == state.server_id)},
@@ -283,6 +286,9 @@ class SandboxEngine:
             report["error"] = state.error
         if info and info.server_id == state.server_id and state.outputs.get("bootstrap_parameter"):
             report["bootstrap"] = self._bootstrap_result(info, state)
+            report["bootstrap_status"] = report["bootstrap"].get("status", "unknown")
+        if host is not None:
+            report["host"] = host
         return report
 
     def aws_client(self, service: str, region: str) -> Any:
@@ -302,6 +308,8 @@ class SandboxEngine:
             info = self.server.ensure_started(progress)
             state, warnings = self._trusted_state(spec.team, info)
             operation = "up" if apply else "preview"
+            if state is not None and apply:
+                warnings = warnings + self._hostless_instances(state)
             if state is not None and self._unchanged_since_last_apply(state, fingerprint):
                 progress(f"{spec.team}: same request and same envctl as the last apply, so nothing can change")
                 return OperationResult(
@@ -325,7 +333,7 @@ class SandboxEngine:
 
         state = state or StackState(team=spec.team, server_id=info.server_id)
         state.region = spec.region
-        ctx = self._context(info)
+        ctx = self._context(info, hosts=self._hosts(info, progress, spec) if apply else None)
         materialiser = _Materialiser(ctx, state, self.store, spec.region, progress, apply=apply)
         if apply:
             self._adopt_interrupted(ctx, state, spec.region, progress)
@@ -354,6 +362,7 @@ class SandboxEngine:
             state.outputs = run.outputs
             state.fingerprint = fingerprint
             self._finish(state, operation, "ok")
+            warnings = warnings + self._wait_for_hosts(ctx, progress)
         return OperationResult(team=spec.team, target=self.name, operation=operation,
                                changes=materialiser.changes.items, outputs=run.outputs,
                                duration_s=time.monotonic() - started, warnings=warnings, api_writes=ctx.write_calls)
@@ -362,10 +371,57 @@ class SandboxEngine:
         state.last_operation, state.last_updated, state.status, state.error = operation, now_iso(), status, error
         self.store.save(state)
 
-    def _context(self, info: ServerInfo, *, delete_data: bool = False) -> SandboxContext:
+    def _context(self, info: ServerInfo, *, delete_data: bool = False, hosts: Any = None) -> SandboxContext:
         """Provider tags are filled in as the program registers its provider."""
         return SandboxContext(endpoint_url=info.endpoint, account_id=ACCOUNT_ID, credentials=info.credentials,
-                              admin_arn=info.admin_arn, provider_tags={}, delete_data=delete_data)
+                              admin_arn=info.admin_arn, provider_tags={}, delete_data=delete_data, hosts=hosts)
+
+    # ---------------------------------------------------------------- sandbox hosts
+
+    def _hosts(self, info: ServerInfo, progress: Progress, spec: ResolvedSpec | None = None) -> Any:
+        """Container hosts for an apply with hosts on (spec given), or to remove hosts that exist."""
+        from provisioner.engines.sandbox.hosts import SandboxHosts, hosts_dir
+
+        launching = spec is not None and self.settings.sandbox_hosts
+        if not launching and not any(hosts_dir(self.settings.sandbox_dir).glob("i-*.json")):
+            return None
+        return SandboxHosts(self.settings.sandbox_dir, moto_port=info.port, account_id=ACCOUNT_ID,
+                            boot_new_hosts=launching, airflow_versions={spec.spec.airflow.version} if spec else set(),
+                            progress=progress)
+
+    @staticmethod
+    def _wait_for_hosts(ctx: SandboxContext, progress: Progress) -> list[str]:
+        """Wait for the hosts this apply booted to run their userdata; a failure becomes a warning."""
+        warnings = []
+        for instance_id in ctx.hosts.started if ctx.hosts is not None else ():
+            progress(f"waiting for host {instance_id} to run its userdata")
+            result = ctx.hosts.wait_for_bootstrap(instance_id)
+            if result.get("exit_status") != 0:
+                reason = result.get("error") or f"exit status {result.get('exit_status')}"
+                tail = " | ".join(result.get("log_tail", [])[-3:])
+                warnings.append(f"host {instance_id}: the userdata failed ({reason}): {tail}")
+        return warnings
+
+    def _hostless_instances(self, state: StackState) -> list[str]:
+        """With hosts on, instances made before hosts were: a host boots only when its instance is created."""
+        from provisioner.engines.sandbox.hosts import hosts_dir
+
+        if not self.settings.sandbox_hosts:
+            return []
+        records = hosts_dir(self.settings.sandbox_dir)
+        return [f"instance {r.id} was created without sandbox hosts and has none; destroy and create "
+                f"{state.team} again to boot it" for r in state.ordered()
+                if r.type == "aws:ec2/instance:Instance" and r.materialised and not (records / f"{r.id}.json").exists()]
+
+    def _host_status(self, state: StackState) -> dict[str, Any] | None:
+        from provisioner.engines.sandbox.hosts import SandboxHosts
+
+        instances = [r.id for r in state.ordered() if r.type == "aws:ec2/instance:Instance" and r.materialised]
+        if not instances:
+            return None
+        hosts = SandboxHosts(self.settings.sandbox_dir, moto_port=0, account_id=ACCOUNT_ID, boot_new_hosts=False,
+                             airflow_versions=set())
+        return hosts.describe(instances[0])
 
     def _trusted_state(self, team: str, info: ServerInfo) -> tuple[StackState | None, list[str]]:
         """The stored state, unless it was made against a sandbox server that no longer holds it."""

@@ -28,7 +28,8 @@ class InstanceHandler(Handler):
     """The Airflow host: private subnet, no public IP, IMDSv2 required, encrypted root, userdata.
 
     Sandbox: moto records the instance and its userdata byte for byte but boots nothing and runs
-    no userdata (sandbox hosts, a separate option, do that in a local container); it accepts any
+    no userdata; with sandbox hosts on (`--hosts`), the instance also boots as a local container
+    that runs the userdata (hosts.py), and terminating it removes that container. moto accepts any
     AMI and instance type. Metadata options and the instance profile are passed to the instance
     itself (moto ignores them in launch templates). A type change stops, modifies and starts it.
     """
@@ -58,7 +59,22 @@ class InstanceHandler(Handler):
             TagSpecifications=tag_spec(ctx, reg, "instance") + tag_spec(ctx, reg, "volume"),
         )
         instance = ec2.run_instances(**request)["Instances"][0]
-        return instance["InstanceId"], self._outputs(ctx, reg, region, instance)
+        outputs = self._outputs(ctx, reg, region, instance)
+        if ctx.hosts is not None:
+            self._start_host(ctx, reg, region, outputs)
+        return instance["InstanceId"], outputs
+
+    @staticmethod
+    def _start_host(ctx, reg, region: str, outputs: dict[str, Any]) -> None:
+        from provisioner.engines.sandbox.hosts import HostLaunch
+
+        inputs = reg.inputs
+        ctx.hosts.start(HostLaunch(
+            instance_id=outputs["id"], team=ctx.tags(reg).get("envctl:team", ""), region=region,
+            user_data=user_data_bytes(inputs) or b"", instance_profile=inputs.get("iamInstanceProfile") or "",
+            availability_zone=outputs["availabilityZone"], private_ip=outputs["privateIp"],
+            instance_type=inputs.get("instanceType", ""), ami=inputs.get("ami", ""),
+        ))
 
     def update(self, ctx, reg, old, region):
         ec2 = ctx.client("ec2", region)
@@ -78,6 +94,8 @@ class InstanceHandler(Handler):
         return self._outputs(ctx, reg, region, instance)
 
     def delete(self, ctx, old, region):
+        if ctx.hosts is not None:
+            ctx.hosts.remove(old.id)
         ignore_missing(lambda: ctx.client("ec2", region).terminate_instances(InstanceIds=[old.id]), "InvalidInstanceID.NotFound")
 
     def exists(self, ctx, old, region):
@@ -128,7 +146,8 @@ class InstanceHandler(Handler):
 class VolumeHandler(Handler):
     """The encrypted data volume that holds Postgres and outlives host replacements.
 
-    Sandbox: moto stores size, type and encryption; no data is written to it.
+    Sandbox: moto stores size, type and encryption; no data is written to it. With sandbox hosts
+    on, a sparse file stands for its blocks (deleted with the volume).
     """
 
     replace_on = ("availabilityZone", "encrypted", "kmsKeyId", "snapshotId")
@@ -151,6 +170,8 @@ class VolumeHandler(Handler):
 
     def delete(self, ctx, old, region):
         ignore_missing(lambda: ctx.client("ec2", region).delete_volume(VolumeId=old.id), "InvalidVolume.NotFound")
+        if ctx.hosts is not None:
+            ctx.hosts.delete_volume(old.id)
 
     def exists(self, ctx, old, region):
         return bool(ctx.client("ec2", region).describe_volumes(Filters=[{"Name": "volume-id", "Values": [old.id]}])["Volumes"])
@@ -173,7 +194,8 @@ def attachment_id(device: str, instance_id: str, volume_id: str) -> str:
 class VolumeAttachmentHandler(Handler):
     """Attaches the data volume to the host.
 
-    Sandbox: moto attaches at once; `stopInstanceBeforeDetaching` has nothing to stop.
+    Sandbox: moto attaches at once; `stopInstanceBeforeDetaching` has nothing to stop. With sandbox
+    hosts on, the volume's file appears in the host container as the device (a loop device).
     """
 
     replace_on = ("deviceName", "instanceId", "volumeId")
@@ -181,11 +203,17 @@ class VolumeAttachmentHandler(Handler):
 
     def create(self, ctx, reg, region):
         inputs = reg.inputs
-        ctx.client("ec2", region).attach_volume(Device=inputs["deviceName"], InstanceId=inputs["instanceId"], VolumeId=inputs["volumeId"])
+        ec2 = ctx.client("ec2", region)
+        ec2.attach_volume(Device=inputs["deviceName"], InstanceId=inputs["instanceId"], VolumeId=inputs["volumeId"])
+        if ctx.hosts is not None:
+            size = ec2.describe_volumes(VolumeIds=[inputs["volumeId"]])["Volumes"][0]["Size"]
+            ctx.hosts.attach_volume(inputs["instanceId"], inputs["volumeId"], inputs["deviceName"], size)
         return attachment_id(inputs["deviceName"], inputs["instanceId"], inputs["volumeId"]), dict(inputs)
 
     def delete(self, ctx, old, region):
         inputs = old.inputs
+        if ctx.hosts is not None:
+            ctx.hosts.detach_volume(inputs["instanceId"], inputs["volumeId"])
         ignore_missing(lambda: ctx.client("ec2", region).detach_volume(
             VolumeId=inputs["volumeId"], InstanceId=inputs["instanceId"], Device=inputs["deviceName"]),
             "InvalidVolume.NotFound", "IncorrectState", "InvalidAttachment.NotFound", "InvalidInstanceID.NotFound")

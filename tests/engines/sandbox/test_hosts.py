@@ -1,0 +1,229 @@
+"""Sandbox hosts: the real userdata boots Airflow on a local container host (needs Docker, ~2-5 min).
+
+One module fixture creates `fraud` with hosts on, in a temporary state dir, and waits (bounded)
+for its userdata to finish; the tests then look inside the host. Without a Docker engine these
+tests fail (CI starts one with .ci/docker.sh), they do not skip.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+
+from provisioner.engines.sandbox.engine import SandboxEngine
+from provisioner.engines.sandbox.hosts import SandboxHosts, load_host_record
+from provisioner.errors import MissingTool
+from provisioner.settings import load_settings
+from provisioner.userdata import AIRFLOW_UID
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.hosts, pytest.mark.docker, pytest.mark.xdist_group("hosts")]
+
+TEAM = "fraud"
+SECRET = "snowflake_password"
+SECRET_VALUE = "s3cr3t-from-moto"
+HEALTHY_WITHIN_S = 180
+
+
+class Host:
+    """The fraud host of the module: its engine, instance, record and a shell inside it."""
+
+    def __init__(self, engine: SandboxEngine, instance_id: str, create_s: float):
+        self.engine = engine
+        self.instance_id = instance_id
+        self.create_s = create_s
+        self.hosts = SandboxHosts(engine.settings.sandbox_dir, moto_port=0, account_id="", airflow_versions=set(),
+                                  boot_new_hosts=False)
+
+    @property
+    def record(self):
+        return load_host_record(self.hosts.records, self.instance_id)
+
+    def sh(self, script: str) -> str:
+        exit_code, output = self.hosts.run_in_host(self.instance_id, script)
+        assert exit_code == 0, f"`{script}` exited {exit_code}: {output}"
+        return output
+
+    def read(self, path: str) -> str:
+        return self.hosts.read_file(self.instance_id, path)
+
+    def aws(self, service: str):
+        info = self.engine.server.running()
+        return boto3.client(service, endpoint_url=info.endpoint, region_name="eu-west-1", **info.credentials)
+
+
+def _require_docker() -> None:
+    from provisioner.inference_image import connect_docker
+
+    try:
+        connect_docker()
+    except MissingTool as exc:
+        pytest.fail(f"sandbox host tests need a Docker engine: {exc.message} (CI starts one with .ci/docker.sh)")
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory, resolved_spec_module) -> Host:
+    _require_docker()
+    state_dir = tmp_path_factory.mktemp("hosts-state")
+    engine = SandboxEngine(load_settings({"state_dir": str(state_dir), "sandbox_hosts": True}, cwd=ROOT))
+    started = time.monotonic()
+    result = engine.up(resolved_spec_module)
+    create_s = time.monotonic() - started
+    assert not [w for w in result.warnings if "userdata failed" in w], result.warnings
+    instance_id = engine.outputs(TEAM)["instance_id"]
+    yield Host(engine, instance_id, create_s)
+    if engine.store.load(TEAM) is not None:
+        engine.destroy(TEAM, delete_data=True)
+    engine.server.stop()
+    from provisioner.engines.sandbox.gateway import HostGateway
+    from provisioner.engines.sandbox.registry_server import RegistryServer
+
+    HostGateway(engine.settings.sandbox_dir).stop()
+    RegistryServer(engine.settings.sandbox_dir).stop()
+
+
+@pytest.fixture(scope="module")
+def resolved_spec_module():
+    from provisioner.spec import load_team
+
+    return load_team(TEAM, ROOT / "stacks", default_region="eu-west-1", pool="10.0.0.0/8", prefix=20, root=ROOT)
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_airflow_health_answers_on_the_published_port(host):
+    """After create, Airflow's health endpoint answers on 127.0.0.1:<published port>, scheduler included."""
+    url = f"{host.record.airflow_url}/health"
+    deadline = time.monotonic() + HEALTHY_WITHIN_S
+    health: dict = {}
+    while time.monotonic() < deadline:
+        health = _get_json(url)
+        if health.get("scheduler", {}).get("status") == "healthy":
+            break
+        time.sleep(5)
+    assert health["metadatabase"]["status"] == "healthy"
+    assert health["scheduler"]["status"] == "healthy", health
+
+
+def test_status_shows_host_url_and_bootstrap(host):
+    """`envctl status` reports the host container, a local Airflow URL and the succeeded bootstrap."""
+    status = host.engine.status(TEAM)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", status["airflow_url"])
+    assert status["host"]["state"] == "running"
+    assert status["host"]["container"] == f"envctl-host-{host.instance_id}"
+    assert status["bootstrap"]["status"] == "succeeded"
+    assert status["bootstrap_status"] == "succeeded"
+    assert status["bootstrap"]["instance_id"] == host.instance_id
+
+
+def test_airflow_user_has_the_fixed_uid(host):
+    """The userdata made the airflow user and group with uid/gid 50000."""
+    assert host.sh("id -u airflow; getent group airflow | cut -d: -f3").split() == [str(AIRFLOW_UID)] * 2
+
+
+def test_timers_and_unit_are_enabled(host):
+    """The DAG-sync and daily timers are enabled and active; the Airflow unit is enabled and active."""
+    assert host.sh("systemctl is-enabled envctl-dag-sync.timer envctl-daily.timer envctl-airflow.service").split() == [
+        "enabled"] * 3
+    assert host.sh("systemctl is-active envctl-dag-sync.timer envctl-daily.timer envctl-airflow.service").split() == [
+        "active"] * 3
+
+
+def test_done_signal_and_cloud_init_output(host):
+    """The done signal holds the instance id; the userdata ran once, as root, logged like cloud-init."""
+    assert host.read("/var/lib/envctl/bootstrap.done").strip() == host.instance_id
+    assert "ENVCTL_BOOTSTRAP status=succeeded step=result" in host.read("/var/log/cloud-init-output.log")
+    assert json.loads(host.read("/var/lib/cloud/instance/result.json"))["exit_status"] == 0
+
+
+def test_imds_gives_the_instance_id_and_the_role_credentials(host):
+    """The emulated IMDSv2 answers the instance id, and the AWS CLI in the host runs as the host's role."""
+    token = host.sh('curl -fsS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" '
+                    '"$AWS_EC2_METADATA_SERVICE_ENDPOINT/latest/api/token"').strip()
+    assert host.sh(f'curl -fsS -H "X-aws-ec2-metadata-token: {token}" '
+                   '"$AWS_EC2_METADATA_SERVICE_ENDPOINT/latest/meta-data/instance-id"') == host.instance_id
+    unauthenticated = host.hosts.run_in_host(
+        host.instance_id, 'curl -fsS "$AWS_EC2_METADATA_SERVICE_ENDPOINT/latest/meta-data/instance-id"')
+    assert unauthenticated[0] != 0  # IMDSv2 only
+    caller = json.loads(host.sh("aws sts get-caller-identity --region eu-west-1 --output json"))
+    assert ":assumed-role/" in caller["Arn"] and caller["Arn"].endswith(f"/{host.instance_id}")
+
+
+def test_secrets_file_is_root_only_and_holds_the_secret(host):
+    """A value set in Secrets Manager reaches the host's env file for Airflow, which only root can read."""
+    host.aws("secretsmanager").put_secret_value(SecretId=f"envctl/{TEAM}/{SECRET}", SecretString=SECRET_VALUE)
+    host.sh("/usr/local/sbin/envctl-fetch-secrets")
+    assert host.sh("stat -c '%a %U' /run/envctl /run/envctl/team.env /run/envctl/secrets.env").split() == [
+        "700", "root", "600", "root", "600", "root"]
+    assert f"AIRFLOW_VAR_{SECRET.upper()}={SECRET_VALUE}" in host.sh("cat /run/envctl/team.env").splitlines()
+
+
+SNAPSHOT = r"""
+find /etc /opt/envctl /usr/local/sbin /usr/local/lib/docker /var/lib/envctl /data -xdev \
+  \( -path /data/postgres -o -path /data/airflow/logs -o -path /etc/ld.so.cache \) -prune -o \
+  -printf '%p %m %U %G %s\n' | sort
+getent passwd; getent group
+systemctl list-unit-files --no-legend --no-pager 'envctl*' docker.service
+"""
+
+
+def test_rerun_changes_nothing(host):
+    """Running the userdata a second time succeeds and changes no file, user, group or unit."""
+    before = host.sh(SNAPSHOT)
+    exit_code, output = host.hosts.run_in_host(host.instance_id, "/var/lib/cloud/instance/scripts/part-001")
+    assert exit_code == 0, output[-2000:]
+    assert "ENVCTL_BOOTSTRAP status=succeeded" in output
+    assert " wrote " not in output
+    assert host.sh(SNAPSHOT) == before
+
+
+def test_failed_step_is_reported_in_status(host):
+    """A secret container that does not exist fails the `secrets` step; the result and status say so."""
+    secrets = host.aws("secretsmanager")
+    secret_id = f"envctl/{TEAM}/partner_api_token"
+    secrets.delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True)
+    try:
+        exit_code, output = host.hosts.run_in_host(host.instance_id, "/var/lib/cloud/instance/scripts/part-001")
+        assert exit_code != 0
+        assert "ENVCTL_BOOTSTRAP status=failed step=secrets" in output
+        status = host.engine.status(TEAM)
+        assert (status["bootstrap"]["status"], status["bootstrap"]["step"]) == ("failed", "secrets")
+        assert status["bootstrap_status"] == "failed"
+    finally:
+        secrets.create_secret(Name=secret_id)  # as the program made it, for the tests after this one
+
+
+def test_destroy_removes_the_host(host):
+    """Destroying the environment stops and removes the host container and its docker volume."""
+    import docker
+
+    client = docker.from_env()
+    name = host.record.container
+    host.engine.destroy(TEAM, delete_data=True)
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(name)
+    assert load_host_record(host.hosts.records, host.instance_id) is None
+    assert not list(Path(host.engine.settings.sandbox_dir / "volumes").glob("*.img"))
+
+
+def test_sandbox_images_command_finds_the_cached_images(host):
+    """`envctl sandbox images` lists the host, Postgres and Airflow images; with a warm cache it builds nothing."""
+    from typer.testing import CliRunner
+
+    from provisioner.cli.main import app
+    from provisioner.engines.sandbox.images import host_image_ref
+
+    result = CliRunner().invoke(app, ["sandbox", "images", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [row["image"] for row in report["images"]][0] == host_image_ref()
+    assert report["seconds"] < 30
