@@ -385,9 +385,14 @@ class SandboxEngine:
         launching = spec is not None and self.settings.sandbox_hosts
         if not launching and not any(hosts_dir(self.settings.sandbox_dir).glob("i-*.json")):
             return None
-        return SandboxHosts(self.settings.sandbox_dir, moto_port=info.port, account_id=ACCOUNT_ID,
-                            boot_new_hosts=launching, airflow_versions={spec.spec.airflow.version} if spec else set(),
-                            progress=progress)
+        hosts = SandboxHosts(self.settings.sandbox_dir, moto_port=info.port, account_id=ACCOUNT_ID,
+                             boot_new_hosts=launching, airflow_versions={spec.spec.airflow.version} if spec else set(),
+                             progress=progress)
+        if launching:
+            # Here, not in a handler thread: Docker is found (or missing) before anything is created, and
+            # docker/requests are first imported by one thread only (concurrent first imports fail).
+            hosts.prepare()
+        return hosts
 
     @staticmethod
     def _wait_for_hosts(ctx: SandboxContext, progress: Progress) -> list[str]:
