@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import select
 import signal
 import socket
@@ -24,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from provisioner.engines.base import Progress, no_progress
-from provisioner.engines.sandbox.server import _free_port, _pid_alive
+from provisioner.engines.sandbox.processes import free_port, pid_alive, terminate
 from provisioner.errors import EnvctlError
 
 START_TIMEOUT_S = 15.0
@@ -75,7 +74,7 @@ class HostGateway:
 
     def running(self) -> GatewayInfo | None:
         info = self.recorded()
-        if info and _pid_alive(info.pid) and _connects(info.bind, info.imds_port):
+        if info and pid_alive(info.pid) and _connects(info.bind, info.imds_port):
             return info
         return None
 
@@ -88,7 +87,7 @@ class HostGateway:
 
     def start(self, bind: str, moto_port: int, registry_port: int, progress: Progress = no_progress) -> GatewayInfo:
         self.dir.mkdir(parents=True, exist_ok=True)
-        imds_port, aws_port, registry_fwd_port = (_free_port(bind) for _ in range(3))
+        imds_port, aws_port, registry_fwd_port = (free_port(bind) for _ in range(3))
         progress(f"starting the host gateway on {bind} (IMDS :{imds_port}, AWS :{aws_port}, registry :{registry_fwd_port})")
         command = [
             sys.executable, "-m", "provisioner.engines.sandbox.gateway", "--sandbox-dir", str(self.dir.resolve()),
@@ -114,13 +113,7 @@ class HostGateway:
         info = self.recorded()
         if info is None:
             return None
-        if _pid_alive(info.pid):
-            os.kill(info.pid, signal.SIGTERM)
-            deadline = time.monotonic() + 5
-            while _pid_alive(info.pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _pid_alive(info.pid):
-                os.kill(info.pid, signal.SIGKILL)
+        terminate(info.pid)
         self.info_path.unlink(missing_ok=True)
         return info
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -23,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from provisioner.engines.base import Progress, no_progress
-from provisioner.engines.sandbox.server import _free_port, _pid_alive
+from provisioner.engines.sandbox.processes import free_port, pid_alive, terminate
 from provisioner.errors import EnvctlError, MissingTool
 
 START_TIMEOUT_S = 15.0
@@ -66,7 +65,7 @@ class RegistryServer:
             info = RegistryInfo(**json.loads(self.info_path.read_text()))
         except (OSError, json.JSONDecodeError, TypeError):
             return None
-        return info if _pid_alive(info.pid) and _answers(info.address) else None
+        return info if pid_alive(info.pid) and _answers(info.address) else None
 
     def ensure_started(self, progress: Progress = no_progress) -> RegistryInfo:
         return self.running() or self.start(progress)
@@ -76,7 +75,7 @@ class RegistryServer:
         if binary is None:
             raise MissingTool("sandbox hosts need Debian's docker-registry: apt-get install docker-registry")
         self.storage.mkdir(parents=True, exist_ok=True)
-        port = _free_port("127.0.0.1")
+        port = free_port("127.0.0.1")
         self.config_path.write_text(self._config(port))
         progress(f"starting the sandbox registry on 127.0.0.1:{port}")
         with open(self.log_path, "ab") as log:
@@ -106,12 +105,6 @@ class RegistryServer:
             info = RegistryInfo(**json.loads(self.info_path.read_text()))
         except (OSError, json.JSONDecodeError, TypeError):
             return None
-        if _pid_alive(info.pid):
-            os.kill(info.pid, signal.SIGTERM)
-            deadline = time.monotonic() + 5
-            while _pid_alive(info.pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _pid_alive(info.pid):
-                os.kill(info.pid, signal.SIGKILL)
+        terminate(info.pid)
         self.info_path.unlink(missing_ok=True)
         return info

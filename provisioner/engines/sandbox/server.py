@@ -10,8 +10,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from provisioner.engines.base import Progress, no_progress
+from provisioner.engines.sandbox.processes import free_port, pid_alive, terminate
 from provisioner.errors import EnvctlError
 
 SERVER_ID_PARAMETER = "/envctl/sandbox/server-id"
@@ -58,33 +57,12 @@ class ServerInfo:
         return {"aws_access_key_id": self.access_key_id, "aws_secret_access_key": self.secret_access_key}
 
 
-def _pid_alive(pid: int) -> bool:
-    try:  # reap it first if it is our own exited child (a zombie still answers kill 0)
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass  # not our child: kill 0 below tells
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _answers(endpoint: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=timeout) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 class SandboxServer:
@@ -104,7 +82,7 @@ class SandboxServer:
     def running(self) -> ServerInfo | None:
         """The recorded server, if its process is alive and answers."""
         info = self.recorded()
-        if info and _pid_alive(info.pid) and _answers(info.endpoint):
+        if info and pid_alive(info.pid) and _answers(info.endpoint):
             return info
         return None
 
@@ -129,7 +107,7 @@ class SandboxServer:
         if self.running():
             raise EnvctlError(f"the sandbox is already running at {self.running().endpoint}")
         self.dir.mkdir(parents=True, exist_ok=True)
-        port = self.port or _free_port(self.host)
+        port = self.port or free_port(self.host)
         progress(f"starting the sandbox's moto server on {self.host}:{port}")
         with open(self.log_path, "ab") as log:
             process = subprocess.Popen(
@@ -180,12 +158,6 @@ class SandboxServer:
         info = self.recorded()
         if info is None:
             return None
-        if _pid_alive(info.pid):
-            os.kill(info.pid, signal.SIGTERM)
-            deadline = time.monotonic() + 5
-            while _pid_alive(info.pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _pid_alive(info.pid):
-                os.kill(info.pid, signal.SIGKILL)
+        terminate(info.pid)
         self.info_path.unlink(missing_ok=True)
         return info

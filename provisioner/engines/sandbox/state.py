@@ -99,7 +99,7 @@ class StateStore:
             return StackState.from_json(json.loads(path.read_text()))
         except (json.JSONDecodeError, TypeError, KeyError) as exc:
             raise EnvctlError(f"{path}: the sandbox state of {team} is unreadable ({exc})",
-                              hint=f"move it aside and run `envctl sandbox reset` to start the sandbox afresh") from None
+                              hint="move it aside and run `envctl sandbox reset` to start the sandbox afresh") from None
 
     def save(self, state: StackState) -> None:
         with self._write_lock:
