@@ -71,6 +71,15 @@ def is_error(error: ClientError, *codes: str) -> bool:
     return error_code(error) in codes
 
 
+def ignore_missing(call: Any, *codes: str) -> None:
+    """Deleting what is already gone is a success: the error codes that say "not found" are ignored."""
+    try:
+        call()
+    except ClientError as exc:
+        if not is_error(exc, *codes):
+            raise
+
+
 def arn(service: str, region: str, account_id: str, resource: str) -> str:
     return f"arn:aws:{service}:{region}:{account_id}:{resource}"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from provisioner.engines.sandbox.handlers.common import as_int, compact, is_error
-from provisioner.engines.sandbox.handlers.network import by_urn_filter, ignore_missing, sync_tags, tag_spec
+from provisioner.engines.sandbox.handlers.common import as_int, compact, ignore_missing, is_error
+from provisioner.engines.sandbox.handlers.network import by_urn_filter, sync_tags, tag_spec
 from provisioner.engines.sandbox.handlers.registry import Handler, register
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from provisioner.engines.mocked import Registration
 from provisioner.engines.sandbox.handlers.common import (
-    arn, autoname, compact, input_changed, is_error, policy_text, removed_tag_keys, tag_list,
+    arn, autoname, compact, ignore_missing, input_changed, is_error, policy_text, removed_tag_keys, tag_list,
 )
 from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, StoredResource, register
 from provisioner.errors import EnvctlError
@@ -64,11 +64,7 @@ class KmsKey(Handler):
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
         window = int(old.inputs.get("deletionWindowInDays") or KMS_MAX_DELETION_WINDOW)
         window = min(max(window, KMS_MIN_DELETION_WINDOW), KMS_MAX_DELETION_WINDOW)
-        try:
-            ctx.client("kms", region).schedule_key_deletion(KeyId=old.id, PendingWindowInDays=window)
-        except ClientError as error:
-            if not is_error(error, "NotFoundException", "KMSInvalidStateException"):
-                raise
+        ignore_missing(lambda: ctx.client("kms", region).schedule_key_deletion(KeyId=old.id, PendingWindowInDays=window), "NotFoundException", "KMSInvalidStateException")
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         try:
@@ -126,11 +122,7 @@ class KmsAlias(Handler):
         return self._outputs(ctx, reg, old.id, region)
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        try:
-            ctx.client("kms", region).delete_alias(AliasName=old.id)
-        except ClientError as error:
-            if not is_error(error, "NotFoundException"):
-                raise
+        ignore_missing(lambda: ctx.client("kms", region).delete_alias(AliasName=old.id), "NotFoundException")
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         return self._target_of(ctx, old.id, region) is not None
@@ -297,11 +289,7 @@ class BucketPublicAccessBlock(_BucketSetting):
         return dict(reg.inputs)
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        try:
-            ctx.client("s3", region).delete_public_access_block(Bucket=old.id)
-        except ClientError as error:
-            if not is_error(error, "NoSuchBucket"):
-                raise
+        ignore_missing(lambda: ctx.client("s3", region).delete_public_access_block(Bucket=old.id), "NoSuchBucket")
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         try:
@@ -339,11 +327,7 @@ class BucketEncryption(_BucketSetting):
         return translated
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        try:
-            ctx.client("s3", region).delete_bucket_encryption(Bucket=old.id)
-        except ClientError as error:
-            if not is_error(error, "NoSuchBucket"):
-                raise
+        ignore_missing(lambda: ctx.client("s3", region).delete_bucket_encryption(Bucket=old.id), "NoSuchBucket")
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         try:
@@ -434,11 +418,7 @@ class BucketPolicy(_BucketSetting):
         return {**reg.inputs, "sandboxPolicy": policy, "sandboxDroppedStatements": dropped}
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        try:
-            ctx.client("s3", region).delete_bucket_policy(Bucket=old.id)
-        except ClientError as error:
-            if not is_error(error, "NoSuchBucket"):
-                raise
+        ignore_missing(lambda: ctx.client("s3", region).delete_bucket_policy(Bucket=old.id), "NoSuchBucket")
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         """With nothing left to put (every statement conditional), it exists as long as its bucket does."""
@@ -494,11 +474,7 @@ class EcrRepository(Handler):
         return self._outputs(ctx, reg, self._describe(ecr, old.id))
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        try:
-            ctx.client("ecr", region).delete_repository(repositoryName=old.id, force=True)
-        except ClientError as error:
-            if not is_error(error, "RepositoryNotFoundException"):
-                raise
+        ignore_missing(lambda: ctx.client("ecr", region).delete_repository(repositoryName=old.id, force=True), "RepositoryNotFoundException")
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         return self._describe(ctx.client("ecr", region), old.id) is not None
@@ -576,11 +552,7 @@ class Secret(Handler):
         return self._outputs(ctx, reg, old.id, old.outputs["name"])
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        try:
-            ctx.client("secretsmanager", region).delete_secret(SecretId=old.id, ForceDeleteWithoutRecovery=True)
-        except ClientError as error:
-            if not is_error(error, "ResourceNotFoundException"):
-                raise
+        ignore_missing(lambda: ctx.client("secretsmanager", region).delete_secret(SecretId=old.id, ForceDeleteWithoutRecovery=True), "ResourceNotFoundException")
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         return self._describe(ctx, old.id, region) is not None

@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from provisioner.engines.mocked import Registration
-from provisioner.engines.sandbox.handlers.common import as_int, is_error, tag_list
+from provisioner.engines.sandbox.handlers.common import as_int, ignore_missing, is_error, tag_list
 from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, StoredResource, register
 
 URN_TAG = "envctl:sandbox-urn"
@@ -43,15 +43,6 @@ def sync_tags(ctx: SandboxContext, reg: Registration, old: StoredResource, regio
         ec2.delete_tags(Resources=[resource_id], Tags=[{"Key": k} for k in gone])
     if new != before:
         ec2.create_tags(Resources=[resource_id], Tags=tag_list(new))
-
-
-def ignore_missing(call, *codes: str) -> None:
-    """Deleting what is already gone is a success."""
-    try:
-        call()
-    except ClientError as exc:
-        if not is_error(exc, *codes):
-            raise
 
 
 def _ec2_arn(ctx: SandboxContext, region: str, kind: str, resource_id: str) -> str:

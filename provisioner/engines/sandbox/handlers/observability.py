@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 
 from provisioner.engines.mocked import Registration
 from provisioner.engines.sandbox.handlers.common import (
-    api_shape, arn, as_int, autoname, compact, input_changed, is_error, removed_tag_keys, tag_list, unsecret,
+    api_shape, arn, as_int, autoname, compact, ignore_missing, input_changed, is_error, removed_tag_keys, tag_list, unsecret,
 )
 from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, StoredResource, register
 
@@ -53,11 +53,7 @@ class LogGroup(Handler):
         return self._outputs(ctx, reg, old.id, region)
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        try:
-            ctx.client("logs", region).delete_log_group(logGroupName=old.id)
-        except ClientError as error:
-            if not is_error(error, "ResourceNotFoundException"):
-                raise
+        ignore_missing(lambda: ctx.client("logs", region).delete_log_group(logGroupName=old.id), "ResourceNotFoundException")
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         return self._describe(ctx, old.id, region) is not None
@@ -205,11 +201,7 @@ class Parameter(Handler):
         return self._outputs(ctx, reg, old.id, region)
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        try:
-            ctx.client("ssm", region).delete_parameter(Name=old.id)
-        except ClientError as error:
-            if not is_error(error, "ParameterNotFound"):
-                raise
+        ignore_missing(lambda: ctx.client("ssm", region).delete_parameter(Name=old.id), "ParameterNotFound")
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         return self._has(ctx, old.id, region)
@@ -275,11 +267,7 @@ class Budget(Handler):
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
         account_id, name = old.id.split(":", 1)
-        try:
-            ctx.client("budgets", BUDGETS_REGION).delete_budget(AccountId=account_id, BudgetName=name)
-        except ClientError as error:
-            if not is_error(error, "NotFoundException"):
-                raise
+        ignore_missing(lambda: ctx.client("budgets", BUDGETS_REGION).delete_budget(AccountId=account_id, BudgetName=name), "NotFoundException")
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         account_id, name = old.id.split(":", 1)
