@@ -201,11 +201,8 @@ def destroy(
     """Delete a team's environment. The data bucket and its key are kept unless --delete-data."""
     settings = load_settings(target=target)
     start(settings, f"destroy {team}")
-    if not yes:
-        if not sys.stdin.isatty():
-            raise InvalidInput(f"destroy {team}: confirmation needed; pass --yes to confirm without a terminal")
-        kept = "including its data bucket" if delete_data else "keeping its data bucket and key"
-        typer.confirm(f"Destroy the environment of {team} on {settings.target}, {kept}?", abort=True, err=True)
+    kept = "including its data bucket" if delete_data else "keeping its data bucket and key"
+    output.confirm(f"Destroy the environment of {team} on {settings.target}, {kept}?", command=f"destroy {team}", yes=yes)
     engine = engine_for(settings)
     with output.progress(f"destroying {team}") as report:
         result = engine.destroy(team, delete_data=delete_data, progress=report)

@@ -57,3 +57,16 @@ def progress(title: str) -> Iterator[Any]:
         def line(message: str) -> None:
             err.print(f"  {message}", markup=False)
         yield line
+
+
+def confirm(question: str, *, command: str, yes: bool) -> None:
+    """Ask question on a terminal (no aborts); without a terminal, only --yes confirms (exit 2)."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        from provisioner.errors import InvalidInput
+
+        raise InvalidInput(f"{command}: confirmation needed; pass --yes to confirm without a terminal")
+    import typer
+
+    typer.confirm(question, abort=True, err=True)

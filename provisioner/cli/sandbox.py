@@ -126,8 +126,8 @@ def reset(yes: opt.Yes = False) -> None:
     settings, server, store = _server_and_store()
     output.header(f"{settings.describe_target()} · sandbox reset")
     teams = store.teams()
-    if teams and not yes:
-        typer.confirm(f"Forget the sandbox environments of {', '.join(teams)}?", abort=True, err=True)
+    if teams:
+        output.confirm(f"Forget the sandbox environments of {', '.join(teams)}?", command="sandbox reset", yes=yes)
     server.stop()
     for team in teams:
         with store.lock(team):

@@ -84,11 +84,6 @@ def list_secrets(team: opt.Team, target: opt.Target = None, as_json: opt.Json = 
 @app.command(name="rm")
 def remove_secret(team: opt.Team, name: SecretName, target: opt.Target = None, yes: opt.Yes = False) -> None:
     """Delete a secret (recoverable for 7 days on AWS)."""
-    if not yes:
-        if not sys.stdin.isatty():
-            from provisioner.errors import InvalidInput
-
-            raise InvalidInput(f"secrets rm {team} {name}: confirmation needed; pass --yes to confirm without a terminal")
-        typer.confirm(f"Delete the secret {name} of {team}?", abort=True, err=True)
+    output.confirm(f"Delete the secret {name} of {team}?", command=f"secrets rm {team} {name}", yes=yes)
     secret_id = _team_secrets(team, target).remove(name)
     output.out.print(f"deleted {secret_id} (recoverable for 7 days)")

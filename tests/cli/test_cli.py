@@ -6,8 +6,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import yaml
