@@ -77,7 +77,11 @@ class AirflowHost(pulumi.ComponentResource):
             monitoring=True,
             tags={"Name": f"envctl-{args.team}-airflow"},
             # The AMI is looked up at every run: a newly published image must not replace a running host.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap_result], ignore_changes=["ami"]),
+            # A new instance type replaces the host instead of stopping and resizing it: the host keeps
+            # nothing of its own (Postgres is on the data volume, DAGs and backups in the bucket), and a
+            # fresh host runs the tested userdata on the current AMI rather than drifting in place.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap_result], ignore_changes=["ami"],
+                                        replace_on_changes=["instanceType"]),
         )
         self.attachment = aws.ec2.VolumeAttachment(
             f"{name}-data-attachment", device_name=DATA_DEVICE, volume_id=self.data_volume.id,

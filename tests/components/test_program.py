@@ -243,6 +243,11 @@ def test_a_new_ami_does_not_replace_the_host():
     assert one("fraud", "aws:ec2/instance:Instance").ignore_changes == ["ami"]
 
 
+def test_a_new_instance_type_replaces_the_host():
+    """A new size gives a fresh host (the data volume moves over) rather than a stopped and resized one."""
+    assert one("fraud", "aws:ec2/instance:Instance").replace_on_changes == ["instanceType"]
+
+
 def test_preloaded_provider_modules_can_be_used_from_many_threads():
     """pulumi_aws's lazy submodules break when first loaded by several threads; the preload prevents it."""
     import subprocess

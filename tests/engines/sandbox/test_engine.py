@@ -152,14 +152,29 @@ def test_preview_shows_a_change_without_making_it(engine, two_teams):
     assert volume["Size"] == 100 and preview.api_writes == 0
 
 
-def test_changed_instance_type_updates_in_place(engine, tmp_path):
+def _assert_host_replaced(engine, spec, first, result) -> dict:
+    """The instance and its attachment were replaced, the old instance ended, the volume moved over."""
+    actions = {(c.type, c.action) for c in result.changes if c.action != "same"}
+    assert {("aws:ec2/instance:Instance", "replace"), ("aws:ec2/volumeAttachment:VolumeAttachment", "replace")} <= actions
+    assert ("aws:ebs/volume:Volume", "replace") not in actions
+    ec2 = client(engine, "ec2", spec.region)
+    old = ec2.describe_instances(InstanceIds=[first.outputs["instance_id"]])["Reservations"][0]["Instances"][0]
+    assert old["State"]["Name"] in ("shutting-down", "terminated")
+    volume = ec2.describe_volumes(Filters=[{"Name": "tag:envctl:team", "Values": [spec.team]}])["Volumes"][0]
+    assert [a["InstanceId"] for a in volume["Attachments"]] == [result.outputs["instance_id"]] != [first.outputs["instance_id"]]
+    return instance_of(engine, spec, result.outputs)
+
+
+def test_changed_instance_type_replaces_the_host_and_moves_the_volume(engine):
+    """A new instance type gives a fresh host (replace_on_changes), not a resized one; the data volume survives."""
     spec = spec_for("gamma", cidr="10.97.0.0/20")
     first = engine.up(spec)
     changed = spec_for("gamma", cidr="10.97.0.0/20", airflow={"instance_type": "m6i.xlarge"})
     result = engine.up(changed)
-    assert [(c.type, c.action) for c in result.changes if c.action != "same"] == [("aws:ec2/instance:Instance", "update")]
-    instance = instance_of(engine, changed, result.outputs)
-    assert instance["InstanceId"] == first.outputs["instance_id"] and instance["InstanceType"] == "m6i.xlarge"
+    instance = _assert_host_replaced(engine, changed, first, result)
+    assert instance["InstanceType"] == "m6i.xlarge"
+    replaced = next(c for c in result.changes if c.type == "aws:ec2/instance:Instance")
+    assert "instanceType" in replaced.detail
 
 
 def test_changed_userdata_replaces_the_host_and_moves_the_volume(engine):
@@ -167,15 +182,9 @@ def test_changed_userdata_replaces_the_host_and_moves_the_volume(engine):
     first = engine.up(spec)
     changed = spec_for("delta", cidr="10.96.0.0/20", secrets=["another_secret"])
     result = engine.up(changed)
+    _assert_host_replaced(engine, changed, first, result)
     actions = {(c.type, c.action) for c in result.changes if c.action != "same"}
-    assert ("aws:ec2/instance:Instance", "replace") in actions
-    assert ("aws:ec2/volumeAttachment:VolumeAttachment", "replace") in actions
     assert ("aws:secretsmanager/secret:Secret", "create") in actions and ("aws:secretsmanager/secret:Secret", "delete") in actions
-    ec2 = client(engine, "ec2", spec.region)
-    old = ec2.describe_instances(InstanceIds=[first.outputs["instance_id"]])["Reservations"][0]["Instances"][0]
-    assert old["State"]["Name"] in ("shutting-down", "terminated")
-    volume = ec2.describe_volumes(Filters=[{"Name": "tag:envctl:team", "Values": ["delta"]}])["Volumes"][0]
-    assert [a["InstanceId"] for a in volume["Attachments"]] == [result.outputs["instance_id"]]
 
 
 def _team_leftovers(engine, team: str, region: str) -> dict[str, list[str]]:

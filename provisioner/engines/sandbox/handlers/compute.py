@@ -31,7 +31,8 @@ class InstanceHandler(Handler):
     no userdata; with sandbox hosts on (`--hosts`), the instance also boots as a local container
     that runs the userdata (hosts.py), and terminating it removes that container. moto accepts any
     AMI and instance type. Metadata options and the instance profile are passed to the instance
-    itself (moto ignores them in launch templates). A type change stops, modifies and starts it.
+    itself (moto ignores them in launch templates). The program replaces the instance when its type
+    changes (replace_on_changes), so no type change reaches update().
     """
 
     replace_on = ("ami", "subnetId", "userData", "userDataBase64", "availabilityZone", "rootBlockDevice",
@@ -79,10 +80,6 @@ class InstanceHandler(Handler):
     def update(self, ctx, reg, old, region):
         ec2 = ctx.client("ec2", region)
         inputs = reg.inputs
-        if inputs.get("instanceType") != old.inputs.get("instanceType"):
-            ec2.stop_instances(InstanceIds=[old.id])
-            ec2.modify_instance_attribute(InstanceId=old.id, InstanceType={"Value": inputs["instanceType"]})
-            ec2.start_instances(InstanceIds=[old.id])
         if inputs.get("metadataOptions") != old.inputs.get("metadataOptions"):
             ec2.modify_instance_metadata_options(InstanceId=old.id, **self._metadata_options(inputs.get("metadataOptions")))
         if (inputs.get("vpcSecurityGroupIds") or []) != (old.inputs.get("vpcSecurityGroupIds") or []):
