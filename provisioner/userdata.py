@@ -109,6 +109,17 @@ def render_userdata(ctx: UserdataContext) -> str:
     )
 
 
+def render_host_command(name: str, **values: object) -> str:
+    """A script envctl sends to a running host (templates/host-commands/<name>.sh.j2); the template
+    puts each value through the `q` filter."""
+    return _environment().get_template(f"templates/host-commands/{name}.sh.j2").render(**values)
+
+
+def health_url(airflow_version: str) -> str:
+    """Airflow's health endpoint as seen on the host."""
+    return f"http://localhost:{WEB_PORT}{HEALTH_PATHS[_airflow_major(airflow_version)]}"
+
+
 def encode_for_instance(script: str) -> dict[str, str]:
     """Arguments for aws.ec2.Instance: raw user data, or gzip + base64 above EC2's 16 KB limit."""
     if len(script.encode()) <= USERDATA_LIMIT:
@@ -148,7 +159,7 @@ def _shell_values(ctx: UserdataContext, major: int) -> dict[str, object]:
             "variables_prefix": f"{ctx.secrets_prefix}variables",
         }),
         "AIRFLOW_UID": AIRFLOW_UID,
-        "HEALTH_URL": f"http://localhost:{WEB_PORT}{HEALTH_PATHS[major]}",
+        "HEALTH_URL": health_url(ctx.airflow_version),
         "HEALTH_TIMEOUT_SECONDS": HEALTH_TIMEOUT_MINUTES * 60,
         "VOLUME_WAIT_SECONDS": VOLUME_WAIT_SECONDS,
         "DOCKER_COMPOSE_VERSION": DOCKER_COMPOSE_VERSION,

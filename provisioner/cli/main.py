@@ -325,10 +325,13 @@ def _register_nouns() -> None:
     app.add_typer(secrets.app, name="secrets")
     app.add_typer(inference.app, name="inference")
 
-    from provisioner.cli import requests
+    from provisioner.cli import backups, requests
 
     app.command()(requests.plan)
     app.command()(requests.apply)
+    app.command()(backups.backups)
+    app.command()(backups.backup)
+    app.command()(backups.restore)
 
 
 _register_nouns()

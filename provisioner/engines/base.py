@@ -82,6 +82,15 @@ class StackInfo:
     status: str = ""  # e.g. ok, failed, stale
 
 
+@dataclass
+class HostCommandResult:
+    """A script run as root on a team's Airflow host."""
+
+    instance_id: str
+    exit_code: int
+    output: str  # standard output and error, as the host gave them
+
+
 class Engine(Protocol):
     name: str
 
@@ -98,6 +107,11 @@ class Engine(Protocol):
     def list_stacks(self) -> list[StackInfo]: ...
 
     def status(self, team: str) -> dict[str, Any]: ...
+
+    def run_on_host(self, team: str, script: str, *, timeout_s: float,
+                    progress: Progress = no_progress) -> HostCommandResult:
+        """Run a bash script as root on the team's Airflow host and wait for it."""
+        ...
 
     def aws_client(self, service: str, region: str) -> Any:
         """A boto3 client for the AWS this engine acts on (the sandbox's moto server, or AWS)."""

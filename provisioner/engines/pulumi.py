@@ -38,7 +38,7 @@ from pulumi.automation import (
 )
 from semver import VersionInfo
 
-from provisioner.engines.base import OperationResult, Progress, ResourceChange, StackInfo, no_progress
+from provisioner.engines.base import HostCommandResult, OperationResult, Progress, ResourceChange, StackInfo, no_progress
 from provisioner.errors import EnvctlError, InvalidInput, LockConflict, MissingTool, NotFound
 from provisioner.settings import Settings
 from provisioner.spec import ResolvedSpec
@@ -448,6 +448,15 @@ class PulumiEngine:
             raise _unsupported_cli(str(exc)) from None
         except builtins.RuntimeError as exc:  # a preview whose summary never arrived
             raise EnvctlError(f"pulumi {operation} of team {team} did not complete: {exc}") from None
+
+    def run_on_host(self, team: str, script: str, *, timeout_s: float,
+                    progress: Progress = no_progress) -> HostCommandResult:
+        from provisioner.engines.host_commands import run_with_ssm
+
+        outputs = self.outputs(team)
+        ssm = self.aws_client("ssm", outputs["region"])
+        return run_with_ssm(ssm, outputs["instance_id"], script, comment=f"envctl {team}", timeout_s=timeout_s,
+                            progress=progress)
 
     def aws_client(self, service: str, region: str) -> Any:
         import boto3

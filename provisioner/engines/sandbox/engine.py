@@ -12,7 +12,7 @@ from typing import Any
 
 from typing import TYPE_CHECKING
 
-from provisioner.engines.base import OperationResult, Progress, ResourceChange, StackInfo, no_progress
+from provisioner.engines.base import HostCommandResult, OperationResult, Progress, ResourceChange, StackInfo, no_progress
 from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, StoredResource, handler_for, region_of
 from provisioner.engines.sandbox.server import ACCOUNT_ID, SandboxServer, ServerInfo
 from provisioner.engines.sandbox.state import StackState, StateStore, inputs_hash, now_iso
@@ -291,6 +291,25 @@ class SandboxEngine:
             report["host"] = host
         return report
 
+    def run_on_host(self, team: str, script: str, *, timeout_s: float,
+                    progress: Progress = no_progress) -> HostCommandResult:
+        """The team's sandbox host runs it (moto's SSM records commands but runs none). Holds the
+        team's lock: an update must not replace the host under a running command."""
+        with self.store.lock(team):
+            state = self.store.load(team)
+            if state is None:
+                raise NotFound(f"team {team} has no environment in the sandbox", hint=f"create it with `envctl create {team} --hosts`")
+            instance_id = state.outputs.get("instance_id", "")
+            hosts = self._existing_hosts(progress)
+            if not instance_id or hosts.describe(instance_id) is None:
+                raise EnvctlError(f"{team}'s instance {instance_id or '(none)'} has no sandbox host, and in the sandbox only "
+                                  "a host runs commands: it was created without --hosts",
+                                  hint=f"`envctl destroy {team} --yes` then `envctl create {team} --hosts` "
+                                       "(the team bucket and its backups are kept)")
+            progress(f"running on sandbox host {instance_id}")
+            exit_code, output = hosts.run_in_host(instance_id, script, timeout_s=timeout_s)
+            return HostCommandResult(instance_id=instance_id, exit_code=exit_code, output=output)
+
     def aws_client(self, service: str, region: str) -> Any:
         import boto3
 
@@ -419,14 +438,15 @@ class SandboxEngine:
                 if r.type == "aws:ec2/instance:Instance" and r.materialised and not (records / f"{r.id}.json").exists()]
 
     def _host_status(self, state: StackState) -> dict[str, Any] | None:
+        instances = [r.id for r in state.ordered() if r.type == "aws:ec2/instance:Instance" and r.materialised]
+        return self._existing_hosts().describe(instances[0]) if instances else None
+
+    def _existing_hosts(self, progress: Progress = no_progress) -> Any:
+        """The hosts that exist, to describe or run commands in (boots none)."""
         from provisioner.engines.sandbox.hosts import SandboxHosts
 
-        instances = [r.id for r in state.ordered() if r.type == "aws:ec2/instance:Instance" and r.materialised]
-        if not instances:
-            return None
-        hosts = SandboxHosts(self.settings.sandbox_dir, moto_port=0, account_id=ACCOUNT_ID, boot_new_hosts=False,
-                             airflow_versions=set())
-        return hosts.describe(instances[0])
+        return SandboxHosts(self.settings.sandbox_dir, moto_port=0, account_id=ACCOUNT_ID, boot_new_hosts=False,
+                            airflow_versions=set(), progress=progress)
 
     def _trusted_state(self, team: str, info: ServerInfo) -> tuple[StackState | None, list[str]]:
         """The stored state, unless it was made against a sandbox server that no longer holds it."""

@@ -368,15 +368,26 @@ class SandboxHosts:
             raise EnvctlError(f"no sandbox host for {instance_id}")
         return _read_file(self.client.containers.get(record.container), path)
 
-    def run_in_host(self, instance_id: str, script: str) -> tuple[int, str]:
-        """Run a bash script as root in the host, with the environment its units get (exit code, output)."""
+    def run_in_host(self, instance_id: str, script: str, *, timeout_s: float | None = None) -> tuple[int, str]:
+        """Run a bash script as root in the host, with the environment its units get (exit code, output;
+        124 when timeout_s ran out)."""
+        import shlex
+
+        import docker
+
         record = load_host_record(self.records, instance_id)
         if record is None:
             raise EnvctlError(f"no sandbox host for {instance_id}")
-        container = self.client.containers.get(record.container)
+        try:
+            container = self.client.containers.get(record.container)
+        except docker.errors.NotFound:
+            raise EnvctlError(f"the sandbox host {record.container} of {instance_id} is gone") from None
+        if container.status != "running":
+            raise EnvctlError(f"the sandbox host {record.container} of {instance_id} is {container.status}")
         # The output goes through a file: dockerd 20.10 now and then loses the output of a short exec.
         output_file = f"/var/tmp/envctl-run-{uuid.uuid4().hex}.out"
-        wrapped = f"set -a; . /etc/envctl-sandbox.env; set +a\n( {script}\n) >{output_file} 2>&1"
+        command = f"timeout --kill-after=10 {int(timeout_s)} bash -c {shlex.quote(script)}" if timeout_s else f"( {script}\n)"
+        wrapped = f"set -a; . /etc/envctl-sandbox.env; set +a\n{command} >{output_file} 2>&1"
         exit_code, _ = container.exec_run(["bash", "-c", wrapped])
         output = _read_file(container, output_file)
         container.exec_run(["rm", "-f", output_file])

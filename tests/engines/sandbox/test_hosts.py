@@ -7,6 +7,7 @@ tests fail (CI starts one with .ci/docker.sh), they do not skip.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import time
@@ -200,6 +201,103 @@ def test_failed_step_is_reported_in_status(host):
         assert status["bootstrap_status"] == "failed"
     finally:
         secrets.create_secret(Name=secret_id)  # as the program made it, for the tests after this one
+
+
+def test_airflow_reads_variables_from_secrets_manager(host):
+    """Airflow's Secrets Manager backend, inside the containers on the host, reads the team's variables
+    (through the IMDS credentials and the endpoint the host passes on)."""
+    outputs = host.engine.outputs(TEAM)
+    host.aws("secretsmanager").create_secret(Name=f"envctl/{TEAM}/variables/from_secrets_manager",
+                                             SecretString="value-in-moto", KmsKeyId=outputs["kms_key_arn"])
+    printed = host.sh(f"{COMPOSE} exec -T airflow-scheduler airflow variables get from_secrets_manager")
+    assert printed.strip().splitlines()[-1] == "value-in-moto"
+
+
+COMPOSE = "/usr/local/sbin/envctl-compose"
+PROBE = "envctl_probe"  # an Airflow variable, kept in the metadata database
+
+
+def _set_probe(host: Host, value: str) -> None:
+    host.sh(f"{COMPOSE} exec -T postgres psql -U airflow -d airflow -v ON_ERROR_STOP=1 -qc "
+            f"\"DELETE FROM variable WHERE key = '{PROBE}'; "
+            f"INSERT INTO variable (key, val, is_encrypted) VALUES ('{PROBE}', '{value}', false)\"")
+
+
+def _probe(host: Host) -> str:
+    return host.sh(f"{COMPOSE} exec -T postgres psql -U airflow -d airflow -tAc "
+                   f"\"SELECT val FROM variable WHERE key = '{PROBE}'\"").strip()
+
+
+def _dump(host: Host, key: str) -> str:
+    s3 = host.aws("s3")
+    stored = s3.get_object(Bucket=host.engine.outputs(TEAM)["bucket_name"], Key=key)
+    assert stored["ServerSideEncryption"] == "aws:kms"
+    assert stored["SSEKMSKeyId"].endswith(host.engine.outputs(TEAM)["kms_key_arn"].rsplit("/", 1)[1])
+    return gzip.decompress(stored["Body"].read()).decode()
+
+
+def _backups(host: Host):
+    from provisioner.backups import list_backups
+
+    return list_backups(host.aws("s3"), host.engine.outputs(TEAM)["bucket_name"])
+
+
+def _cli(host: Host, *args: str):
+    from typer.testing import CliRunner
+
+    from provisioner.cli.main import app
+
+    env = {"ENVCTL_STATE_DIR": str(host.engine.settings.state_dir), "ENVCTL_SANDBOX_HOSTS": "true"}
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def test_backup_job_writes_a_postgres_dump_to_the_team_bucket(host):
+    """The nightly job, started as its timer starts it, puts a pg_dump of the metadata in the bucket (SSE-KMS)."""
+    _set_probe(host, "in-the-nightly-backup")
+    host.sh("systemctl start envctl-job@daily.service")
+    [backup] = _backups(host)
+    dump = _dump(host, backup.key)
+    assert "PostgreSQL database dump complete" in dump and "in-the-nightly-backup" in dump
+
+
+def test_backup_command_takes_one_now(host):
+    _set_probe(host, "in-the-backup")
+    result = _cli(host, "backup", TEAM, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["backup"] == _backups(host)[-1].name and "in-the-backup" in _dump(host, report["key"])
+
+
+def test_replacing_the_host_keeps_the_metadata_on_the_data_volume(host, resolved_spec_module):
+    """A new instance type replaces the host: a fresh root disk, the same data volume, the same metadata."""
+    from dataclasses import replace
+
+    _set_probe(host, "after-the-backup")
+    host.sh("touch /var/lib/envctl/old-root-disk")
+    old_id, old_container = host.instance_id, host.record.container
+    airflow = resolved_spec_module.spec.airflow.model_copy(update={"instance_type": "m6i.xlarge"})
+    bigger = replace(resolved_spec_module, spec=resolved_spec_module.spec.model_copy(update={"airflow": airflow}))
+    result = host.engine.up(bigger)
+    assert not [w for w in result.warnings if "userdata failed" in w], result.warnings
+    assert ("aws:ec2/instance:Instance", "replace") in {(c.type, c.action) for c in result.changes}
+    host.instance_id = host.engine.outputs(TEAM)["instance_id"]
+    assert host.instance_id != old_id and host.record.container != old_container
+    assert host.sh("test -e /var/lib/envctl/old-root-disk && echo old || echo fresh").strip() == "fresh"
+    assert "formatting" not in host.read("/var/log/cloud-init-output.log")
+    assert _probe(host) == "after-the-backup"
+
+
+def test_restore_brings_a_backup_back_into_the_fresh_host(host):
+    """`envctl restore` loads the backup, keeps a copy of what it replaces, and Airflow answers healthy."""
+    chosen = next(b for b in _backups(host) if "in-the-backup" in _dump(host, b.key))
+    result = _cli(host, "restore", TEAM, "--from", chosen.name, "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["restored"] == chosen.name and report["instance_id"] == host.instance_id
+    assert _probe(host) == "in-the-backup"
+    safety = next(b for b in _backups(host) if b.name == report["saved_before_restore"])
+    assert safety.label == "pre-restore" and "after-the-backup" in _dump(host, safety.key)
+    assert _get_json(f"{host.record.airflow_url}/health")["metadatabase"]["status"] == "healthy"
 
 
 def test_destroy_removes_the_host(host):
