@@ -18,7 +18,7 @@ RUNNING = {"Pending", "InProgress", "Delayed"}
 
 
 def run_with_ssm(ssm: Any, instance_id: str, script: str, *, comment: str, timeout_s: float,
-                 progress: Progress = no_progress, poll_s: float = POLL_S) -> HostCommandResult:
+                 progress: Progress = no_progress, poll_s: float | None = None) -> HostCommandResult:
     """Send script to the instance and wait for its end; the exit status is the script's."""
     # AWS-RunShellScript runs its commands with sh; the script is bash, passed as one quoted word.
     command = f"bash -c {shlex.quote(script)}"
@@ -39,7 +39,7 @@ def run_with_ssm(ssm: Any, instance_id: str, script: str, *, comment: str, timeo
     deadline = time.monotonic() + timeout_s + 120
     status = ""
     while time.monotonic() < deadline:
-        time.sleep(poll_s)
+        time.sleep(POLL_S if poll_s is None else poll_s)
         try:
             invocation = ssm.get_command_invocation(CommandId=sent["CommandId"], InstanceId=instance_id)
         except ClientError as exc:

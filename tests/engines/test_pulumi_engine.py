@@ -230,6 +230,24 @@ def test_destroy_with_delete_data_empties_and_deletes_bucket_and_schedules_key(e
     assert any("3 object versions" in w for w in result.warnings)
 
 
+def test_run_on_host_sends_the_script_to_the_stack_instance_over_ssm(engine, fake, monkeypatch):
+    """The instance and region come from the stack's outputs; the script goes out as SSM Run Command."""
+    import shlex
+
+    from moto import mock_aws
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("provisioner.engines.host_commands.POLL_S", 0)
+    with mock_aws():
+        existing_stack(fake, instance_id="i-0abc1234567890def", region="eu-central-1")
+        result = engine.run_on_host(TEAM, "echo restored\n", timeout_s=900)
+        [command] = boto3.client("ssm", region_name="eu-central-1").list_commands()["Commands"]
+    assert (result.instance_id, result.exit_code) == ("i-0abc1234567890def", 0)
+    assert command["InstanceIds"] == ["i-0abc1234567890def"] and command["DocumentName"] == "AWS-RunShellScript"
+    assert shlex.split(command["Parameters"]["commands"][0]) == ["bash", "-c", "echo restored\n"]
+
+
 # ---------------------------------------------------------------------- outputs, list, status
 
 
