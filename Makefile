@@ -24,10 +24,10 @@ demo: install
 	$(BIN)/envctl outputs $(TEAM)
 
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 test-fast: install
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not docker and not hosts"
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not docker and not hosts"
 
 # Benchmarks (bench/run.py): results in bench/results/latest.json and docs/performance.md; about ten minutes.
 bench: install

@@ -18,8 +18,11 @@ def free_port() -> int:
 
 
 def pytest_collection_modifyitems(config, items):
-    """The slowest chains first (sandbox hosts, then the other Docker tests): with `-n 2 --dist
-    loadgroup` a worker starts them at once and the quick tests run beside them on the other."""
+    """The slowest modules first (sandbox hosts, then the other Docker tests). `make test` runs
+    `-n 2 --dist loadfile --no-loadscope-reorder`: a module stays on one worker (its module
+    fixtures are set up once) and modules start in this order, so one worker starts the host chain
+    at once while the quick tests run on the other. (`--dist loadgroup` would not do: with pytest 9
+    xdist can no longer tag node ids with their group, and the groups are silently ignored.)"""
     items.sort(key=lambda item: (item.get_closest_marker("hosts") is None, item.get_closest_marker("docker") is None))
 
 

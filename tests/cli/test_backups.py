@@ -14,7 +14,7 @@ from provisioner.backups import BACKUP_PREFIX
 from provisioner.cli.main import app
 from tests.conftest import ROOT
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.xdist_group("backups")]
+pytestmark = [pytest.mark.sandbox]
 
 BACKUPS = ["20261121T020000Z", "20261122T020000Z"]
 

@@ -15,7 +15,7 @@ from provisioner.engines.sandbox.engine import SandboxEngine
 from provisioner.settings import load_settings
 from tests.test_requests import commit_all, edit_request, git, make_repo, request_like, write_request
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.xdist_group("requests")]
+pytestmark = [pytest.mark.sandbox]
 
 ALPHA = request_like("finance-reports", "alpha", cidr="10.240.0.0/24")
 BETA = request_like("finance-reports", "beta", cidr="10.241.0.0/24")

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from provisioner.cli.main import app
 from tests.conftest import ROOT
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.xdist_group("secrets")]
+pytestmark = [pytest.mark.sandbox]
 
 SECRET_VALUE = "s3cr3t-value-$(touch /tmp/pwned)-'quoted'"
 

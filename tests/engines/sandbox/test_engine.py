@@ -26,7 +26,7 @@ from provisioner.spec import ResolvedSpec, TeamSpec
 from provisioner.userdata import render_userdata
 from tests.conftest import ROOT
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.xdist_group("sandbox-engine")]
+pytestmark = [pytest.mark.sandbox]
 
 
 def make_engine(state_dir: Path) -> SandboxEngine:

@@ -24,7 +24,7 @@ from provisioner.settings import load_settings
 from provisioner.userdata import AIRFLOW_UID
 from tests.conftest import ROOT
 
-pytestmark = [pytest.mark.hosts, pytest.mark.docker, pytest.mark.xdist_group("hosts")]
+pytestmark = [pytest.mark.hosts, pytest.mark.docker]
 
 TEAM = "fraud"
 SECRET = "snowflake_password"
