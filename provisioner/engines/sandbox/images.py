@@ -26,7 +26,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from provisioner import inference_image
 from provisioner.errors import EnvctlError
@@ -60,11 +60,11 @@ class PushedImage:
 # ---- content tags -------------------------------------------------------------------------
 
 
-def _files_digest(folder: Path, *extra: str) -> str:
+def _files_digest(folder: Path, *extra: str, skip: Callable[[Path], bool] = lambda path: False) -> str:
     digest = hashlib.sha256()
     for text in extra:
         digest.update(text.encode() + b"\0")
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not skip(p)):
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 
@@ -79,7 +79,11 @@ def host_image_ref() -> str:
 
 
 def airflow_image_ref(version: str) -> str:
-    tag = _files_digest(TEMPLATES / "airflow", version, inference_image.base_image_tag())
+    # Another version's constraints file does not change this image: adding one rebuilds nothing.
+    def other_version(path: Path) -> bool:
+        return path.name.startswith("constraints-") and path.name != f"constraints-{version}.txt"
+
+    tag = _files_digest(TEMPLATES / "airflow", version, inference_image.base_image_tag(), skip=other_version)
     return f"envctl/sandbox-airflow:{version}-{tag}"
 
 
