@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from provisioner.errors import EnvctlError, InvalidInput
@@ -18,6 +19,7 @@ BACKUP_PREFIX = "backups/postgres/"
 BACKUP_SUFFIX = ".sql.gz"
 _NAME = re.compile(r"\d{8}T\d{6}Z(?:-[a-z][a-z0-9-]*)?")
 LATEST = "latest"
+STALE_AFTER_HOURS = 26  # the nightly job runs at 02:00 UTC; a missed night shows by the next morning
 
 BACKUP_COMMAND = "set -euo pipefail\n/usr/local/sbin/envctl-job backup\n"
 # The restore script waits for Airflow's health for up to 15 minutes after loading the dump.
@@ -76,6 +78,18 @@ def find_backup(s3: Any, bucket: str, team: str, ref: str) -> Backup:
     newest = ", ".join(backup.name for backup in backups[-5:]) or "none yet"
     raise InvalidInput(f"--from {ref}: {team} has no such backup in s3://{bucket}/{BACKUP_PREFIX} "
                        f"(the newest: {newest})", hint=f"`envctl backups {team}` lists them")
+
+
+def backup_status(s3: Any, bucket: str, now: datetime | None = None) -> dict[str, Any]:
+    """What `envctl status` says of the backups: how many, the newest, and whether it is stale."""
+    found = list_backups(s3, bucket)
+    if not found:
+        return {"count": 0, "latest": None, "stale": False}
+    latest = found[-1]
+    written = datetime.strptime(latest.last_modified, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    age_hours = ((now or datetime.now(timezone.utc)) - written).total_seconds() / 3600
+    return {"count": len(found), "latest": latest.name, "latest_written": latest.last_modified,
+            "age_hours": round(age_hours, 1), "stale": age_hours > STALE_AFTER_HOURS}
 
 
 def restore_script(backup: Backup, airflow_version: str) -> str:

@@ -106,3 +106,15 @@ def test_backup_key_and_safety_copy_are_read_from_the_host_output():
     output = "envctl-restore: current metadata saved as backups/postgres/20261122T101500Z-pre-restore.sql.gz\n"
     assert saved_before_restore(output) == "20261122T101500Z-pre-restore"
     assert saved_before_restore("envctl-restore: Postgres does not answer; nothing was changed") == ""
+
+
+def test_backup_status_counts_and_flags_a_stale_newest_backup(bucket):
+    from datetime import datetime, timedelta, timezone
+
+    from provisioner.backups import STALE_AFTER_HOURS, backup_status
+
+    s3, name = bucket
+    written = datetime.strptime(list_backups(s3, name)[-1].last_modified, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    fresh = backup_status(s3, name, now=written + timedelta(hours=3))
+    assert (fresh["count"], fresh["latest"], fresh["age_hours"], fresh["stale"]) == (4, NAMES[-1], 3.0, False)
+    assert backup_status(s3, name, now=written + timedelta(hours=STALE_AFTER_HOURS + 1))["stale"] is True

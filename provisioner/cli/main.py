@@ -239,7 +239,11 @@ def status(team: opt.Team, target: opt.Target = None, as_json: opt.Json = False)
     """A team's environment: resources, last operation, outputs and the host's bootstrap result."""
     settings = load_settings(target=target)
     start(settings, f"status {team}")
-    info = engine_for(settings).status(team)
+    engine = engine_for(settings)
+    info = engine.status(team)
+    backups = _backup_status(engine, info)
+    if backups is not None:
+        info["backups"] = backups
     if as_json:
         output.print_json(info)
         return
@@ -250,6 +254,26 @@ def status(team: opt.Team, target: opt.Target = None, as_json: opt.Json = False)
         if isinstance(value, dict) and value:
             output.out.print(f"[bold]{key}[/]")
             output.out.print(render.outputs_table(value))
+
+
+def _backup_status(engine, info: dict[str, Any]) -> dict[str, Any] | None:
+    """The team's backups, when the bucket can be read without starting anything (a stopped sandbox
+    is left alone); a read that fails is reported, it does not fail the status."""
+    outputs = info.get("outputs") or {}
+    if not outputs.get("bucket_name") or info.get("sandbox", {}).get("running") is False:
+        return None
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from provisioner.backups import backup_status
+
+    try:
+        backups = backup_status(engine.aws_client("s3", outputs.get("region") or "us-east-1"), outputs["bucket_name"])
+    except (BotoCoreError, ClientError) as exc:
+        return {"error": f"cannot list the backups in s3://{outputs['bucket_name']}: {exc}"}
+    if backups["stale"]:
+        output.warn(f"the newest backup of {info['team']} ({backups['latest']}) is {backups['age_hours']:.0f} hours old; "
+                    "the nightly job may be failing: `journalctl -u envctl-job@daily` on the host")
+    return backups
 
 
 @app.command(name="list")

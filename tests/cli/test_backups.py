@@ -67,6 +67,13 @@ def test_backups_lists_the_dumps_in_the_team_bucket(runner, project):
     assert table.exit_code == 0 and BACKUPS[0] in table.stdout and "written" in table.stdout
 
 
+def test_status_reports_the_backups(runner):
+    result = runner.invoke(app, ["status", "fraud", "--json"])
+    assert result.exit_code == 0, result.output
+    backups = json.loads(result.stdout)["backups"]
+    assert (backups["count"], backups["latest"], backups["stale"]) == (2, BACKUPS[-1], False)
+
+
 @pytest.mark.parametrize("source, message", [
     ("20201122T020000Z", "has no such backup"),
     ("../../../etc/passwd", "not a backup name"),
