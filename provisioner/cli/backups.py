@@ -15,6 +15,15 @@ From = Annotated[str, typer.Option("--from", help="The backup: a name from `envc
                                    show_default=False)]
 
 
+def _last_lines(text: str, count: int = 3) -> list[str]:
+    """What to show of a failed script's output: its last error line, then its last lines (without
+    psql's caret markers and blank lines)."""
+    lines = [line.strip().removeprefix("envctl-restore: ") for line in text.splitlines()]
+    lines = [line for line in lines if line and line.strip("^~ ")]
+    errors = [line for line in lines if "error" in line.lower()][-1:]
+    return errors + [line for line in lines[-count:] if line not in errors]
+
+
 def _team_backups(team: str, target: str | None, action: str):
     """The engine, the team bucket, an S3 client for it and the team's request (the team must have an environment)."""
     from provisioner.cli.main import engine_for, load_settings, resolve_team, start
@@ -61,7 +70,7 @@ def backup(team: opt.Team, target: opt.Target = None, as_json: opt.Json = False)
         result = engine.run_on_host(team, BACKUP_COMMAND, timeout_s=BACKUP_TIMEOUT_S, progress=report)
     if result.exit_code != 0:
         raise EnvctlError(f"the backup on {result.instance_id} failed (exit {result.exit_code}): "
-                          + " | ".join(result.output.strip().splitlines()[-5:]))
+                          + " | ".join(_last_lines(result.output)))
     written = find_backup(s3, bucket, team, backup_key_in(result.output))
     if as_json:
         output.print_json({"team": team, "backup": written.name, "key": written.key, "size": written.size})
@@ -88,7 +97,7 @@ def restore(team: opt.Team, source: From, target: opt.Target = None, yes: opt.Ye
     if result.exit_code != 0:
         what = RESTORE_FAILURES.get(result.exit_code, f"the restore script exited {result.exit_code}")
         raise EnvctlError(f"restore of {chosen.name} on {result.instance_id}: {what}: "
-                          + " | ".join(line.removeprefix("envctl-restore: ") for line in result.output.strip().splitlines()[-4:]),
+                          + " | ".join(_last_lines(result.output)),
                           hint=f"the metadata from before the restore is the backup {saved}" if saved else None)
     if as_json:
         output.print_json({"team": team, "restored": chosen.name, "saved_before_restore": saved,

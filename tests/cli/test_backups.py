@@ -104,3 +104,13 @@ def test_without_a_sandbox_host_nothing_can_run_and_says_why(runner, project, co
     assert result.exit_code == 1, result.output
     assert "has no sandbox host" in result.stderr and "envctl create fraud --hosts" in result.stderr
     assert _keys(project) == before
+
+
+def test_a_failed_script_is_summarised_by_its_error_and_last_steps():
+    from provisioner.cli.backups import _last_lines
+
+    output = ('envctl-restore: stopping airflow-scheduler\npsql:<stdin>:1: ERROR:  syntax error at or near "("\n'
+              "LINE 1: CREATE TABLE x (;\n                       ^\nenvctl-restore: starting Airflow\n"
+              "envctl-restore: Airflow is healthy\n")
+    assert _last_lines(output) == ['psql:<stdin>:1: ERROR:  syntax error at or near "("', "LINE 1: CREATE TABLE x (;",
+                                   "starting Airflow", "Airflow is healthy"]

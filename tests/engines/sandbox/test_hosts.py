@@ -300,6 +300,19 @@ def test_restore_brings_a_backup_back_into_the_fresh_host(host):
     assert _get_json(f"{host.record.airflow_url}/health")["metadatabase"]["status"] == "healthy"
 
 
+def test_a_backup_that_does_not_load_leaves_the_metadata_as_it_was(host):
+    """A dump that is valid gzip but not SQL: the restore fails saying so, and the metadata saved
+    before it is loaded back; Airflow answers again."""
+    s3, bucket = host.aws("s3"), host.engine.outputs(TEAM)["bucket_name"]
+    s3.put_object(Bucket=bucket, Key="backups/postgres/20200101T000000Z.sql.gz", Body=gzip.compress(b"CREATE TABLE broken (;\n"))
+    result = _cli(host, "restore", TEAM, "--from", "20200101T000000Z", "--yes")
+    assert result.exit_code == 1, result.output
+    assert "the backup did not load; the metadata from before the restore is back" in result.stderr
+    assert "syntax error" in result.stderr
+    assert _probe(host) == "in-the-backup"
+    assert _get_json(f"{host.record.airflow_url}/health")["metadatabase"]["status"] == "healthy"
+
+
 def test_destroy_removes_the_host(host):
     """Destroying the environment stops and removes the host container and its docker volume."""
     import docker
