@@ -79,9 +79,11 @@ def host_image_ref() -> str:
 
 
 def airflow_image_ref(version: str) -> str:
-    # Another version's constraints file does not change this image: adding one rebuilds nothing.
+    # Another version's constraints, or another major's requirements, do not change this image.
     def other_version(path: Path) -> bool:
-        return path.name.startswith("constraints-") and path.name != f"constraints-{version}.txt"
+        if path.name.startswith("constraints-"):
+            return path.name != f"constraints-{version}.txt"
+        return path.name.startswith("requirements-") and path.name != f"requirements-{version.split('.')[0]}.txt"
 
     tag = _files_digest(TEMPLATES / "airflow", version, inference_image.base_image_tag(), skip=other_version)
     return f"envctl/sandbox-airflow:{version}-{tag}"
