@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import secrets
 import string
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from botocore.exceptions import ClientError
 
@@ -71,13 +72,21 @@ def is_error(error: ClientError, *codes: str) -> bool:
     return error_code(error) in codes
 
 
-def ignore_missing(call: Any, *codes: str) -> None:
-    """Deleting what is already gone is a success: the error codes that say "not found" are ignored."""
+@contextmanager
+def missing_ok(*codes: str) -> Iterator[None]:
+    """Deleting (or reading) what is already gone is not an error: the block's ClientErrors with one of
+    the codes that say "not found" end it quietly; any other error goes on."""
     try:
-        call()
+        yield
     except ClientError as exc:
         if not is_error(exc, *codes):
             raise
+
+
+def ignore_missing(call: Any, *codes: str) -> None:
+    """missing_ok for one call."""
+    with missing_ok(*codes):
+        call()
 
 
 def arn(service: str, region: str, account_id: str, resource: str) -> str:

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from provisioner.engines.mocked import Registration
 from provisioner.engines.sandbox.handlers.common import (
-    autoname, compact, input_changed, is_error, policy_text, removed_tag_keys, tag_list,
+    autoname, compact, input_changed, is_error, missing_ok, policy_text, removed_tag_keys, tag_list,
 )
 from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, StoredResource, register
 from provisioner.errors import EnvctlError
@@ -21,10 +21,7 @@ MAX_POLICY_VERSIONS = 5
 AWS_MANAGED_POLICY_PREFIX = "arn:aws:iam::aws:policy/"
 
 
-def _ignore_missing(error: ClientError) -> None:
-    """Re-raise anything but IAM's "no such entity" (deleting what is already gone is fine)."""
-    if not is_error(error, "NoSuchEntity"):
-        raise error
+NOT_FOUND = "NoSuchEntity"  # IAM's "not found"
 
 
 # --- managed policies ------------------------------------------------------------------------
@@ -62,13 +59,11 @@ class Policy(Handler):
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
         iam = ctx.client("iam", region)
-        try:
+        with missing_ok(NOT_FOUND):
             for version in self._versions(iam, old.id):
                 if not version["IsDefaultVersion"]:
                     iam.delete_policy_version(PolicyArn=old.id, VersionId=version["VersionId"])
             iam.delete_policy(PolicyArn=old.id)
-        except ClientError as error:
-            _ignore_missing(error)
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         return self._get(ctx.client("iam", region), old.id) is not None
@@ -83,11 +78,9 @@ class Policy(Handler):
 
     @staticmethod
     def _get(iam: Any, policy_arn: str) -> dict[str, Any] | None:
-        try:
+        with missing_ok(NOT_FOUND):
             return iam.get_policy(PolicyArn=policy_arn)["Policy"]
-        except ClientError as error:
-            _ignore_missing(error)
-            return None
+        return None
 
     @staticmethod
     def _versions(iam: Any, policy_arn: str) -> list[dict[str, Any]]:
@@ -182,11 +175,9 @@ class Role(Handler):
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
         iam = ctx.client("iam", region)
-        try:
+        with missing_ok(NOT_FOUND):
             self._detach_everything(iam, old.id)
             iam.delete_role(RoleName=old.id)
-        except ClientError as error:
-            _ignore_missing(error)
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         return self._get(ctx.client("iam", region), old.id) is not None
@@ -198,11 +189,9 @@ class Role(Handler):
 
     @staticmethod
     def _get(iam: Any, name: str) -> dict[str, Any] | None:
-        try:
+        with missing_ok(NOT_FOUND):
             return iam.get_role(RoleName=name)["Role"]
-        except ClientError as error:
-            _ignore_missing(error)
-            return None
+        return None
 
     @staticmethod
     def _set_boundary(iam: Any, name: str, boundary: str | None) -> None:
@@ -253,10 +242,8 @@ class RolePolicy(Handler):
         return self._put(ctx, reg, old.outputs["name"], region)[1]
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        try:
+        with missing_ok(NOT_FOUND):
             ctx.client("iam", region).delete_role_policy(RoleName=old.inputs["role"], PolicyName=old.outputs["name"])
-        except ClientError as error:
-            _ignore_missing(error)
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         return self._has(ctx, old.inputs["role"], old.outputs["name"], region)
@@ -276,12 +263,10 @@ class RolePolicy(Handler):
 
     @staticmethod
     def _has(ctx: SandboxContext, role: str, name: str, region: str) -> bool:
-        try:
+        with missing_ok(NOT_FOUND):
             ctx.client("iam", region).get_role_policy(RoleName=role, PolicyName=name)
-        except ClientError as error:
-            _ignore_missing(error)
-            return False
-        return True
+            return True
+        return False
 
 
 @functools.cache
@@ -330,25 +315,21 @@ class RolePolicyAttachment(Handler):
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
         iam = ctx.client("iam", region)
         role = old.inputs["role"]
-        try:
+        with missing_ok(NOT_FOUND):
             if stand_in := old.outputs.get("sandboxInlineStandIn"):
                 iam.delete_role_policy(RoleName=role, PolicyName=stand_in)
             else:
                 iam.detach_role_policy(RoleName=role, PolicyArn=old.inputs["policyArn"])
-        except ClientError as error:
-            _ignore_missing(error)
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         iam = ctx.client("iam", region)
         role = old.inputs["role"]
-        try:
+        with missing_ok(NOT_FOUND):
             if stand_in := old.outputs.get("sandboxInlineStandIn"):
                 return stand_in in iam.list_role_policies(RoleName=role)["PolicyNames"]
             attached = iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
-        except ClientError as error:
-            _ignore_missing(error)
-            return False
-        return any(policy["PolicyArn"] == old.inputs["policyArn"] for policy in attached)
+            return any(policy["PolicyArn"] == old.inputs["policyArn"] for policy in attached)
+        return False
 
     @staticmethod
     def _stand_in_name(policy_arn: str) -> str:
@@ -356,12 +337,10 @@ class RolePolicyAttachment(Handler):
 
     @staticmethod
     def _role_exists(iam: Any, role: str) -> bool:
-        try:
+        with missing_ok(NOT_FOUND):
             iam.get_role(RoleName=role)
-        except ClientError as error:
-            _ignore_missing(error)
-            return False
-        return True
+            return True
+        return False
 
 
 @register("aws:iam/instanceProfile:InstanceProfile")
@@ -395,11 +374,9 @@ class InstanceProfile(Handler):
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
         iam = ctx.client("iam", region)
-        try:
+        with missing_ok(NOT_FOUND):
             self._remove_roles(iam, old.id)
             iam.delete_instance_profile(InstanceProfileName=old.id)
-        except ClientError as error:
-            _ignore_missing(error)
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         return self._get(ctx.client("iam", region), old.id) is not None
@@ -416,11 +393,9 @@ class InstanceProfile(Handler):
 
     @staticmethod
     def _get(iam: Any, name: str) -> dict[str, Any] | None:
-        try:
+        with missing_ok(NOT_FOUND):
             return iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
-        except ClientError as error:
-            _ignore_missing(error)
-            return None
+        return None
 
     @staticmethod
     def _remove_roles(iam: Any, name: str) -> None:
