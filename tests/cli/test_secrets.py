@@ -5,14 +5,12 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import shutil
 
-import boto3
 import pytest
 from typer.testing import CliRunner
 
 from provisioner.cli.main import app
-from tests.conftest import ROOT
+from tests.conftest import fraud_in_a_sandbox, sandbox_client
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -22,27 +20,14 @@ SECRET_VALUE = "s3cr3t-value-$(touch /tmp/pwned)-'quoted'"
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A copy of the project with fraud created in its own sandbox."""
-    root = tmp_path_factory.mktemp("project")
-    shutil.copytree(ROOT / "stacks", root / "stacks")
-    shutil.copy(ROOT / "envctl.toml", root / "envctl.toml")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        result = CliRunner().invoke(app, ["create", "fraud"])
-        assert result.exit_code == 0, result.output
+    with fraud_in_a_sandbox(tmp_path_factory) as root:
         yield root
-        CliRunner().invoke(app, ["sandbox", "stop"])
 
 
 @pytest.fixture
 def runner(project, monkeypatch):
     monkeypatch.chdir(project)
     return CliRunner()
-
-
-def sandbox_client(project, service):
-    info = json.loads((project / ".envctl" / "sandbox" / "server.json").read_text())
-    return boto3.client(service, endpoint_url=f"http://{info['host']}:{info['port']}", region_name="eu-west-1",
-                        aws_access_key_id=info["access_key_id"], aws_secret_access_key=info["secret_access_key"])
 
 
 def test_set_stores_the_value_encrypted_with_the_team_key_and_never_prints_it(runner, project):
