@@ -57,6 +57,16 @@ def _scope(paths: Optional[list[Path]], changed: bool, base: Optional[str]) -> s
     return f"{len(paths)} request file(s)" if paths else "every request"
 
 
+def _start(action: str, paths, changed: bool, base: str | None, target: str | None, stacks_dir):
+    """Settings, engine and the change set of a plan or apply, after the command's first line."""
+    from provisioner.cli.main import engine_for, load_settings, start
+
+    settings = load_settings(target=target, stacks_dir=stacks_dir)
+    start(settings, f"{action} {_scope(paths, changed, base)}")
+    engine = engine_for(settings)
+    return settings, engine, _change_set(settings, paths, changed, base, engine)
+
+
 # ------------------------------------------------------------------ plan
 
 
@@ -71,13 +81,9 @@ def plan(
     stacks_dir: opt.StacksDir = None,
 ) -> None:
     """Validate every request, preview the ones a change touches, and summarise (exit 2 on invalid requests)."""
-    from provisioner.cli.main import engine_for, load_settings, start
     from provisioner.requests import plan_requests, render_markdown
 
-    settings = load_settings(target=target, stacks_dir=stacks_dir)
-    start(settings, f"plan {_scope(paths, changed, base)}")
-    engine = engine_for(settings)
-    change_set = _change_set(settings, paths, changed, base, engine)
+    settings, engine, change_set = _start("plan", paths, changed, base, target, stacks_dir)
     with output.progress(f"previewing {len(change_set.changes)} request(s), {parallel} at a time") as report:
         result = plan_requests(settings, change_set, engine, parallel=parallel, progress=report)
     if markdown:
@@ -143,13 +149,9 @@ def apply(
     stacks_dir: opt.StacksDir = None,
 ) -> None:
     """Create or update the requests a change adds or modifies; destroy removed ones only with --allow-destroy."""
-    from provisioner.cli.main import engine_for, load_settings, start
     from provisioner.requests import apply_requests
 
-    settings = load_settings(target=target, stacks_dir=stacks_dir)
-    start(settings, f"apply {_scope(paths, changed, base)}")
-    engine = engine_for(settings)
-    change_set = _change_set(settings, paths, changed, base, engine)
+    settings, engine, change_set = _start("apply", paths, changed, base, target, stacks_dir)
     rerun = shlex.join(["envctl", "apply", *(["--changed", "--base", base] if changed else [str(p) for p in paths or []])])
     try:
         with output.progress(f"applying {len(change_set.changes)} team(s), {parallel} at a time") as report:
