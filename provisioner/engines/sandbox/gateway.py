@@ -18,12 +18,11 @@ import socketserver
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from provisioner.engines.base import Progress, no_progress
-from provisioner.engines.sandbox.processes import free_port, pid_alive, terminate
+from provisioner.engines.sandbox.processes import free_port, pid_alive, terminate, wait_until_ready
 from provisioner.errors import EnvctlError
 
 START_TIMEOUT_S = 15.0
@@ -99,13 +98,8 @@ class HostGateway:
                                        start_new_session=True, close_fds=True)
         info = GatewayInfo(pid=process.pid, bind=bind, imds_port=imds_port, aws_port=aws_port,
                            registry_port=registry_fwd_port, moto_port=moto_port, registry_target_port=registry_port)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not all(_connects(bind, port) for port in (imds_port, aws_port, registry_fwd_port)):
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
-                raise EnvctlError(f"the sandbox host gateway did not start on {bind}: " + " | ".join(tail))
-            time.sleep(0.1)
+        wait_until_ready(process, lambda: all(_connects(bind, port) for port in (imds_port, aws_port, registry_fwd_port)),
+                         log_path=self.log_path, failure=f"the sandbox host gateway did not start on {bind}", timeout_s=START_TIMEOUT_S)
         self.info_path.write_text(json.dumps(asdict(info)))
         return info
 

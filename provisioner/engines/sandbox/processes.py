@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
+from pathlib import Path
+from typing import Callable
+
+from provisioner.errors import EnvctlError
 
 
 def pid_alive(pid: int) -> bool:
@@ -39,3 +44,16 @@ def free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def wait_until_ready(process: subprocess.Popen, ready: Callable[[], bool], *, log_path: Path, failure: str,
+                     timeout_s: float, poll_s: float = 0.1) -> None:
+    """Wait for a process just started to answer; if it exits or the time runs out, kill it and fail
+    with `failure` and the last lines of its log."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+            raise EnvctlError(f"{failure}: " + " | ".join(tail))
+        time.sleep(poll_s)

@@ -15,15 +15,14 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from provisioner.engines.base import Progress, no_progress
-from provisioner.engines.sandbox.processes import free_port, pid_alive, terminate
-from provisioner.errors import EnvctlError, MissingTool
+from provisioner.engines.sandbox.processes import free_port, pid_alive, terminate, wait_until_ready
+from provisioner.errors import MissingTool
 
 START_TIMEOUT_S = 15.0
 
@@ -82,13 +81,8 @@ class RegistryServer:
             process = subprocess.Popen([binary, "serve", str(self.config_path)], stdin=subprocess.DEVNULL,
                                        stdout=log, stderr=log, start_new_session=True, close_fds=True)
         info = RegistryInfo(pid=process.pid, port=port)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _answers(info.address):
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
-                raise EnvctlError(f"the sandbox registry did not start on {info.address}: " + " | ".join(tail))
-            time.sleep(0.1)
+        wait_until_ready(process, lambda: _answers(info.address), log_path=self.log_path,
+                         failure=f"the sandbox registry did not start on {info.address}", timeout_s=START_TIMEOUT_S)
         self.info_path.write_text(json.dumps(asdict(info)))
         return info
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from provisioner.engines.base import Progress, no_progress
-from provisioner.engines.sandbox.processes import free_port, pid_alive, terminate
+from provisioner.engines.sandbox.processes import free_port, pid_alive, terminate, wait_until_ready
 from provisioner.errors import EnvctlError
 
 SERVER_ID_PARAMETER = "/envctl/sandbox/server-id"
@@ -115,13 +115,8 @@ class SandboxServer:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
             )
         endpoint = f"http://{self.host}:{port}"
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _answers(endpoint, timeout=0.5):
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
-                raise EnvctlError(f"the sandbox's moto server did not start on {endpoint}: " + " | ".join(tail))
-            time.sleep(0.05)
+        wait_until_ready(process, lambda: _answers(endpoint, timeout=0.5), log_path=self.log_path,
+                         failure=f"the sandbox's moto server did not start on {endpoint}", timeout_s=START_TIMEOUT_S, poll_s=0.05)
         info = self._bootstrap(process.pid, port)
         self.info_path.write_text(json.dumps(asdict(info), indent=1))
         os.chmod(self.info_path, 0o600)
