@@ -46,8 +46,15 @@ from provisioner.spec import ResolvedSpec
 if TYPE_CHECKING:
     from provisioner.program import BuildOptions
 
-# Inline refresh and destroy need `--client`, added in 3.181.
+# Inline refresh and destroy need `--client`, added in 3.181. (PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER,
+# which keeps a stack's secrets provider on a fresh work dir, came in 3.134: pulumi/pulumi#17236.)
 MIN_CLI_VERSION = VersionInfo(3, 181, 0)
+# The self-managed ("diy") backends refused `pulumi stack tag set` ("stack tags not supported in diy
+# mode") until pulumi/pulumi#19882, first released in 3.211. envctl therefore sets stack tags only on
+# the Pulumi Cloud backend (see `_team_stack`): any CLI from MIN_CLI_VERSION on works everywhere.
+DIY_STACK_TAGS_VERSION = VersionInfo(3, 211, 0)
+# Backends Pulumi calls self-managed (diy): state in a bucket, a folder or a database.
+SELF_MANAGED_SCHEMES = ("file://", "s3://", "gs://", "azblob://", "postgres://", "postgresql://")
 INSTALL_HINT = (
     "install it from https://www.pulumi.com/docs/install/ (and the aws plugin with "
     "`pulumi plugin install resource aws`), or use `--target sandbox` which needs neither"
@@ -325,7 +332,12 @@ class PulumiEngine:
     # ------------------------------------------------------------------ stacks and workspaces
 
     def _team_stack(self, spec: ResolvedSpec) -> Stack:
-        """The team's stack (created on first use) with its program, region and tags set."""
+        """The team's stack (created on first use) with its program and region set.
+
+        Stack tags only on the Pulumi Cloud backend: self-managed backends refused `stack tag set`
+        before CLI 3.211 (pulumi/pulumi#19882), and there they would only be metadata nobody reads.
+        The team and cost centre reach AWS as resource tags (the provider's default_tags) anyway.
+        """
         stack = create_or_select_stack(
             stack_name=spec.team,
             project_name=self.settings.project,
@@ -333,8 +345,9 @@ class PulumiEngine:
             opts=self._workspace_options(self._work_dir(spec.team)),
         )
         stack.set_all_config({"aws:region": ConfigValue(value=spec.region)})
-        for key, value in _stack_tags(spec).items():
-            stack.set_tag(key, value)
+        if not is_self_managed(self.settings.effective_backend_url):
+            for key, value in _stack_tags(spec).items():
+                stack.set_tag(key, value)
         return stack
 
     def _existing_stack(self, team: str) -> Stack:
@@ -387,6 +400,10 @@ class PulumiEngine:
         env = {
             "PULUMI_BACKEND_URL": self.settings.effective_backend_url,
             "PULUMI_SKIP_UPDATE_CHECK": "true",
+            # A fresh work dir (a CI runner) has no Pulumi.<team>.yaml with the secrets provider's
+            # settings: without this the CLI makes a new passphrase manager and re-keys (or fails)
+            # instead of using the provider recorded in the stack's state, and writes that one back.
+            "PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER": "true",
         }
         if self.settings.secrets_provider == "passphrase":
             env.update(_passphrase_env(required=require_passphrase))
@@ -499,9 +516,19 @@ def _installed_cli() -> PulumiCommand:
         raise MissingTool(f"the Pulumi CLI on PATH does not run (`pulumi version`: {exc}); {INSTALL_HINT}") from None
 
 
+def is_self_managed(backend_url: str) -> bool:
+    """Whether the backend is a self-managed ("diy") one rather than Pulumi Cloud (http(s)://)."""
+    return backend_url.lower().startswith(SELF_MANAGED_SCHEMES)
+
+
+def cli_supported(version: VersionInfo) -> bool:
+    """Whether envctl can drive a Pulumi CLI of this version (on any backend)."""
+    return version.major == MIN_CLI_VERSION.major and version >= MIN_CLI_VERSION
+
+
 def _require_supported_version(version: VersionInfo | None) -> None:
     # None: the version check was opted out of (PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK).
-    if version is not None and (version < MIN_CLI_VERSION or version.major > MIN_CLI_VERSION.major):
+    if version is not None and not cli_supported(version):
         raise _unsupported_cli(f"the Pulumi CLI is version {version}")
 
 

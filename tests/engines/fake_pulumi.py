@@ -7,6 +7,16 @@ It keeps a tiny in-memory backend (stacks, their config, tags, resources and out
 command it is asked to run, and can be told to fail a command with a given stderr, which it turns
 into the SDK's own exception (ConcurrentUpdateError, StackNotFoundError, ...) exactly as the real
 `PulumiCommand.run` does.
+
+It refuses what the real CLI refuses (never more lenient):
+- `stack tag set` on a self-managed ("diy") backend before 3.211: "stack tags not supported in diy
+  mode" (pkg/backend/diy/backend.go `UpdateStackTags`, until pulumi/pulumi#19882).
+- A stack's secrets provider lives in its state and in `Pulumi.<stack>.yaml` (encryptionsalt, or
+  secretsprovider + encryptedkey). When the work dir lacks that file's settings, the CLI builds the
+  backend's default manager, a passphrase one (it needs a passphrase and mints a new salt), and the
+  next update re-encrypts the state with it: the stack is re-keyed. Only with
+  PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=true (CLI >= 3.134, pulumi/pulumi#17236) does it use the
+  manager recorded in the state and write its settings back to the file.
 """
 
 from __future__ import annotations
@@ -25,6 +35,13 @@ from semver import VersionInfo
 
 # Versions up to 3.205 write engine events to a file; newer ones stream them over a socket.
 DEFAULT_VERSION = "3.200.0"
+DIY_STACK_TAGS_VERSION = VersionInfo(3, 211, 0)  # pulumi/pulumi#19882
+FALLBACK_ENV_VERSION = VersionInfo(3, 134, 0)  # pulumi/pulumi#17236
+SELF_MANAGED_SCHEMES = ("file://", "s3://", "gs://", "azblob://", "postgres://", "postgresql://")
+DIY_TAGS_STDERR = "error: stack tags not supported in diy mode"
+PASSPHRASE_MISSING_STDERR = ("error: getting secrets manager: passphrase must be set with PULUMI_CONFIG_PASSPHRASE "
+                             "or PULUMI_CONFIG_PASSPHRASE_FILE environment variables")
+SECRETS_SETTINGS = ("encryptionsalt", "secretsprovider", "encryptedkey")
 LOCK_CONFLICT_STDERR = "error: [409] Conflict: Another update is currently in progress."
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 KIND_OF_OPERATION = {"up": "update", "preview": "preview", "refresh": "refresh", "destroy": "destroy"}
@@ -68,6 +85,9 @@ class FakeStack:
     resources: list[FakeResource] = field(default_factory=list)
     outputs: dict[str, tuple[Any, bool]] = field(default_factory=dict)  # name -> (value, secret)
     history: list[dict[str, Any]] = field(default_factory=list)
+    # The secrets manager recorded in the state: the settings Pulumi.<stack>.yaml must carry.
+    secrets: dict[str, str] = field(default_factory=lambda: {"encryptionsalt": "v1:fakesalt:v1:fake"})
+    rekeyed: bool = False  # an update re-encrypted the state with a manager other than the recorded one
 
 
 @dataclass
@@ -101,8 +121,11 @@ class FakePulumi:
         self.plans[operation] = resources
 
     def add_stack(self, name: str, *, resources: list[FakeResource] | None = None,
-                  outputs: dict[str, tuple[Any, bool]] | None = None) -> FakeStack:
-        stack = FakeStack(name, resources=list(resources or []), outputs=dict(outputs or {}))
+                  outputs: dict[str, tuple[Any, bool]] | None = None,
+                  secrets_provider: str = "passphrase") -> FakeStack:
+        """A stack made earlier, elsewhere: its state exists, this work dir has no Pulumi.<name>.yaml."""
+        stack = FakeStack(name, resources=list(resources or []), outputs=dict(outputs or {}),
+                          secrets=_secrets_settings(secrets_provider))
         self.stacks[name] = stack
         return stack
 
@@ -179,10 +202,13 @@ class FakePulumi:
         name = _command_words(call.args)[2]
         if name in self.stacks:
             return CommandResult("", f"error: stack '{name}' already exists", 255)
-        self.stacks[name] = FakeStack(name)
-        if call.option("--secrets-provider") == "passphrase":
-            # As the CLI does: the passphrase provider's salt goes to Pulumi.<stack>.yaml in the work dir.
-            _update_stack_file(call.cwd, name, {"encryptionsalt": "v1:fakesalt:v1:fake"})
+        provider = call.option("--secrets-provider") or "passphrase"  # a diy backend's default
+        if provider == "passphrase" and not _has_passphrase(call.env):
+            return CommandResult("", PASSPHRASE_MISSING_STDERR, 255)
+        settings = _secrets_settings(provider)
+        self.stacks[name] = FakeStack(name, secrets=settings)
+        # As the CLI does: the secrets manager's settings go to Pulumi.<stack>.yaml in the work dir.
+        _update_stack_file(call.cwd, name, settings)
         return _ok(f"Created stack '{name}'")
 
     def _stack_rm(self, call: Call) -> CommandResult:
@@ -225,6 +251,8 @@ class FakePulumi:
         stack = self._stack(call)
         if isinstance(stack, CommandResult):
             return stack
+        if _backend_url(call).startswith(SELF_MANAGED_SCHEMES) and self.version < DIY_STACK_TAGS_VERSION:
+            return CommandResult("", DIY_TAGS_STDERR, 255)
         key, value = _command_words(call.args)[3:5]
         stack.tags[key] = value
         return _ok("")
@@ -245,6 +273,9 @@ class FakePulumi:
         stack = self._stack(call)
         if isinstance(stack, CommandResult):
             return stack
+        manager = self._secrets_manager(call, stack)
+        if isinstance(manager, CommandResult):
+            return manager
         steps = self.plans.pop(operation, None)
         if steps is None:
             steps = self._default_steps(operation, stack)
@@ -255,7 +286,27 @@ class FakePulumi:
             self._write_events(Path(event_log), stack, project, steps, counts, planning=operation == "preview")
         if apply and operation != "preview":
             self._apply(operation, stack, steps, counts)
+            if manager != stack.secrets:
+                stack.secrets, stack.rekeyed = manager, True  # the new snapshot carries the new manager
         return _ok("\n".join(self.stdout_lines))
+
+    def _secrets_manager(self, call: Call, stack: FakeStack) -> dict[str, str] | CommandResult:
+        """The secrets manager an operation uses (its settings), as the CLI picks it."""
+        path = Path(call.cwd) / f"Pulumi.{stack.name}.yaml"
+        current = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+        settings = {key: current[key] for key in SECRETS_SETTINGS if current.get(key)}
+        if "encryptionsalt" in settings or {"secretsprovider", "encryptedkey"} <= set(settings):
+            return settings
+        fallback = call.env.get("PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER", "").lower() in ("1", "true")
+        if fallback and self.version >= FALLBACK_ENV_VERSION:
+            _update_stack_file(call.cwd, stack.name, stack.secrets)  # restored from the state
+            return dict(stack.secrets)
+        # No settings: the diy default, a new passphrase manager with a new salt.
+        if not _has_passphrase(call.env):
+            return CommandResult("", PASSPHRASE_MISSING_STDERR, 255)
+        fresh = {"encryptionsalt": f"v1:fresh-{len(self.calls)}:v1:fake"}
+        _update_stack_file(call.cwd, stack.name, fresh)
+        return fresh
 
     def _default_steps(self, operation: str, stack: FakeStack) -> list[FakeResource]:
         if operation == "destroy":
@@ -295,6 +346,24 @@ def _append_events(path: Path, events: list[dict[str, Any]]) -> None:
     with path.open("a", encoding="utf-8") as log:
         for sequence, event in enumerate(events, start=1):
             log.write(json.dumps({"sequence": sequence, "timestamp": int(time.time()), **event}) + "\n")
+
+
+def _secrets_settings(provider: str) -> dict[str, str]:
+    if provider == "passphrase":
+        return {"encryptionsalt": "v1:fakesalt:v1:fake"}
+    return {"secretsprovider": provider, "encryptedkey": "ZmFrZS1kYXRhLWtleQ=="}
+
+
+def _has_passphrase(env: Mapping[str, str]) -> bool:
+    return "PULUMI_CONFIG_PASSPHRASE" in env or bool(env.get("PULUMI_CONFIG_PASSPHRASE_FILE"))
+
+
+def _backend_url(call: Call) -> str:
+    """The backend the CLI uses: PULUMI_BACKEND_URL, else the project's backend.url."""
+    if call.env.get("PULUMI_BACKEND_URL"):
+        return call.env["PULUMI_BACKEND_URL"]
+    project = yaml.safe_load((Path(call.cwd) / "Pulumi.yaml").read_text()) or {}
+    return (project.get("backend") or {}).get("url") or "https://api.pulumi.com"
 
 
 def _ok(stdout: str) -> CommandResult:

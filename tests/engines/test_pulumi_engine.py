@@ -19,7 +19,7 @@ from provisioner.errors import EnvctlError, InvalidInput, LockConflict, MissingT
 from provisioner.settings import Settings
 from provisioner.spec import ResolvedSpec, TeamSpec, load_team
 
-from .fake_pulumi import LOCK_CONFLICT_STDERR, FakePulumi, FakeResource
+from .fake_pulumi import DIY_TAGS_STDERR, LOCK_CONFLICT_STDERR, PASSPHRASE_MISSING_STDERR, FakePulumi, FakeResource
 
 ROOT = Path(__file__).resolve().parents[2]
 TEAM = "fraud"
@@ -97,8 +97,7 @@ def test_up_creates_the_team_stack_with_region_backend_and_secrets_provider(engi
     assert lines[0] == f"stack select --stack {TEAM}"
     assert lines[1] == f"stack init {TEAM} --secrets-provider passphrase"
     assert f"config set-all --stack {TEAM} --plaintext aws:region=eu-west-1" in lines
-    assert f"stack tag set envctl:team {TEAM} --stack {TEAM}" in lines
-    assert f"stack tag set envctl:cost-center CC-1042 --stack {TEAM}" in lines
+    assert not fake.calls_to("stack tag")  # a file:// backend: no stack tags (see the tag tests)
     up = fake.calls_to("up")[0]
     assert up.args[:3] == ["up", "--yes", "--skip-preview"]
     assert up.option("--exec-kind") == "auto.inline" and up.option("--stack") == TEAM
@@ -416,6 +415,139 @@ def test_kms_secrets_provider_needs_no_passphrase(settings, fake, spec, monkeypa
     assert fake.calls_to("stack init")[0].option("--secrets-provider") == "awskms://alias/envctl-state"
     assert "PULUMI_CONFIG_PASSPHRASE" not in fake.calls[0].env
     assert fake.calls[0].env["PULUMI_BACKEND_URL"] == "s3://acme-envctl-state"
+
+
+# ---------------------------------------------------------------------- stack tags (defect 1)
+
+
+def _run_fake(fake: FakePulumi, args: list[str], cwd: Path, env: dict[str, str]):
+    from pulumi.automation import CommandError
+
+    try:
+        return fake.run(args, str(cwd), env)
+    except CommandError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("backend", ["file:///tmp/state", "s3://acme-envctl-state", "gs://acme", "azblob://acme",
+                                     "postgres://db/envctl"])
+def test_fake_cli_refuses_stack_tags_on_a_diy_backend_before_3_211(backend, tmp_path):
+    """CLI rule: diy backends refused `stack tag set` ("stack tags not supported in diy mode") until
+    pulumi/pulumi#19882 (3.211); the fake refuses them like the 3.200 CLI the workflows used to install."""
+    fake = FakePulumi(version="3.200.0")
+    fake.add_stack(TEAM)
+    env = {"PULUMI_BACKEND_URL": backend}
+
+    newer = FakePulumi(version="3.211.0")
+    newer.add_stack(TEAM)
+    tag = ["stack", "tag", "set", "envctl:team", TEAM, "--stack", TEAM]
+
+    refused = _run_fake(fake, tag, tmp_path, env)
+    accepted = _run_fake(newer, tag, tmp_path, env)
+
+    assert DIY_TAGS_STDERR in str(refused) and fake.stacks[TEAM].tags == {}
+    assert accepted.code == 0 and newer.stacks[TEAM].tags == {"envctl:team": TEAM}
+
+
+@pytest.mark.parametrize("backend", ["", "s3://acme-envctl-state"])
+def test_up_works_with_a_cli_that_refuses_stack_tags_on_self_managed_backends(settings, spec, backend, monkeypatch):
+    """A 3.181–3.210 CLI on a file:// or s3:// backend: the engine sets no stack tags, so up succeeds."""
+    fake = FakePulumi(version="3.181.0")
+    diy = Settings(target="aws", region="eu-west-1", state_dir=settings.state_dir, backend_url=backend)
+
+    result = PulumiEngine(diy, fake, program_factory=noop_program).up(spec)
+
+    assert result.operation == "up" and fake.calls_to("up")
+    assert not fake.calls_to("stack tag")
+
+
+def test_pulumi_cloud_backend_gets_the_team_and_cost_center_stack_tags(settings, fake, spec):
+    """On Pulumi Cloud (an https:// backend) stack tags are supported by every CLI: the engine sets them."""
+    cloud = Settings(target="aws", region="eu-west-1", state_dir=settings.state_dir,
+                     backend_url="https://api.pulumi.com")
+
+    PulumiEngine(cloud, fake, program_factory=noop_program).up(spec)
+
+    assert fake.stacks[TEAM].tags == {"envctl:team": TEAM, "envctl:cost-center": "CC-1042"}
+
+
+@pytest.mark.parametrize("version", ["3.180.9", "4.0.0", "2.25.2"])
+def test_unusable_injected_cli_is_refused_with_the_install_hint(settings, spec, version):
+    """Too old (no --client for inline refresh/destroy) or another major: refused before any command."""
+    cli = FakePulumi(version=version)
+
+    with pytest.raises(MissingTool) as caught:
+        PulumiEngine(settings, cli, program_factory=noop_program).up(spec)
+
+    message = caught.value.message
+    assert version in message and "3.181.0" in message and "https://www.pulumi.com/docs/install/" in message
+    assert "\n" not in message and cli.calls == []
+
+
+@pytest.mark.parametrize("version", ["3.100.0", "4.1.0"])
+def test_envctl_refuses_an_unusable_cli_on_path_in_one_line_with_exit_1(tmp_path, monkeypatch, version):
+    """Through the command line: one error line naming the version and the install hint, exit 1, no traceback."""
+    from typer.testing import CliRunner
+
+    from provisioner.cli.main import app
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "pulumi"
+    script.write_text(f"#!/bin/sh\necho v{version}\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    shutil.copy(ROOT / "envctl.toml", tmp_path / "envctl.toml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ENVCTL_CONFIG", raising=False)
+
+    result = CliRunner().invoke(app, ["preview", TEAM, "--target", "aws"])
+
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 1, result.output
+    assert len(errors) == 1 and version in errors[0] and "https://www.pulumi.com/docs/install/" in errors[0]
+    assert "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------------- secrets provider on a fresh work dir (defect 10)
+
+
+def test_fake_cli_rekeys_a_stack_from_a_fresh_work_dir_without_the_fallback(tmp_path):
+    """CLI rule: without Pulumi.<stack>.yaml (and without PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER) the CLI
+    builds a new passphrase manager: no passphrase → an error; with one → the update re-keys the state."""
+    fake = FakePulumi()
+    fake.add_stack(TEAM, secrets_provider="awskms://alias/envctl-state")
+    (tmp_path / "Pulumi.yaml").write_text("name: envctl\nruntime: python\n")
+    env = {"PULUMI_BACKEND_URL": "s3://acme-envctl-state"}
+    up = ["up", "--yes", "--skip-preview", "--stack", TEAM]
+
+    no_passphrase = _run_fake(fake, up, tmp_path, env)
+    rekeyed = _run_fake(fake, up, tmp_path, {**env, "PULUMI_CONFIG_PASSPHRASE": "x"})
+
+    assert PASSPHRASE_MISSING_STDERR in str(no_passphrase)
+    assert rekeyed.code == 0 and fake.stacks[TEAM].rekeyed
+    assert "secretsprovider" not in fake.stacks[TEAM].secrets
+
+
+@pytest.mark.parametrize("provider", ["awskms://alias/envctl-state", "passphrase"])
+def test_fresh_work_dir_keeps_the_secrets_provider_recorded_in_the_state(settings, fake, spec, provider, monkeypatch):
+    """A CI runner: the stack exists, the work dir is new. The engine's env makes the CLI use (and write back)
+    the state's secrets manager: no re-key, no passphrase needed for a KMS-keyed stack."""
+    if provider != "passphrase":
+        monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
+    fake.add_stack(TEAM, secrets_provider=provider)
+    recorded = dict(fake.stacks[TEAM].secrets)
+    fresh = Settings(target="aws", region="eu-west-1", state_dir=settings.state_dir,
+                     backend_url="s3://acme-envctl-state", secrets_provider=provider)
+    assert not (work_dir(settings) / f"Pulumi.{TEAM}.yaml").exists()
+
+    PulumiEngine(fresh, fake, program_factory=noop_program).up(spec)
+
+    assert not fake.stacks[TEAM].rekeyed and fake.stacks[TEAM].secrets == recorded
+    stack_file = yaml.safe_load((work_dir(settings) / f"Pulumi.{TEAM}.yaml").read_text())
+    assert {key: stack_file[key] for key in recorded} == recorded
+    assert {call.env["PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER"] for call in fake.calls} == {"true"}
 
 
 # ---------------------------------------------------------------------- the real CLI
