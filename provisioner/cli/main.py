@@ -349,8 +349,9 @@ def _register_nouns() -> None:
     app.add_typer(secrets.app, name="secrets")
     app.add_typer(inference.app, name="inference")
 
-    from provisioner.cli import backups, requests
+    from provisioner.cli import backups, doctor, requests
 
+    app.command()(doctor.doctor)
     app.command()(requests.plan)
     app.command()(requests.apply)
     app.command()(backups.backups)
