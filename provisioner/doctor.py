@@ -339,6 +339,9 @@ def check_backend(settings: Settings, client: ClientFactory) -> Check:
     """The state backend reachable and writable."""
     url = settings.effective_backend_url
     if url.startswith("file://"):
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            return Check("backend", FAIL, f"state backend {url} on a CI runner: the stacks' state is lost when the job ends",
+                         "set ENVCTL_BACKEND_URL to an s3:// bucket (docs/operations.md)")
         return _writable_dir("backend", Path(url.removeprefix("file://")).expanduser(), "state backend folder")
     if url.startswith("s3://"):
         return _s3_backend(url, settings, client)

@@ -53,7 +53,7 @@ def project(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
     shutil.copy(ROOT / "envctl.toml", tmp_path / "envctl.toml")
     monkeypatch.chdir(tmp_path)
-    for name in ("ENVCTL_CONFIG", "PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_ACCESS_TOKEN"):
+    for name in ("ENVCTL_CONFIG", "PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_ACCESS_TOKEN", "GITHUB_ACTIONS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "doctor")
     return tmp_path
@@ -168,6 +168,15 @@ def test_missing_aws_plugin_is_a_warning_with_the_install_command(tmp_path):
 
     assert check.status == "warn" and "6.0.0" in check.detail
     assert check.fix == f"pulumi plugin install resource aws {metadata.version('pulumi_aws')}"
+
+
+def test_file_backend_on_a_ci_runner_fails(project, client, monkeypatch):
+    """A GitHub runner's disk goes away with the job: a file:// state backend there loses every stack."""
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+
+    check = doctor.check_backend(aws_settings(project), client)
+
+    assert check.status == "fail" and "ENVCTL_BACKEND_URL" in check.fix
 
 
 def test_passphrase_provider_without_a_passphrase_fails(project, client, monkeypatch):

@@ -589,3 +589,30 @@ def test_real_cli_up_outputs_destroy_against_moto(tmp_path, monkeypatch):
         assert engine.list_stacks() == []
     finally:
         server.stop()
+
+
+# ---------------------------------------------------------------------- the workflows (item 8)
+
+
+@pytest.mark.parametrize("workflow", ["plan.yml", "apply.yml"])
+def test_workflows_install_the_sdks_cli_version_and_keep_the_state_secrets_provider(workflow):
+    """CI installs the CLI of the installed SDK's version (which the engine accepts), sets the fallback to the
+    state's secrets manager for fresh runners, and runs the doctor before any preview or apply."""
+    from importlib import metadata
+
+    from semver import VersionInfo
+
+    from provisioner.engines.pulumi import cli_supported
+
+    document = yaml.safe_load((ROOT / ".github" / "workflows" / workflow).read_text())
+    [job] = document["jobs"].values()
+    steps = job["steps"]
+    pin = next(i for i, s in enumerate(steps) if s.get("id") == "pulumi")
+    install = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions"))
+    doctor = next(i for i, s in enumerate(steps) if "envctl doctor --target aws" in s.get("run", ""))
+    envctl = next(i for i, s in enumerate(steps) if "envctl " in s.get("run", "") and i != doctor)
+
+    assert "version('pulumi')" in steps[pin]["run"] and pin < install < doctor < envctl
+    assert steps[install]["with"]["pulumi-version"] == "${{ steps.pulumi.outputs.cli }}"
+    assert document["env"]["PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER"] == "true"
+    assert cli_supported(VersionInfo.parse(metadata.version("pulumi")))
