@@ -43,6 +43,16 @@ PASSPHRASE_MISSING_STDERR = ("error: getting secrets manager: passphrase must be
                              "or PULUMI_CONFIG_PASSPHRASE_FILE environment variables")
 SECRETS_SETTINGS = ("encryptionsalt", "secretsprovider", "encryptedkey")
 LOCK_CONFLICT_STDERR = "error: [409] Conflict: Another update is currently in progress."
+
+# What the fake refuses because the real CLI does; each has a test (the meta-test checks).
+CLI_RULES = {
+    "diy-stack-tags": "diy backends refuse `stack tag set` before 3.211: pkg/backend/diy/backend.go "
+                      "UpdateStackTags, lifted by pulumi/pulumi#19882",
+    "secrets-manager-of-a-fresh-work-dir": "without Pulumi.<stack>.yaml's secrets settings the CLI makes a new "
+                                           "passphrase manager (no passphrase: error; else the update re-keys) unless "
+                                           "PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=true: pulumi/pulumi#17236, "
+                                           "pkg/cmd/pulumi/stack/secrets.go",
+}
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 KIND_OF_OPERATION = {"up": "update", "preview": "preview", "refresh": "refresh", "destroy": "destroy"}
 

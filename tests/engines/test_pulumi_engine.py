@@ -19,7 +19,7 @@ from provisioner.errors import EnvctlError, InvalidInput, LockConflict, MissingT
 from provisioner.settings import Settings
 from provisioner.spec import ResolvedSpec, TeamSpec, load_team
 
-from .fake_pulumi import DIY_TAGS_STDERR, LOCK_CONFLICT_STDERR, PASSPHRASE_MISSING_STDERR, FakePulumi, FakeResource
+from .fake_pulumi import CLI_RULES, DIY_TAGS_STDERR, LOCK_CONFLICT_STDERR, PASSPHRASE_MISSING_STDERR, FakePulumi, FakeResource
 
 ROOT = Path(__file__).resolve().parents[2]
 TEAM = "fraud"
@@ -589,6 +589,17 @@ def test_real_cli_up_outputs_destroy_against_moto(tmp_path, monkeypatch):
         assert engine.list_stacks() == []
     finally:
         server.stop()
+
+
+def test_every_rule_of_the_fake_cli_has_a_test_proving_the_refusal():
+    """Meta-test: the fake CLI is never more lenient than the real one without a test saying so."""
+    proofs = {
+        "diy-stack-tags": test_fake_cli_refuses_stack_tags_on_a_diy_backend_before_3_211,
+        "secrets-manager-of-a-fresh-work-dir": test_fake_cli_rekeys_a_stack_from_a_fresh_work_dir_without_the_fallback,
+    }
+
+    assert set(proofs) == set(CLI_RULES)
+    assert all(proof.__doc__ and "CLI rule" in proof.__doc__ for proof in proofs.values())
 
 
 # ---------------------------------------------------------------------- the workflows (item 8)

@@ -86,7 +86,7 @@ def envctl(project, *args: str, timeout: float = 600) -> subprocess.CompletedPro
     root, _, env = project
     done = subprocess.run([sys.executable, "-m", "provisioner.cli.main", *args], cwd=root, env=env,
                           capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, f"envctl {' '.join(args)} exited {done.returncode}:\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, f"envctl {' '.join(args)} (in {root}) exited {done.returncode}:\n{done.stderr[-4000:]}"
     return done
 
 
