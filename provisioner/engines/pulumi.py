@@ -96,6 +96,7 @@ BOILERPLATE = re.compile(
     r"|[+~-]?\s*\d+ (to )?(create|update|delete|replace|created|updated|deleted|replaced|unchanged).*"
     r"|warning: A new version of Pulumi is available.*|To upgrade from version.*)$"
 )
+PASSPHRASE_NEEDED = re.compile(r"passphrase must be set with PULUMI_CONFIG_PASSPHRASE")
 MISSING_PLUGIN = re.compile(r"(no resource plugin|could not find plugin|failed to (download|install) plugin).*aws", re.I)
 
 
@@ -565,6 +566,12 @@ def _command_failure(team: str, operation: str, exc: CommandError, diagnostics: 
     stdout, stderr = _streams_of(exc)
     if MISSING_PLUGIN.search(stderr) or MISSING_PLUGIN.search(stdout):
         return MissingTool(f"the Pulumi aws plugin is missing; {INSTALL_HINT}")
+    if PASSPHRASE_NEEDED.search(stderr):
+        # The stack's state (or Pulumi.<team>.yaml) records the passphrase provider, whatever envctl.toml says.
+        return InvalidInput(
+            f"team {team}'s stack uses the passphrase secrets provider: set PULUMI_CONFIG_PASSPHRASE or "
+            "PULUMI_CONFIG_PASSPHRASE_FILE to the passphrase it was created with"
+        )
     lines = diagnostics or useful_lines(stderr) or useful_lines(stdout)
     reason = " | ".join(lines[-MAX_ERROR_LINES:]) or "the Pulumi CLI failed without a message"
     subject = f"pulumi {operation} failed for team {team}" if team else f"pulumi {operation} failed"

@@ -305,12 +305,18 @@ class FakePulumi:
         path = Path(call.cwd) / f"Pulumi.{stack.name}.yaml"
         current = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
         settings = {key: current[key] for key in SECRETS_SETTINGS if current.get(key)}
-        if "encryptionsalt" in settings or {"secretsprovider", "encryptedkey"} <= set(settings):
-            return settings
         fallback = call.env.get("PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER", "").lower() in ("1", "true")
-        if fallback and self.version >= FALLBACK_ENV_VERSION:
-            _update_stack_file(call.cwd, stack.name, stack.secrets)  # restored from the state
-            return dict(stack.secrets)
+        if not ("encryptionsalt" in settings or {"secretsprovider", "encryptedkey"} <= set(settings)):
+            if not (fallback and self.version >= FALLBACK_ENV_VERSION):
+                settings = {}
+            else:
+                settings = dict(stack.secrets)
+                _update_stack_file(call.cwd, stack.name, settings)  # restored from the state
+        if settings:
+            # A passphrase manager (from the file or the state) cannot decrypt without the passphrase.
+            if "encryptionsalt" in settings and not _has_passphrase(call.env):
+                return CommandResult("", PASSPHRASE_MISSING_STDERR, 255)
+            return settings
         # No settings: the diy default, a new passphrase manager with a new salt.
         if not _has_passphrase(call.env):
             return CommandResult("", PASSPHRASE_MISSING_STDERR, 255)

@@ -550,6 +550,20 @@ def test_fresh_work_dir_keeps_the_secrets_provider_recorded_in_the_state(setting
     assert {call.env["PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER"] for call in fake.calls} == {"true"}
 
 
+def test_a_passphrase_stack_run_without_its_passphrase_is_invalid_input(settings, fake, spec, monkeypatch):
+    """envctl.toml says KMS, the state says passphrase: the CLI needs the passphrase; envctl says so, exit 2."""
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
+    fake.add_stack(TEAM, secrets_provider="passphrase")
+    kms = Settings(target="aws", region="eu-west-1", state_dir=settings.state_dir,
+                   backend_url="s3://acme-envctl-state", secrets_provider="awskms://alias/envctl-state")
+
+    with pytest.raises(InvalidInput) as caught:
+        PulumiEngine(kms, fake, program_factory=noop_program).up(spec)
+
+    assert caught.value.exit_code == 2 and "PULUMI_CONFIG_PASSPHRASE" in caught.value.message
+    assert TEAM in caught.value.message and "\n" not in caught.value.message
+
+
 # ---------------------------------------------------------------------- the real CLI
 
 
