@@ -252,10 +252,11 @@ def test_state_dir_that_cannot_be_written_fails(project, tmp_path):
     assert check.name == "state-dir" and check.status == "fail" and "state_dir" in check.fix
 
 
-def test_doctor_imports_neither_pulumi_aws_nor_moto():
+def test_doctor_imports_neither_pulumi_aws_nor_moto(project):
     """The sandbox doctor stays light: no pulumi_aws, no moto import (only find_spec)."""
     code = ("import sys; from typer.testing import CliRunner; from provisioner.cli.main import app; "
             "CliRunner().invoke(app, ['doctor', '--target', 'sandbox']); "
             "print(sorted(m for m in ('pulumi_aws', 'moto') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr
