@@ -315,6 +315,9 @@ class _RequestLoader(yaml.SafeLoader):
             reason = str(exc).split(";")[0]
             raise UnreadableRequest(f"cannot read the value{_where(node.start_mark)} as {node.tag.rsplit(':', 1)[-1]}: "
                                     f"{reason}; quote it to make it a string") from None
+        except (AttributeError, IndexError, KeyError, TypeError):  # an explicit tag that does not fit: `!!timestamp x`
+            raise UnreadableRequest(f"cannot read the value{_where(node.start_mark)} as {node.tag.rsplit(':', 1)[-1]}; "
+                                    "remove the tag or quote the value to make it a string") from None
 
 
 _KINDS = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false"}

@@ -56,6 +56,8 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
     "ascalar": (b"just a sentence\n", "must be a mapping of fields (apiVersion, team, owners, ...), got a string"),
     "hugeint": (b"budget_usd_month: " + b"9" * 5000 + b"\n", "cannot read the value at line 1, column 19 as int"),
     "baddate": (b"team: baddate\nwhen: 2026-13-01\n", "cannot read the value at line 2, column 7 as timestamp"),
+    "badtag": (b"team: !!timestamp hello\n", "cannot read the value at line 1, column 7 as timestamp; remove the tag"),
+    "emptyint": (b'budget_usd_month: !!int ""\n', "cannot read the value at line 1, column 19 as int; remove the tag"),
 }
 
 
@@ -123,6 +125,24 @@ def test_utf8_with_a_byte_order_mark_is_read(tmp_path):
     path = tmp_path / "fraud.yaml"
     path.write_bytes(b"\xef\xbb\xbf" + FRAUD_TEXT.encode())
     assert errors_for(tmp_path, path) == []
+
+
+def test_no_mix_of_yaml_pieces_escapes_as_an_exception(tmp_path):
+    """500 random mixes of YAML syntax, tags, anchors, odd characters and bytes: each gives errors
+    naming the file, none raises (the kinds above were found this way)."""
+    import random
+
+    pieces = ["a", ":", " ", "\n", "- ", "[", "]", "{", "}", ",", "&x ", "*x", "!!int ", "!!binary ", "!!timestamp ",
+              "!!float ", "!!set ", "!!omap ", "!!pairs ", "!!python/object ", "<<: ", "? ", "---\n", "...\n", "'", '"',
+              "\\", "#", "\t", "1e9999", "9" * 5000, "2026-13-40", "~", "%YAML 1.1\n", "!x ", "|", ">", "\xe9",
+              "\x00", "\ufeff", "\u2028", "apiVersion: envctl/v1\n", "team: t\n"]
+    rnd = random.Random(20261202)
+    path = tmp_path / "t.yaml"
+    for _ in range(500):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 40)))
+        path.write_bytes(text.encode() if rnd.random() < 0.95 else rnd.randbytes(50))
+        errors = errors_for(tmp_path, path)
+        assert errors and all(e.startswith("t.yaml: ") for e in errors), (text, errors)
 
 
 def test_the_old_side_of_a_change_uses_the_same_bounded_loader():
