@@ -17,13 +17,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import yaml
 from pydantic import ValidationError
 
 from provisioner.engines.base import ACTIONS, Engine, OperationResult, Progress, ResourceChange, no_progress
 from provisioner.errors import EnvctlError, InvalidInput
 from provisioner.settings import Settings
-from provisioner.spec import ResolvedSpec, TeamSpec, display_path, request_files, validate_files
+from provisioner.spec import (
+    ResolvedSpec,
+    TeamSpec,
+    UnreadableRequest,
+    display_path,
+    load_request_text,
+    request_files,
+    validate_files,
+)
 
 NEW, CHANGE, REMOVE = "new", "change", "remove"
 REQUEST_SUFFIXES = (".yaml", ".yml")
@@ -243,9 +250,9 @@ def parse_old_request(text: str | None) -> TeamSpec | None:
     """The request as it was at the base, or None when there was none or it was not valid."""
     if text is None:
         return None
-    try:  # data only: the same safe loader and model as spec.parse_file
-        return TeamSpec.model_validate(yaml.safe_load(text))
-    except (yaml.YAMLError, ValidationError):
+    try:  # data only: the same bounded safe loader and model as spec.parse_file
+        return TeamSpec.model_validate(load_request_text(text))
+    except (UnreadableRequest, ValidationError):
         return None
 
 

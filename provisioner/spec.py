@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -249,22 +250,144 @@ def display_path(path: Path, root: Path | None = None) -> str:
         return str(path)
 
 
+# A request is a few dozen lines: these bounds refuse hostile files long before they cost anything.
+MAX_REQUEST_BYTES = 64 * 1024  # refused before parsing; the largest example request is under 1 KiB
+MAX_NESTING = 16  # the deepest field of envctl/v1 is sagemaker.inference.instance.autoscaling.min: 6 levels
+MAX_NODES = 10_000  # YAML nodes once every alias is counted as a copy of what it names (billion laughs)
+
+
+def _too_large(size: str) -> str:
+    return f"is {size} bytes; a request is at most {MAX_REQUEST_BYTES} bytes (64 KiB): one team's fields, a few dozen lines"
+
+
+class UnreadableRequest(Exception):
+    """A request file that is not a YAML mapping envctl will read; `problem` says why and what to do."""
+
+    def __init__(self, problem: str):
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _where(mark: Any) -> str:
+    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
+class _RequestLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses deep nesting and alias bombs while composing, before any
+    Python object is built; PyYAML's composer recurses per level, so depth must be bounded here."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+        self._weights: dict[int, int] = {}  # id(node) -> its nodes with aliases expanded
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            if id(node) not in self._weights:  # `&a [*a]`: the anchored node is still being read
+                raise UnreadableRequest(f"the alias *{event.anchor}{_where(event.start_mark)} refers to a value "
+                                        "that contains it; a request cannot be recursive")
+            return node
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise UnreadableRequest(f"nested deeper than {MAX_NESTING} levels{_where(event.start_mark)}; "
+                                        "a request is a mapping of a few levels (`envctl schema` shows them)")
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        weight = 1
+        if isinstance(node, yaml.SequenceNode):
+            weight += sum(self._weights[id(item)] for item in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            weight += sum(self._weights[id(key)] + self._weights[id(value)] for key, value in node.value)
+        if weight > MAX_NODES:
+            raise UnreadableRequest(f"expands to more than {MAX_NODES} values (each alias counts as a copy of "
+                                    f"what it names){_where(node.start_mark)}; a request has a few dozen")
+        self._weights[id(node)] = weight
+        return node
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:  # a scalar its tag cannot hold: 2026-13-01, a 5,000-digit int
+            reason = str(exc).split(";")[0]
+            raise UnreadableRequest(f"cannot read the value{_where(node.start_mark)} as {node.tag.rsplit(':', 1)[-1]}: "
+                                    f"{reason}; quote it to make it a string") from None
+        except (AttributeError, IndexError, KeyError, TypeError):  # an explicit tag that does not fit: `!!timestamp x`
+            raise UnreadableRequest(f"cannot read the value{_where(node.start_mark)} as {node.tag.rsplit(':', 1)[-1]}; "
+                                    "remove the tag or quote the value to make it a string") from None
+
+
+_KINDS = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false"}
+
+
+def load_request_text(text: str) -> dict[Any, Any]:
+    """The mapping a request's text holds, or UnreadableRequest: too large, not YAML, nested or
+    aliased beyond any request, empty, several documents, or not a mapping."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_REQUEST_BYTES:
+        raise UnreadableRequest(_too_large(str(size)))
+    loader = _RequestLoader(text)
+    try:
+        node = loader.get_single_node()
+        raw = None if node is None else loader.construct_document(node)
+    except yaml.composer.ComposerError as exc:
+        if exc.context == "expected a single document in the stream":
+            raise UnreadableRequest(f"holds more than one YAML document (another starts{_where(exc.problem_mark)}); "
+                                    "a request is one document: one team per file, without '---' between") from None
+        raise UnreadableRequest(f"not valid YAML{_where(exc.problem_mark)}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise UnreadableRequest(f"not valid YAML{_where(mark)}: {getattr(exc, 'problem', None) or exc}") from None
+    except RecursionError:  # bounded by MAX_NESTING; never a traceback should PyYAML recurse elsewhere
+        raise UnreadableRequest("nested too deeply to read; a request is a mapping of a few levels") from None
+    finally:
+        loader.dispose()
+    if node is None or raw is None:
+        raise UnreadableRequest("is empty; a request needs at least apiVersion, team, owners, "
+                                "cost_center and budget_usd_month (`envctl schema` lists every field)")
+    if not isinstance(raw, dict):
+        kind = _KINDS.get(type(raw), type(raw).__name__)
+        raise UnreadableRequest(f"must be a mapping of fields (apiVersion, team, owners, ...), got {kind}")
+    return raw
+
+
+def read_request_file(path: Path) -> str:
+    """A request file's text: a regular file of at most MAX_REQUEST_BYTES of UTF-8, else UnreadableRequest."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableRequest("is not a regular file; a request is a YAML file")
+        if info.st_size > MAX_REQUEST_BYTES:
+            raise UnreadableRequest(_too_large(str(info.st_size)))
+        with path.open("rb") as handle:
+            data = handle.read(MAX_REQUEST_BYTES + 1)  # the file may have grown since stat
+    except OSError as exc:
+        raise UnreadableRequest(f"cannot read: {exc.strerror}") from None
+    if len(data) > MAX_REQUEST_BYTES:
+        raise UnreadableRequest(_too_large(f"more than {MAX_REQUEST_BYTES}"))
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UnreadableRequest("is UTF-16 text; save the request as UTF-8")
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise UnreadableRequest(f"is a binary file (a NUL byte at offset {nul}), not YAML text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UnreadableRequest(f"is not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}, offset {exc.start}); "
+                                "save the request as UTF-8") from None
+
+
 def parse_file(path: Path, root: Path | None = None) -> tuple[TeamSpec | None, list[str]]:
     """One request file: the spec, or the errors that name the file and the field."""
     display = display_path(path, root)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        return None, [f"{display}: (file): cannot read: {exc.strerror}"]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        return None, [f"{display}: (file): not valid YAML{where}: {getattr(exc, 'problem', exc)}"]
-    if raw is None:
-        return None, [f"{display}: (file): is empty; a request needs at least apiVersion, team, owners, "
-                      "cost_center and budget_usd_month (`envctl schema` lists every field)"]
-    if not isinstance(raw, dict):
-        return None, [f"{display}: (file): must be a mapping of fields (apiVersion, team, owners, ...), got {type(raw).__name__}"]
+        raw = load_request_text(read_request_file(path))
+    except UnreadableRequest as exc:
+        return None, [f"{display}: (file): {exc.problem}"]
     errors = []
     if raw.get("apiVersion") not in (None, API_VERSION):
         errors.append(f"{display}: apiVersion: {raw.get('apiVersion')!r} is not supported; write apiVersion: {API_VERSION}")

@@ -102,7 +102,7 @@ def test_empty_file_says_what_a_request_needs(tmp_path):
 
 def test_non_mapping_file(tmp_path):
     path = write(tmp_path, "fraud", "- just\n- a list\n")
-    assert errors_for(tmp_path, path) == ["fraud.yaml: (file): must be a mapping of fields (apiVersion, team, owners, ...), got list"]
+    assert errors_for(tmp_path, path) == ["fraud.yaml: (file): must be a mapping of fields (apiVersion, team, owners, ...), got a list"]
 
 
 def test_duplicate_team_across_files(tmp_path):

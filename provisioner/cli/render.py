@@ -7,6 +7,7 @@ import gzip
 import json
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -62,12 +63,43 @@ def _short(value: Any) -> str:
     return text if len(text) <= 90 else text[:87] + "..."
 
 
+def resource_options(reg: Registration) -> dict[str, Any]:
+    """A resource's options as Pulumi names them. `dependencies` is every resource it waits for (as
+    Pulumi records them in state), `propertyDependencies` which input brought which, `dependsOn`
+    the rest: its explicit depends_on."""
+    return {
+        "dependsOn": reg.depends_on,
+        "dependencies": reg.dependencies,
+        "propertyDependencies": reg.property_dependencies,
+        "ignoreChanges": reg.ignore_changes,
+        "replaceOnChanges": reg.replace_on_changes,
+        "protect": reg.protect,
+        "retainOnDelete": reg.retain_on_delete,
+        "deleteBeforeReplace": reg.delete_before_replace,
+    }
+
+
+def _urn_name(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1]
+
+
+def _options_label(reg: Registration) -> str:
+    """The options that are set, compactly: `[retainOnDelete ignoreChanges=ami dependsOn=<name>]`."""
+    flags = [name for name, on in (("protect", reg.protect), ("retainOnDelete", reg.retain_on_delete),
+                                   ("deleteBeforeReplace", reg.delete_before_replace)) if on]
+    lists = [f"{name}={','.join(values)}" for name, values in (
+        ("ignoreChanges", reg.ignore_changes), ("replaceOnChanges", reg.replace_on_changes),
+        ("dependsOn", [_urn_name(urn) for urn in reg.depends_on])) if values]
+    return escape("[" + " ".join(flags + lists) + "]") if flags or lists else ""
+
+
 def _label(reg: Registration) -> str:
     props = [f"{key}={_short(reg.inputs[key])}" for key in KEY_PROPERTIES.get(reg.type, ()) if key in reg.inputs]
     if reg.type == "aws:ec2/instance:Instance":
         script = decode_user_data(reg.inputs) or ""
         props.append(f"userData={len(script.encode())} bytes")
-    details = f" [dim]{' '.join(props)}[/]" if props else ""
+    options = _options_label(reg)  # before the properties: a long property must not hide it
+    details = (f" [yellow]{options}[/]" if options else "") + (f" [dim]{' '.join(props)}[/]" if props else "")
     return f"[bold]{reg.name}[/] [cyan]{reg.type}[/]{details}"
 
 
@@ -94,7 +126,7 @@ def registrations_json(team: str, registrations: list[Registration]) -> dict[str
         if reg.is_provider:
             continue
         entry: dict[str, Any] = {"urn": reg.urn, "type": reg.type, "name": reg.name, "parent": reg.parent,
-                                 "custom": reg.custom, "inputs": reg.inputs}
+                                 "custom": reg.custom, "inputs": reg.inputs, "options": resource_options(reg)}
         if reg.type == "aws:ec2/instance:Instance":
             entry["userData"] = decode_user_data(reg.inputs)
         resources.append(entry)

@@ -38,8 +38,20 @@ class Registration:
     replace_on_changes: list[str] = field(default_factory=list)
     retain_on_delete: bool = False
     delete_before_replace: bool = False
+    # input property -> URNs its value came from (only properties that have some); `dependencies`
+    # is their union plus `depends_on`. A dependency on a component arrives expanded by the SDK
+    # to the component's custom children, so every URN here names a custom resource.
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    protect: bool = False
     id: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def depends_on(self) -> list[str]:
+        """The dependencies no input property explains: those of `depends_on` (one that is also
+        an input's dependency cannot be told apart, and changes no order)."""
+        implied = {urn for urns in self.property_dependencies.values() for urn in urns}
+        return [urn for urn in self.dependencies if urn not in implied]
 
     @property
     def is_provider(self) -> bool:
@@ -78,7 +90,8 @@ class _Registrations:
 
 
 class _Monitor(pulumi_mocks.MockMonitor):
-    """Keeps what the stock mock monitor drops: parent, dependencies and resource options."""
+    """Keeps what the stock mock monitor drops: parent, dependencies (all, and per property) and
+    resource options (ignoreChanges, replaceOnChanges, protect, retainOnDelete, deleteBeforeReplace)."""
 
     def __init__(self, mocks: "_Mocks", registrations: _Registrations):
         super().__init__(mocks)
@@ -114,6 +127,8 @@ class _Mocks(pulumi_mocks.Mocks):
             replace_on_changes=list(request.replaceOnChanges) if request else [],
             retain_on_delete=bool(request.retainOnDelete) if request else False,
             delete_before_replace=bool(request.deleteBeforeReplace) if request else False,
+            property_dependencies=_property_dependencies(request),
+            protect=bool(request.protect) if request else False,
         )
         if registration.custom:
             registration.id, registration.outputs = self._materialiser.register(registration)
@@ -122,6 +137,13 @@ class _Mocks(pulumi_mocks.Mocks):
 
     def call(self, args: pulumi_mocks.MockCallArgs):
         return self._materialiser.call(args.token, dict(args.args))
+
+
+def _property_dependencies(request: Any) -> dict[str, list[str]]:
+    """RegisterResourceRequest.propertyDependencies (property -> PropertyDependencies{urns}), without empty ones."""
+    if request is None:
+        return {}
+    return {key: sorted(set(deps.urns)) for key, deps in sorted(request.propertyDependencies.items()) if deps.urns}
 
 
 class ProgramFailed(Exception):
