@@ -15,6 +15,9 @@
 set -uo pipefail
 
 me="make test"
+# dockerd and debootstrap live in sbin, which a user's PATH often lacks (the tests set this empty).
+sbin=${ENVCTL_PREREQS_SBIN-/usr/local/sbin:/usr/sbin:/sbin}
+PATH="${PATH}${sbin:+:${sbin}}"
 problems=()
 notes=()
 
@@ -67,13 +70,14 @@ install_missing() {
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
   command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
   [[ ${#missing[@]} -eq 0 ]] && return 0
-  echo "${me}: installing ${missing[*]} (apt-get)" >&2
-  if ! as_root apt-get update -qq >&2; then
-    problems+=("\`apt-get update\` failed, so ${missing[*]} could not be installed")
+  local log="${TMPDIR:-/tmp}/envctl-apt.log"
+  echo "${me}: installing ${missing[*]} (apt-get, log: ${log}; a minute or two)" >&2
+  if ! as_root apt-get update -qq >"${log}" 2>&1; then
+    problems+=("\`apt-get update\` failed, so ${missing[*]} could not be installed: $(tail -n 3 "${log}" | tr '\n' ' ')")
     return 1
   fi
-  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2; then
-    problems+=("\`apt-get install ${missing[*]}\` failed")
+  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"${log}" 2>&1; then
+    problems+=("\`apt-get install ${missing[*]}\` failed: $(tail -n 3 "${log}" | tr '\n' ' ')")
     return 1
   fi
 }

@@ -70,7 +70,8 @@ class Machine:
             assert found, f"{tool} is needed on this machine for the test"
             (self.tools / tool).symlink_to(found)
         self.env = {"PATH": f"{self.fakebin}:{self.tools}", "HOME": str(tmp_path), "TMPDIR": str(tmp_path),
-                    "STATE": str(self.state), "FAKEBIN": str(self.fakebin), "ENVCTL_PREREQS_AS_USER": "1"}
+                    "STATE": str(self.state), "FAKEBIN": str(self.fakebin), "ENVCTL_PREREQS_AS_USER": "1",
+                    "ENVCTL_PREREQS_SBIN": ""}
 
     def stub(self, name: str, body: str, *, into: Path | None = None) -> None:
         path = (into or self.fakebin) / name
@@ -186,3 +187,17 @@ def test_ci_runs_make_test_and_nothing_else():
     body = [line for line in lines if line and not line.startswith(("#", "set ", "cd "))]
     assert body == ["exec make test"]
     assert os.access(ROOT / ".ci" / "run", os.X_OK)
+
+
+def test_a_failed_apt_get_update_is_reported_with_its_error(machine):
+    """apt-get update fails (no network): exit 1 in one message quoting apt's error; no install tried."""
+    machine.stub("apt-get", '#!/bin/bash\necho "apt-get $*" >>"$STATE/calls"\n'
+                            'echo "E: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease" >&2\nexit 100\n')
+    machine.stub("sudo", FAKE_SUDO)
+    result, seconds = machine.run()
+    assert result.returncode == 1, result.stderr
+    assert seconds < 5
+    assert result.stderr.count(MESSAGE) == 1, result.stderr
+    assert "`apt-get update` failed, so docker.io debootstrap docker-registry could not be installed: E: Failed to fetch" \
+        in result.stderr
+    assert not [call for call in machine.calls() if "install" in call]
