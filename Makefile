@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEAM ?= fraud
 
-.PHONY: install demo test test-fast bench schema clean
+.PHONY: install demo test test-fast test-prereqs test-aws bench schema clean
 
 install: $(STAMP)
 
@@ -22,12 +22,28 @@ HOSTS_FLAG = $(shell docker info >/dev/null 2>&1 && echo --hosts)
 demo: install
 	$(BIN)/envctl create $(TEAM) $(HOSTS_FLAG)
 	$(BIN)/envctl outputs $(TEAM)
+	@$(BIN)/envctl next-steps $(TEAM)
 
-test: install
-	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+# tests/real_aws runs only by `make test-aws` (it needs a Pulumi CLI and AWS credentials).
+PYTEST = $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --ignore=tests/real_aws -rs
 
+# The whole suite. scripts/test-prereqs.sh runs first, before the venv: as root (or with sudo
+# without a password) on Debian/Ubuntu it installs docker.io, debootstrap and docker-registry and
+# starts dockerd; elsewhere without a Docker engine it stops at once, saying what is missing.
+test: test-prereqs
+	@$(MAKE) --no-print-directory install
+	$(PYTEST)
+
+test-prereqs:
+	@bash scripts/test-prereqs.sh
+
+# Every test that needs no Docker engine.
 test-fast: install
-	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not docker and not hosts"
+	$(PYTEST) -m "not docker and not hosts"
+
+# Opt-in end to end against a real AWS account (Pulumi CLI and credentials needed): tests/real_aws.
+test-aws: install
+	$(BIN)/python -m pytest -p no:xdist -m real_aws tests/real_aws -rs
 
 # Benchmarks (bench/run.py): results in bench/results/latest.json and docs/performance.md; about ten minutes.
 bench: install

@@ -68,9 +68,9 @@ def engine_for(settings):
     return get_engine(settings)
 
 
-def sandbox_aws_command(endpoint: str, region: str) -> str:
+def sandbox_aws_command(endpoint: str, region: str, aws: str = "aws") -> str:
     """The AWS CLI pointed at the sandbox (moto takes any credentials unless IAM enforcement is on)."""
-    return f"AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --endpoint-url {endpoint} --region {region}"
+    return f"AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing {aws} --endpoint-url {endpoint} --region {region}"
 
 
 def print_result(result, as_json: bool) -> None:
@@ -349,7 +349,7 @@ def _register_nouns() -> None:
     app.add_typer(secrets.app, name="secrets")
     app.add_typer(inference.app, name="inference")
 
-    from provisioner.cli import backups, doctor, requests
+    from provisioner.cli import backups, doctor, next_steps, requests
 
     app.command()(doctor.doctor)
     app.command()(requests.plan)
@@ -357,6 +357,7 @@ def _register_nouns() -> None:
     app.command()(backups.backups)
     app.command()(backups.backup)
     app.command()(backups.restore)
+    app.command(name="next-steps")(next_steps.next_steps_command)
 
 
 _register_nouns()

@@ -109,13 +109,13 @@ def start_server(tmp_path):
 
 @pytest.fixture(scope="session")
 def docker_client():
-    """The Docker engine; fails (never skips) without one: CI's .ci/run starts dockerd via .ci/docker.sh."""
+    """The Docker engine; fails (never skips) without one: `make test` starts dockerd where it can."""
     try:
         client, problem = connect_docker(), ""
     except MissingTool as exc:
         client, problem = None, exc.message
     if client is None:
-        pytest.fail(f"{problem} (these tests need Docker: source .ci/docker.sh)", pytrace=False)
+        pytest.fail(f"{problem} (these tests need Docker: run them with `make test`)", pytrace=False)
     yield client
     client.close()
 
@@ -186,7 +186,7 @@ def _run_registry(directory: Path, *, read_only: bool = False):
     binary = shutil.which("docker-registry")
     if binary is None:
         pytest.fail(
-            "docker-registry is not installed (apt-get install docker-registry; .ci/docker.sh does)", pytrace=False
+            "docker-registry is not installed (apt-get install docker-registry; `make test` does as root)", pytrace=False
         )
     port = free_port()
     config = _registry_config(directory, port, read_only=read_only)

@@ -2,7 +2,7 @@
 
 One module fixture creates `fraud` with hosts on, in a temporary state dir, and waits (bounded)
 for its userdata to finish; the tests then look inside the host. Without a Docker engine these
-tests fail (CI starts one with .ci/docker.sh), they do not skip.
+tests fail (`make test` starts one where it can), they do not skip.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def _require_docker() -> None:
     try:
         connect_docker()
     except MissingTool as exc:
-        pytest.fail(f"sandbox host tests need a Docker engine: {exc.message} (CI starts one with .ci/docker.sh)")
+        pytest.fail(f"sandbox host tests need a Docker engine: {exc.message} (`make test` starts one where it can)")
 
 
 @pytest.fixture(scope="module")
