@@ -94,7 +94,7 @@ class TeamEnvironment(pulumi.ComponentResource):
             SageMakerAccessArgs(
                 team=args.team, arns=arns, boundary_arn=self.boundary.arn, kms_key_arn=self.storage.key.arn,
                 subnet_id=self.network.private_subnet.id, security_group_id=self.network.host_security_group.id,
-                notebook_instance_type=args.notebook_instance_type,
+                notebook_instance_type=args.notebook_instance_type, egress=self.network.egress,
             ),
             opts=child,
         )

@@ -96,6 +96,28 @@ def _bucket_statements(arns: TeamArns) -> list[dict]:
     ]
 
 
+def _key_grants_statement(arns: TeamArns) -> dict:
+    """Grants on the team key that AWS services create for the role's own resources, and only those.
+
+    SageMaker encrypts the ML storage volumes of the jobs, endpoints and notebooks it runs as the
+    execution role with a grant on the key, which it creates as that role: "The SageMaker execution
+    role must have kms:CreateGrant permission in order to encrypt data on the storage volume"
+    (SageMaker API reference, RecommendationJobInputConfig.VolumeKmsKeyId; the same holds for
+    ResourceConfig.VolumeKmsKeyId and ProductionVariant volumes). `kms:GrantIsForAWSResource` keeps
+    the role from granting the key to anyone itself
+    (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-grant-is-for-aws-resource).
+    The Airflow host needs none: EBS grants for its volumes are created by EC2 for the caller of
+    RunInstances/CreateVolume, i.e. whoever runs envctl.
+    """
+    return {
+        "Sid": "TeamKeyGrantsForAwsResources",
+        "Effect": "Allow",
+        "Action": "kms:CreateGrant",
+        "Resource": arns.kms_key_arn,
+        "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+    }
+
+
 def _ecr_pull_statements(arns: TeamArns) -> list[dict]:
     return [
         # GetAuthorizationToken has no resource-level permissions in IAM.
@@ -165,6 +187,7 @@ def sagemaker_policy(arns: TeamArns) -> str:
         *_ecr_pull_statements(arns),
         {"Sid": "SageMakerLogs", "Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], "Resource": arns.sagemaker_log_arn},
         _metrics_statement(),
+        _key_grants_statement(arns),
     )
 
 
@@ -189,6 +212,7 @@ def permissions_boundary(arns: TeamArns) -> str:
             "Resource": "*",
         },
         _metrics_statement(),
+        _key_grants_statement(arns),
         *_team_sagemaker_statements(arns),
     )
 

@@ -401,3 +401,36 @@ def test_preloaded_provider_modules_can_be_used_from_many_threads():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_the_notebook_waits_for_its_role_policy_and_its_egress():
+    """CreateNotebookInstance fails while IAM has not propagated the role, and the AWS provider makes one
+    call without retrying (terraform-provider-aws sagemaker/notebook_instance.go): the notebook depends on
+    the role's policy and on the NAT gateway (which takes longer to become available than IAM to propagate)."""
+    by_urn = {r.urn: r for r in _registrations("fraud")}
+    notebook = one("fraud", "aws:sagemaker/notebookInstance:NotebookInstance")
+    waits_for = {(by_urn[u].type, by_urn[u].name) for u in notebook.dependencies if u in by_urn}
+    assert ("aws:iam/rolePolicy:RolePolicy", "fraud-sagemaker-policy") in waits_for
+    assert ("aws:ec2/natGateway:NatGateway", "fraud-network-nat") in waits_for
+    assert notebook.inputs["directInternetAccess"] == "Disabled"
+
+
+def _statements(team: str, resource_name: str) -> list[dict]:
+    policy = next(r for r in resources(team) if r.name == resource_name and isinstance(r.inputs.get("policy"), str))
+    return json.loads(policy.inputs["policy"])["Statement"]
+
+
+def _actions(statement: dict) -> list[str]:
+    return [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+
+
+def test_sagemaker_may_create_grants_on_the_team_key_for_aws_resources_only():
+    """SageMaker encrypts ML storage volumes through a grant it creates as the execution role (kms:CreateGrant);
+    kms:GrantIsForAWSResource keeps the role from granting the key itself; the boundary allows no more and the
+    host role, whose EBS grants EC2 makes for the deployer, gets none."""
+    arn = key_arn("fraud")
+    for name in ("fraud-sagemaker-policy", "fraud-boundary-policy"):
+        grants = [s for s in _statements("fraud", name) if "kms:CreateGrant" in _actions(s)]
+        assert grants and all(s["Resource"] == arn and s["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+                              for s in grants), name
+    assert not [s for s in _statements("fraud", "fraud-airflow-policy") if "kms:CreateGrant" in _actions(s)]

@@ -187,6 +187,35 @@ def test_changed_userdata_replaces_the_host_and_moves_the_volume(engine):
     assert ("aws:secretsmanager/secret:Secret", "create") in actions and ("aws:secretsmanager/secret:Secret", "delete") in actions
 
 
+def test_a_new_ami_reaches_only_a_replaced_host(engine, monkeypatch):
+    """A newer AMI leaves the running host alone; the host replaced for new userdata boots it (moto answers
+    the program's EC2 reads as AWS would: DescribeInstances shows the running host's AMI and fingerprint tag)."""
+    from provisioner.components import environment
+
+    region = "eu-west-1"
+    engine.server.ensure_started()
+    ssm, ec2 = client(engine, "ssm", region), client(engine, "ec2", region)
+    old_ami, new_ami = (i["ImageId"] for i in ec2.describe_images(Owners=["amazon"])["Images"][:2])
+    monkeypatch.setattr(environment, "AMI_PARAMETER", "/envctl-test/latest-ami")  # AWS's own path is read-only
+    ssm.put_parameter(Name="/envctl-test/latest-ami", Value=old_ami, Type="String", Overwrite=True)
+    spec = spec_for("epsilon", cidr="10.95.0.0/20")
+    first = engine.up(spec)
+    assert instance_of(engine, spec, first.outputs)["ImageId"] == old_ami
+
+    ssm.put_parameter(Name="/envctl-test/latest-ami", Value=new_ami, Type="String", Overwrite=True)
+    other = engine.up(spec_for("epsilon", cidr="10.95.0.0/20", budget_usd_month=first_budget(spec) + 1))
+    assert other.outputs["instance_id"] == first.outputs["instance_id"]
+    assert ("aws:ec2/instance:Instance", "same") in {(c.type, c.action) for c in other.changes}
+
+    changed = spec_for("epsilon", cidr="10.95.0.0/20", budget_usd_month=first_budget(spec) + 1, secrets=["another_secret"])
+    result = engine.up(changed)
+    assert _assert_host_replaced(engine, changed, first, result)["ImageId"] == new_ami
+
+
+def first_budget(spec: ResolvedSpec) -> int:
+    return spec.spec.budget_usd_month
+
+
 def _team_leftovers(engine, team: str, region: str) -> dict[str, list[str]]:
     ec2 = client(engine, "ec2", region)
     by_tag = [{"Name": "tag:envctl:team", "Values": [team]}]
