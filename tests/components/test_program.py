@@ -434,3 +434,13 @@ def test_sagemaker_may_create_grants_on_the_team_key_for_aws_resources_only():
         assert grants and all(s["Resource"] == arn and s["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
                               for s in grants), name
     assert not [s for s in _statements("fraud", "fraud-airflow-policy") if "kms:CreateGrant" in _actions(s)]
+
+
+def test_roles_can_finish_or_abort_a_multipart_backup_upload():
+    """`aws s3 cp` sends a large backup as a multipart upload: s3:PutObject authorises CreateMultipartUpload,
+    UploadPart and CompleteMultipartUpload, SSE-KMS parts need kms:GenerateDataKey and kms:Decrypt, and the
+    CLI aborts a failed upload (s3:AbortMultipartUpload, an action of its own)
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html#mpuAndPermissions)."""
+    for name in ("fraud-airflow-policy", "fraud-sagemaker-policy", "fraud-boundary-policy"):
+        allowed = {a for s in _statements("fraud", name) if s["Effect"] == "Allow" for a in _actions(s)}
+        assert {"s3:PutObject", "s3:AbortMultipartUpload", "kms:GenerateDataKey", "kms:Decrypt"} <= allowed, name
