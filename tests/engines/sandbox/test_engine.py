@@ -23,7 +23,7 @@ from provisioner.errors import LockConflict
 from provisioner.program import UserdataInputs, userdata_context
 from provisioner.settings import load_settings
 from provisioner.spec import ResolvedSpec, TeamSpec
-from provisioner.userdata import render_userdata
+from provisioner.userdata import encode_for_instance, render_userdata
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.sandbox]
@@ -81,7 +81,8 @@ def test_instance_userdata_is_byte_identical_to_the_rendered_script(engine, two_
     volume = ec2.describe_volumes(Filters=[{"Name": "tag:envctl:team", "Values": ["alpha"]}])["Volumes"][0]
     expected = render_userdata(userdata_context(spec, UserdataInputs(
         bucket=result.outputs["bucket_name"], kms_key_arn=result.outputs["kms_key_arn"], data_volume_id=volume["VolumeId"])))
-    assert stored.decode() == expected
+    sent = encode_for_instance(expected)  # gzip above EC2's 16 KB
+    assert stored == (base64.b64decode(sent["user_data_base64"]) if "user_data_base64" in sent else sent["user_data"].encode())
 
 
 def test_instance_is_private_requires_imdsv2_and_carries_team_tags(engine, two_teams):
