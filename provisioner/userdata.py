@@ -49,7 +49,11 @@ DOCKER_COMPOSE_SHA256 = {
 }
 
 POSTGRES_IMAGE = "postgres:16"
-VOLUME_WAIT_SECONDS = 300  # the program attaches the data volume after the instance boots
+# The program attaches the data volume after the instance boots. On a replacement the new host waits
+# for the old attachment to go first: the old host is stopped (stop_instance_before_detaching, which
+# waits until EC2 reports it stopped: Airflow and Postgres shut down first), the volume detaches, then
+# attaches to the new host. Each step is minutes at worst on AWS.
+VOLUME_WAIT_SECONDS = 15 * 60
 HEALTH_TIMEOUT_MINUTES = 15  # the first start pulls the Airflow image (~1.5 GB)
 RETENTION_DAYS = 30  # metadata (`airflow db clean`) and task logs
 

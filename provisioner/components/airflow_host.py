@@ -7,7 +7,7 @@ userdata, new type) keeps Airflow's metadata.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import pulumi
@@ -15,6 +15,7 @@ import pulumi_aws as aws
 
 from provisioner.components import policies
 from provisioner.components.names import TeamNames
+from provisioner.components.placement import FINGERPRINT_TAG, ExistingHost, choose_ami, host_fingerprint, host_name
 
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 DATA_DEVICE = "/dev/sdf"
@@ -27,8 +28,9 @@ class AirflowHostArgs:
     region: str
     instance_type: str
     volume_gb: int
-    ami_id: pulumi.Input[str]
-    availability_zone: str
+    latest_ami_id: pulumi.Input[str]
+    existing_hosts: pulumi.Output[list[ExistingHost]]  # the team's live hosts (placement.existing_hosts)
+    availability_zone: pulumi.Input[str]
     subnet_id: pulumi.Input[str]
     security_group_id: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
@@ -36,6 +38,8 @@ class AirflowHostArgs:
     arns: pulumi.Output[policies.TeamArns]
     # Given the data volume's id, the base64 userdata (the program renders it; components read no files).
     user_data_base64: Callable[[pulumi.Output[str]], pulumi.Output[str]]
+    # The host boots only once these exist: its route out (NAT route, association, S3 endpoint).
+    egress: list[pulumi.Resource] = field(default_factory=list)
 
 
 class AirflowHost(pulumi.ComponentResource):
@@ -62,9 +66,13 @@ class AirflowHost(pulumi.ComponentResource):
             f"{name}-data", availability_zone=args.availability_zone, size=args.volume_gb, type="gp3",
             encrypted=True, kms_key_id=args.kms_key_arn, tags={"Name": f"envctl-{args.team}-airflow-data"}, opts=child,
         )
+        user_data = args.user_data_base64(self.data_volume.id)
+        fingerprint = user_data.apply(lambda data: host_fingerprint(data, args.instance_type))
+        # placement.py: the running host's AMI while nothing replaces it, the latest AMI on a new host.
+        ami = pulumi.Output.all(args.latest_ami_id, fingerprint, args.existing_hosts).apply(lambda v: choose_ami(*v))
         self.instance = aws.ec2.Instance(
             f"{name}-instance",
-            ami=args.ami_id,
+            ami=ami,
             instance_type=args.instance_type,
             subnet_id=args.subnet_id,
             vpc_security_group_ids=[args.security_group_id],
@@ -72,15 +80,15 @@ class AirflowHost(pulumi.ComponentResource):
             associate_public_ip_address=False,
             metadata_options={"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 2},
             root_block_device={"encrypted": True, "kms_key_id": args.kms_key_arn, "volume_type": "gp3", "volume_size": ROOT_VOLUME_GB},
-            user_data_base64=args.user_data_base64(self.data_volume.id),
+            user_data_base64=user_data,
             user_data_replace_on_change=True,
             monitoring=True,
-            tags={"Name": f"envctl-{args.team}-airflow"},
-            # The AMI is looked up at every run: a newly published image must not replace a running host.
+            tags={"Name": host_name(args.team), FINGERPRINT_TAG: fingerprint},
             # A new instance type replaces the host instead of stopping and resizing it: the host keeps
             # nothing of its own (Postgres is on the data volume, DAGs and backups in the bucket), and a
             # fresh host runs the tested userdata on the current AMI rather than drifting in place.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap_result], ignore_changes=["ami"],
+            # No ignore_changes on the AMI: Pulumi would send the old AMI to a replacement too.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap_result, *args.egress],
                                         replace_on_changes=["instanceType"]),
         )
         self.attachment = aws.ec2.VolumeAttachment(

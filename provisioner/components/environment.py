@@ -14,6 +14,7 @@ from provisioner.components.boundary import PermissionsBoundary, PermissionsBoun
 from provisioner.components.inference import InferenceService, InferenceServiceArgs, InferenceSettings
 from provisioner.components.names import TeamNames
 from provisioner.components.network import TeamNetwork, TeamNetworkArgs
+from provisioner.components.placement import existing_hosts, host_zone
 from provisioner.components.sagemaker import SageMakerAccess, SageMakerAccessArgs
 from provisioner.components.storage import TeamStorage, TeamStorageArgs
 
@@ -53,7 +54,9 @@ class TeamEnvironment(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
         account_id = aws.get_caller_identity_output(opts=invoke).account_id
-        zone = f"{args.region}a"
+        # placement.py: the zone and the AMI follow what already runs, the same on every engine.
+        hosts = existing_hosts(args.team, invoke)
+        zone = host_zone(args.team, args.region, args.airflow_instance_type, hosts, invoke)
 
         self.network = TeamNetwork(f"{name}-network", TeamNetworkArgs(args.team, args.region, args.cidr, zone), opts=child)
         self.storage = TeamStorage(
@@ -79,9 +82,10 @@ class TeamEnvironment(pulumi.ComponentResource):
             f"{name}-airflow",
             AirflowHostArgs(
                 team=args.team, region=args.region, instance_type=args.airflow_instance_type, volume_gb=args.airflow_volume_gb,
-                ami_id=ami.value, availability_zone=zone, subnet_id=self.network.private_subnet.id,
-                security_group_id=self.network.host_security_group.id, kms_key_arn=self.storage.key.arn,
-                boundary_arn=self.boundary.arn, arns=arns, user_data_base64=user_data,
+                latest_ami_id=ami.value, existing_hosts=hosts, availability_zone=zone,
+                subnet_id=self.network.private_subnet.id, security_group_id=self.network.host_security_group.id,
+                kms_key_arn=self.storage.key.arn, boundary_arn=self.boundary.arn, arns=arns, user_data_base64=user_data,
+                egress=self.network.egress,
             ),
             opts=child,
         )
@@ -90,7 +94,7 @@ class TeamEnvironment(pulumi.ComponentResource):
             SageMakerAccessArgs(
                 team=args.team, arns=arns, boundary_arn=self.boundary.arn, kms_key_arn=self.storage.key.arn,
                 subnet_id=self.network.private_subnet.id, security_group_id=self.network.host_security_group.id,
-                notebook_instance_type=args.notebook_instance_type,
+                notebook_instance_type=args.notebook_instance_type, egress=self.network.egress,
             ),
             opts=child,
         )

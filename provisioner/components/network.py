@@ -14,7 +14,7 @@ class TeamNetworkArgs:
     team: str
     region: str
     cidr: str
-    availability_zone: str
+    availability_zone: pulumi.Input[str]  # placement.host_zone: the zone that offers the host's type
 
 
 def split_cidr(cidr: str) -> tuple[str, str]:
@@ -62,12 +62,16 @@ class TeamNetwork(pulumi.ComponentResource):
             routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": self.nat_gateway.id}], opts=child,
         )
         aws.ec2.RouteTableAssociation(f"{name}-public-rta", subnet_id=self.public_subnet.id, route_table_id=self.public_routes.id, opts=child)
-        aws.ec2.RouteTableAssociation(f"{name}-private-rta", subnet_id=self.private_subnet.id, route_table_id=self.private_routes.id, opts=child)
+        self.private_association = aws.ec2.RouteTableAssociation(
+            f"{name}-private-rta", subnet_id=self.private_subnet.id, route_table_id=self.private_routes.id, opts=child)
         # S3 traffic (DAGs, backups) stays on the AWS network and costs nothing.
         self.s3_endpoint = aws.ec2.VpcEndpoint(
             f"{name}-s3", vpc_id=self.vpc.id, service_name=f"com.amazonaws.{args.region}.s3",
             vpc_endpoint_type="Gateway", route_table_ids=[self.private_routes.id], opts=child,
         )
+        # What a host in the private subnet needs before it boots: without them its package installs
+        # and downloads have no way out (an instance depends on its subnet only, unless told).
+        self.egress: list[pulumi.Resource] = [self.nat_gateway, self.private_routes, self.private_association, self.s3_endpoint]
         self.host_security_group = aws.ec2.SecurityGroup(
             f"{name}-host-sg", vpc_id=self.vpc.id, description=f"envctl {args.team} Airflow host: no ingress, HTTPS/HTTP egress",
             ingress=[],

@@ -83,7 +83,9 @@ def assume_role_policy(service: str) -> str:
     return _doc({"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"})
 
 
-S3_OBJECT_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject"]
+# s3:PutObject also authorises the parts of a multipart upload (`aws s3 cp` of a backup above 8 MB);
+# aborting one that failed is an action of its own, so the parts do not linger in the bucket.
+S3_OBJECT_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
 KMS_USE_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"]
 ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:DescribeImages"]
 
@@ -94,6 +96,28 @@ def _bucket_statements(arns: TeamArns) -> list[dict]:
         {"Sid": "TeamBucketObjects", "Effect": "Allow", "Action": S3_OBJECT_ACTIONS, "Resource": f"{arns.bucket_arn}/*"},
         {"Sid": "TeamKey", "Effect": "Allow", "Action": KMS_USE_ACTIONS, "Resource": arns.kms_key_arn},
     ]
+
+
+def _key_grants_statement(arns: TeamArns) -> dict:
+    """Grants on the team key that AWS services create for the role's own resources, and only those.
+
+    SageMaker encrypts the ML storage volumes of the jobs, endpoints and notebooks it runs as the
+    execution role with a grant on the key, which it creates as that role: "The SageMaker execution
+    role must have kms:CreateGrant permission in order to encrypt data on the storage volume"
+    (SageMaker API reference, RecommendationJobInputConfig.VolumeKmsKeyId; the same holds for
+    ResourceConfig.VolumeKmsKeyId and ProductionVariant volumes). `kms:GrantIsForAWSResource` keeps
+    the role from granting the key to anyone itself
+    (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-grant-is-for-aws-resource).
+    The Airflow host needs none: EBS grants for its volumes are created by EC2 for the caller of
+    RunInstances/CreateVolume, i.e. whoever runs envctl.
+    """
+    return {
+        "Sid": "TeamKeyGrantsForAwsResources",
+        "Effect": "Allow",
+        "Action": "kms:CreateGrant",
+        "Resource": arns.kms_key_arn,
+        "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+    }
 
 
 def _ecr_pull_statements(arns: TeamArns) -> list[dict]:
@@ -165,6 +189,7 @@ def sagemaker_policy(arns: TeamArns) -> str:
         *_ecr_pull_statements(arns),
         {"Sid": "SageMakerLogs", "Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], "Resource": arns.sagemaker_log_arn},
         _metrics_statement(),
+        _key_grants_statement(arns),
     )
 
 
@@ -189,6 +214,7 @@ def permissions_boundary(arns: TeamArns) -> str:
             "Resource": "*",
         },
         _metrics_statement(),
+        _key_grants_statement(arns),
         *_team_sagemaker_statements(arns),
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -20,6 +20,8 @@ class SageMakerAccessArgs:
     subnet_id: pulumi.Input[str]
     security_group_id: pulumi.Input[str]
     notebook_instance_type: str | None = None  # None: no notebook
+    # The notebook's route out of the private subnet (it has no direct internet access).
+    egress: list[pulumi.Resource] = field(default_factory=list)
 
 
 class SageMakerAccess(pulumi.ComponentResource):
@@ -32,13 +34,18 @@ class SageMakerAccess(pulumi.ComponentResource):
             assume_role_policy=policies.assume_role_policy("sagemaker.amazonaws.com"),
             permissions_boundary=args.boundary_arn, opts=child,
         )
-        aws.iam.RolePolicy(f"{name}-policy", role=self.role.id, policy=args.arns.apply(policies.sagemaker_policy), opts=child)
+        self.policy = aws.iam.RolePolicy(f"{name}-policy", role=self.role.id, policy=args.arns.apply(policies.sagemaker_policy), opts=child)
         self.notebook = None
         if args.notebook_instance_type:
             self.notebook = aws.sagemaker.NotebookInstance(
                 f"{name}-notebook", name=f"{names.prefix}-notebook", instance_type=args.notebook_instance_type,
                 role_arn=self.role.arn, kms_key_id=args.kms_key_arn, subnet_id=args.subnet_id,
                 security_groups=[args.security_group_id], direct_internet_access="Disabled", root_access="Disabled",
-                opts=child,
+                # CreateNotebookInstance checks that SageMaker can assume the role and use it, and the AWS
+                # provider does not retry it (terraform-provider-aws, sagemaker/notebook_instance.go: one
+                # call, no retry). Wait for the role's policy, and for the egress: a NAT gateway takes a
+                # minute or two to become available, more than IAM's propagation of a new role usually takes
+                # (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy, *args.egress]),
             )
         self.register_outputs({"role_arn": self.role.arn})

@@ -13,6 +13,7 @@ from provisioner.spec import ResolvedSpec
 
 OFFLINE_ACCOUNT = "123456789012"
 OFFLINE_AMI = "ami-0offline00000000"
+OFFLINE_ZONE_LETTERS = "abc"
 
 # Physical id prefixes AWS uses for resources that are not named by the user.
 _ID_PREFIX = {
@@ -82,6 +83,16 @@ class OfflineMaterialiser:
             return {"name": args.get("name"), "value": OFFLINE_AMI, "type": "String", "id": args.get("name"), "arn": "", "version": 1, "insecureValue": OFFLINE_AMI, "withDecryption": True}
         if token == "aws:index/getRegion:getRegion":
             return {"name": self.region, "region": self.region, "id": self.region}
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{letter}" for letter in OFFLINE_ZONE_LETTERS]
+            return {"names": names, "zoneIds": [f"offline-az{i}" for i in range(1, len(names) + 1)], "id": self.region}
+        if token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
+            types = [v for f in args.get("filters") or [] if f.get("name") == "instance-type" for v in f.get("values", [])]
+            zones = [f"{self.region}{letter}" for letter in OFFLINE_ZONE_LETTERS]
+            return {"locations": zones * len(types), "instanceTypes": [t for t in types for _ in zones],
+                    "locationTypes": ["availability-zone"] * len(zones) * len(types), "id": self.region}
+        if token == "aws:ec2/getInstances:getInstances":  # offline, no host exists yet
+            return {"ids": [], "privateIps": [], "publicIps": [], "ipv6Addresses": [], "id": self.region}
         raise NotImplementedError(f"offline preview has no answer for the invoke {token}")
 
 

@@ -8,8 +8,8 @@ from functools import lru_cache
 import pytest
 
 from provisioner.cli.render import decode_user_data
-from provisioner.engines.offline import offline_registrations
-from provisioner.engines.mocked import Registration
+from provisioner.engines.offline import OFFLINE_AMI, OfflineMaterialiser, offline_registrations
+from provisioner.engines.mocked import Registration, run_program
 
 TEAMS = ("fraud", "treasury", "finance-reports")
 TEAM_TAGS = ("envctl:team", "envctl:owner", "envctl:cost-center", "envctl:managed-by")
@@ -238,9 +238,138 @@ def test_program_is_deterministic():
     assert first == second
 
 
-def test_a_new_ami_does_not_replace_the_host():
-    """The AMI is looked up every run; AWS publishing a new one must not replace the Airflow host."""
-    assert one("fraud", "aws:ec2/instance:Instance").ignore_changes == ["ami"]
+class _Account(OfflineMaterialiser):
+    """The offline answers, plus what an AWS account already holds: a team host, a newer AMI, zones."""
+
+    def __init__(self, region: str, *, latest_ami: str = OFFLINE_AMI, hosts: tuple[dict, ...] = (),
+                 zones: tuple[str, ...] = ("a", "b", "c"), offered: tuple[str, ...] | None = None):
+        super().__init__(region)
+        self.latest_ami, self.hosts = latest_ami, {h["id"]: h for h in hosts}
+        self.zones = [f"{region}{z}" for z in zones]
+        self.offered = self.zones if offered is None else [f"{region}{z}" for z in offered]
+        self.calls: list[tuple[str, dict]] = []
+
+    def call(self, token, args):
+        self.calls.append((token, args))
+        if token == "aws:ssm/getParameter:getParameter":
+            return {**super().call(token, args), "value": self.latest_ami, "insecureValue": self.latest_ami}
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return {"names": list(self.zones), "id": self.region}
+        if token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
+            return {"locations": list(self.offered), "id": self.region}
+        if token == "aws:ec2/getInstances:getInstances":
+            return {"ids": sorted(self.hosts), "id": self.region}
+        if token == "aws:ec2/getInstance:getInstance":
+            return self.hosts[args["instanceId"]]
+        return super().call(token, args)
+
+
+def _run(spec, account: _Account) -> list[Registration]:
+    from provisioner.program import build
+
+    return run_program(lambda: build(spec) and None, account, project="envctl", stack=spec.team,
+                       config={"aws:region": spec.region}).registrations
+
+
+def _instance(registrations) -> Registration:
+    (found,) = [r for r in registrations if r.type == "aws:ec2/instance:Instance"]
+    return found
+
+
+def _host(instance: Registration, ami: str, zone: str = "eu-west-1a") -> dict:
+    """The host an earlier run made, as EC2's DescribeInstances (the getInstance data source) shows it."""
+    return {"id": "i-0running0000000001", "instanceId": "i-0running0000000001", "ami": ami,
+            "availabilityZone": zone, "tags": dict(instance.inputs["tags"])}
+
+
+def test_a_new_ami_does_not_replace_the_host_but_a_replaced_host_runs_it(resolved_spec):
+    """AWS publishing a new AMI must not replace the host; a host replaced for new userdata boots it.
+
+    Pulumi sends the old value of an ignored property, on a replacement too (FACTS: ignore_changes),
+    so the program may not ignore `ami`: it keeps a running host's AMI while its fingerprint holds.
+    """
+    spec = resolved_spec("fraud")
+    first = _instance(_run(spec, _Account(spec.region, latest_ami="ami-0first")))
+    assert first.inputs["ami"] == "ami-0first" and "ami" not in first.ignore_changes
+    running = _host(first, "ami-0first")
+
+    same = _instance(_run(spec, _Account(spec.region, latest_ami="ami-0newer", hosts=(running,))))
+    assert same.inputs["ami"] == "ami-0first"
+    assert same.inputs["userDataBase64"] == first.inputs["userDataBase64"] and same.inputs["tags"] == first.inputs["tags"]
+
+    new_userdata = resolved_spec(secrets=["another_secret"])
+    replaced = _instance(_run(new_userdata, _Account(spec.region, latest_ami="ami-0newer", hosts=(running,))))
+    assert replaced.inputs["userDataBase64"] != first.inputs["userDataBase64"]
+    assert replaced.inputs["ami"] == "ami-0newer"
+
+    bigger = resolved_spec(airflow={**yaml_of("fraud")["airflow"], "instance_type": "m6i.xlarge"})
+    resized = _instance(_run(bigger, _Account(spec.region, latest_ami="ami-0newer", hosts=(running,))))
+    assert resized.inputs["ami"] == "ami-0newer"
+
+
+def yaml_of(team: str) -> dict:
+    import yaml
+
+    from tests.conftest import ROOT
+
+    return yaml.safe_load((ROOT / "stacks" / f"{team}.yaml").read_text())
+
+
+def test_the_host_boots_only_once_it_has_a_route_out():
+    """An instance waits for its subnet only unless told: the NAT route, the private subnet's route-table
+    association and the S3 gateway endpoint must exist before the host's first package install."""
+    regs = _registrations("fraud")
+    by_urn = {r.urn: r for r in regs}
+    instance = one("fraud", "aws:ec2/instance:Instance")
+    waits_for = {by_urn[u].type for u in instance.dependencies if u in by_urn}
+    assert {"aws:ec2/routeTableAssociation:RouteTableAssociation", "aws:ec2/routeTable:RouteTable",
+            "aws:ec2/natGateway:NatGateway", "aws:ec2/vpcEndpoint:VpcEndpoint"} <= waits_for
+    association = next(by_urn[u] for u in instance.dependencies
+                       if u in by_urn and by_urn[u].type == "aws:ec2/routeTableAssociation:RouteTableAssociation")
+    private = next(r for r in resources("fraud", "aws:ec2/subnet:Subnet") if r.name.endswith("-private"))
+    assert association.inputs["subnetId"] == private.id
+    routes = next(by_urn[u] for u in instance.dependencies if u in by_urn and by_urn[u].type == "aws:ec2/routeTable:RouteTable")
+    assert routes.inputs["routes"][0]["natGatewayId"] == one("fraud", "aws:ec2/natGateway:NatGateway").id
+
+
+def _zone_of(registrations) -> set[str]:
+    return {r.inputs["availabilityZone"] for r in registrations
+            if r.type in ("aws:ec2/subnet:Subnet", "aws:ebs/volume:Volume")}
+
+
+def test_the_zone_is_one_the_account_has_that_offers_the_host_type(resolved_spec):
+    """Zone names are per account and not every zone offers every type (EC2 instance type offerings):
+    the first available zone by name that offers the type, the same for subnets and the data volume."""
+    spec = resolved_spec("fraud")
+    assert _zone_of(_run(spec, _Account(spec.region, zones=("b", "c"), offered=("c",)))) == {"eu-west-1c"}
+    account = _Account(spec.region, zones=("a", "b"))
+    _run(spec, account)
+    (offer_args,) = [a for t, a in account.calls if t == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings"]
+    assert offer_args["locationType"] == "availability-zone"
+    assert offer_args["filters"] == [{"name": "instance-type", "values": [spec.spec.airflow.instance_type]}]
+    (zone_args,) = [a for t, a in account.calls if t == "aws:index/getAvailabilityZones:getAvailabilityZones"]
+    assert zone_args["state"] == "available"
+
+
+def test_the_zone_stays_where_the_host_and_its_volume_are(resolved_spec):
+    """A zone that starts offering the type later must not move the team (new subnets and data volume)."""
+    spec = resolved_spec("fraud")
+    first = _instance(_run(spec, _Account(spec.region, offered=("b",))))
+    running = _host(first, OFFLINE_AMI, zone="eu-west-1b")
+    assert _zone_of(_run(spec, _Account(spec.region, hosts=(running,)))) == {"eu-west-1b"}
+
+
+def test_no_zone_offering_the_type_is_a_clear_error(resolved_spec):
+    """A type no zone of the region offers fails before anything is made, naming the type and the region."""
+    from provisioner.engines.mocked import ProgramFailed
+    from provisioner.errors import EnvctlError
+
+    spec = resolved_spec("fraud")
+    with pytest.raises(ProgramFailed) as failed:
+        _run(spec, _Account(spec.region, offered=()))
+    assert isinstance(failed.value.cause, EnvctlError)
+    assert spec.spec.airflow.instance_type in str(failed.value.cause) and "eu-west-1" in str(failed.value.cause)
+    assert not [r for r in failed.value.registrations if r.type == "aws:ec2/subnet:Subnet"]
 
 
 def test_a_new_instance_type_replaces_the_host():
@@ -271,3 +400,46 @@ def test_preloaded_provider_modules_can_be_used_from_many_threads():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_the_notebook_waits_for_its_role_policy_and_its_egress():
+    """CreateNotebookInstance fails while IAM has not propagated the role, and the AWS provider makes one
+    call without retrying (terraform-provider-aws sagemaker/notebook_instance.go): the notebook depends on
+    the role's policy and on the NAT gateway (which takes longer to become available than IAM to propagate)."""
+    by_urn = {r.urn: r for r in _registrations("fraud")}
+    notebook = one("fraud", "aws:sagemaker/notebookInstance:NotebookInstance")
+    waits_for = {(by_urn[u].type, by_urn[u].name) for u in notebook.dependencies if u in by_urn}
+    assert ("aws:iam/rolePolicy:RolePolicy", "fraud-sagemaker-policy") in waits_for
+    assert ("aws:ec2/natGateway:NatGateway", "fraud-network-nat") in waits_for
+    assert notebook.inputs["directInternetAccess"] == "Disabled"
+
+
+def _statements(team: str, resource_name: str) -> list[dict]:
+    policy = next(r for r in resources(team) if r.name == resource_name and isinstance(r.inputs.get("policy"), str))
+    return json.loads(policy.inputs["policy"])["Statement"]
+
+
+def _actions(statement: dict) -> list[str]:
+    return [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+
+
+def test_sagemaker_may_create_grants_on_the_team_key_for_aws_resources_only():
+    """SageMaker encrypts ML storage volumes through a grant it creates as the execution role (kms:CreateGrant);
+    kms:GrantIsForAWSResource keeps the role from granting the key itself; the boundary allows no more and the
+    host role, whose EBS grants EC2 makes for the deployer, gets none."""
+    arn = key_arn("fraud")
+    for name in ("fraud-sagemaker-policy", "fraud-boundary-policy"):
+        grants = [s for s in _statements("fraud", name) if "kms:CreateGrant" in _actions(s)]
+        assert grants and all(s["Resource"] == arn and s["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+                              for s in grants), name
+    assert not [s for s in _statements("fraud", "fraud-airflow-policy") if "kms:CreateGrant" in _actions(s)]
+
+
+def test_roles_can_finish_or_abort_a_multipart_backup_upload():
+    """`aws s3 cp` sends a large backup as a multipart upload: s3:PutObject authorises CreateMultipartUpload,
+    UploadPart and CompleteMultipartUpload, SSE-KMS parts need kms:GenerateDataKey and kms:Decrypt, and the
+    CLI aborts a failed upload (s3:AbortMultipartUpload, an action of its own)
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html#mpuAndPermissions)."""
+    for name in ("fraud-airflow-policy", "fraud-sagemaker-policy", "fraud-boundary-policy"):
+        allowed = {a for s in _statements("fraud", name) if s["Effect"] == "Allow" for a in _actions(s)}
+        assert {"s3:PutObject", "s3:AbortMultipartUpload", "kms:GenerateDataKey", "kms:Decrypt"} <= allowed, name

@@ -67,6 +67,10 @@ class _Materialiser:
             value = ssm.get_parameter(Name=args["name"], WithDecryption=True)["Parameter"]["Value"]
             return {"name": args["name"], "value": value, "insecureValue": value, "type": "String", "id": args["name"],
                     "arn": "", "version": 1, "withDecryption": True}
+        from provisioner.engines.sandbox.invokes import EC2_INVOKES
+
+        if token in EC2_INVOKES:
+            return EC2_INVOKES[token](self.ctx.client("ec2", args.get("region") or self.region), args)
         return self.placeholders.call(token, args)
 
     def register(self, reg: Registration) -> tuple[str, dict[str, Any]]:

@@ -23,7 +23,7 @@ from provisioner.errors import LockConflict
 from provisioner.program import UserdataInputs, userdata_context
 from provisioner.settings import load_settings
 from provisioner.spec import ResolvedSpec, TeamSpec
-from provisioner.userdata import render_userdata
+from provisioner.userdata import encode_for_instance, render_userdata
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.sandbox]
@@ -81,7 +81,8 @@ def test_instance_userdata_is_byte_identical_to_the_rendered_script(engine, two_
     volume = ec2.describe_volumes(Filters=[{"Name": "tag:envctl:team", "Values": ["alpha"]}])["Volumes"][0]
     expected = render_userdata(userdata_context(spec, UserdataInputs(
         bucket=result.outputs["bucket_name"], kms_key_arn=result.outputs["kms_key_arn"], data_volume_id=volume["VolumeId"])))
-    assert stored.decode() == expected
+    sent = encode_for_instance(expected)  # gzip above EC2's 16 KB
+    assert stored == (base64.b64decode(sent["user_data_base64"]) if "user_data_base64" in sent else sent["user_data"].encode())
 
 
 def test_instance_is_private_requires_imdsv2_and_carries_team_tags(engine, two_teams):
@@ -185,6 +186,35 @@ def test_changed_userdata_replaces_the_host_and_moves_the_volume(engine):
     _assert_host_replaced(engine, changed, first, result)
     actions = {(c.type, c.action) for c in result.changes if c.action != "same"}
     assert ("aws:secretsmanager/secret:Secret", "create") in actions and ("aws:secretsmanager/secret:Secret", "delete") in actions
+
+
+def test_a_new_ami_reaches_only_a_replaced_host(engine, monkeypatch):
+    """A newer AMI leaves the running host alone; the host replaced for new userdata boots it (moto answers
+    the program's EC2 reads as AWS would: DescribeInstances shows the running host's AMI and fingerprint tag)."""
+    from provisioner.components import environment
+
+    region = "eu-west-1"
+    engine.server.ensure_started()
+    ssm, ec2 = client(engine, "ssm", region), client(engine, "ec2", region)
+    old_ami, new_ami = (i["ImageId"] for i in ec2.describe_images(Owners=["amazon"])["Images"][:2])
+    monkeypatch.setattr(environment, "AMI_PARAMETER", "/envctl-test/latest-ami")  # AWS's own path is read-only
+    ssm.put_parameter(Name="/envctl-test/latest-ami", Value=old_ami, Type="String", Overwrite=True)
+    spec = spec_for("epsilon", cidr="10.95.0.0/20")
+    first = engine.up(spec)
+    assert instance_of(engine, spec, first.outputs)["ImageId"] == old_ami
+
+    ssm.put_parameter(Name="/envctl-test/latest-ami", Value=new_ami, Type="String", Overwrite=True)
+    other = engine.up(spec_for("epsilon", cidr="10.95.0.0/20", budget_usd_month=first_budget(spec) + 1))
+    assert other.outputs["instance_id"] == first.outputs["instance_id"]
+    assert ("aws:ec2/instance:Instance", "same") in {(c.type, c.action) for c in other.changes}
+
+    changed = spec_for("epsilon", cidr="10.95.0.0/20", budget_usd_month=first_budget(spec) + 1, secrets=["another_secret"])
+    result = engine.up(changed)
+    assert _assert_host_replaced(engine, changed, first, result)["ImageId"] == new_ami
+
+
+def first_budget(spec: ResolvedSpec) -> int:
+    return spec.spec.budget_usd_month
 
 
 def _team_leftovers(engine, team: str, region: str) -> dict[str, list[str]]:

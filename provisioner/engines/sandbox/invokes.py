@@ -1,0 +1,54 @@
+"""The EC2 data sources the program reads (components/placement.py), answered from moto.
+
+Each answer has the fields the AWS provider's data source returns (camelCase, as Pulumi sends
+them), built from the same EC2 API calls the provider makes: DescribeAvailabilityZones,
+DescribeInstanceTypeOfferings, DescribeInstances.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ec2_filters(args: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"Name": f["name"], "Values": list(f["values"])} for f in args.get("filters") or []]
+
+
+def _availability_zones(ec2: Any, args: dict[str, Any]) -> dict[str, Any]:
+    filters = _ec2_filters(args) + ([{"Name": "state", "Values": [args["state"]]}] if args.get("state") else [])
+    zones = sorted(ec2.describe_availability_zones(Filters=filters)["AvailabilityZones"], key=lambda z: z["ZoneName"])
+    return {"names": [z["ZoneName"] for z in zones], "zoneIds": [z["ZoneId"] for z in zones], "id": ec2.meta.region_name}
+
+
+def _instance_type_offerings(ec2: Any, args: dict[str, Any]) -> dict[str, Any]:
+    pages = ec2.get_paginator("describe_instance_type_offerings").paginate(
+        LocationType=args.get("locationType") or "region", Filters=_ec2_filters(args))
+    offers = [o for page in pages for o in page["InstanceTypeOfferings"]]
+    return {"locations": [o["Location"] for o in offers], "instanceTypes": [o["InstanceType"] for o in offers],
+            "locationTypes": [o["LocationType"] for o in offers], "id": ec2.meta.region_name}
+
+
+def _instances(ec2: Any, args: dict[str, Any]) -> dict[str, Any]:
+    filters = _ec2_filters(args) + [{"Name": f"tag:{k}", "Values": [v]} for k, v in (args.get("instanceTags") or {}).items()]
+    if args.get("instanceStateNames"):
+        filters.append({"Name": "instance-state-name", "Values": list(args["instanceStateNames"])})
+    found = [i for r in ec2.describe_instances(Filters=filters)["Reservations"] for i in r["Instances"]]
+    return {"ids": [i["InstanceId"] for i in found], "privateIps": [i.get("PrivateIpAddress", "") for i in found],
+            "publicIps": [], "ipv6Addresses": [], "id": ec2.meta.region_name}
+
+
+def _instance(ec2: Any, args: dict[str, Any]) -> dict[str, Any]:
+    (found,) = [i for r in ec2.describe_instances(InstanceIds=[args["instanceId"]])["Reservations"] for i in r["Instances"]]
+    return {"id": found["InstanceId"], "instanceId": found["InstanceId"], "ami": found["ImageId"],
+            "instanceType": found["InstanceType"], "availabilityZone": found.get("Placement", {}).get("AvailabilityZone", ""),
+            "subnetId": found.get("SubnetId", ""), "instanceState": found["State"]["Name"],
+            "tags": {t["Key"]: t["Value"] for t in found.get("Tags") or []}}
+
+
+# The EC2 data sources the program reads (placement.py), answered from moto as the AWS provider would.
+EC2_INVOKES = {
+    "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
+    "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": _instance_type_offerings,
+    "aws:ec2/getInstances:getInstances": _instances,
+    "aws:ec2/getInstance:getInstance": _instance,
+}
