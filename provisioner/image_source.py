@@ -18,6 +18,7 @@ import ipaddress
 import os
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -93,8 +94,11 @@ def _loopback(registry: str) -> bool:
 
 def _answer(url: str) -> str | None:
     """None when url answers as a registry (200, or 401: it wants a login), else why not."""
+    # A proxy of the environment is for the world, not for this machine's own registries.
+    direct = _loopback(urllib.parse.urlsplit(url).netloc)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({})) if direct else urllib.request.build_opener()
     try:
-        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as response:
+        with opener.open(url, timeout=PROBE_TIMEOUT_S) as response:
             status = response.status
     except urllib.error.HTTPError as exc:
         status = exc.code
@@ -157,7 +161,7 @@ def require_standin_tools(source: ImageSource, *, alternative: str = "") -> None
     raise MissingTool(
         f"no registry serves the public base images ({source.reason}), and building the local stand-ins "
         f"needs root and debootstrap (missing: {' and '.join(missing)})",
-        hint=f"either reach a registry: {source.wanted}, or one that serves its images named by the setting "
-             f"image_registry (ENVCTL_IMAGE_REGISTRY); or install debootstrap (apt-get install debootstrap) "
-             f"and run as root{alternative}",
+        hint=f"either make {source.wanted} reachable, or name a registry that serves its images with "
+             f"ENVCTL_IMAGE_REGISTRY (setting image_registry); or install debootstrap (apt-get install "
+             f"debootstrap) and run as root{alternative}",
     )

@@ -113,7 +113,8 @@ def images(airflow_version: AirflowVersion = "2.10.5", rebuild: Rebuild = False,
         built = host_images.ensure_host_images({airflow_version}, report, registry=settings.image_registry)
     rows = [host_images.describe_image(client, ref) for ref in [built.host, *(image.local_ref for image in built.pulled)]]
     if as_json:
-        output.print_json({"images": rows, "source": built.source.describe(),
+        source = {"kind": built.source.kind, "registry": built.source.registry, "reason": built.source.reason}
+        output.print_json({"images": rows, "source": source,
                            "seconds": round(time.monotonic() - started, 1)})
         return
     output.out.print(built.source.describe())
