@@ -333,8 +333,14 @@ def test_with_a_registry_and_no_debootstrap_create_hosts_builds_no_stand_in(tmp_
         process.terminate()
         process.wait(timeout=10)
         log.close()
+        # Made by this test, named after its registry's port: by id, so that the tags the push to the
+        # sandbox registry added go too.
         for ref in [*images.built_refs({AIRFLOW_VERSION}, real),
                     *(real.public_ref(name) for name in ("debian:bookworm", PYTHON_IMAGE, "postgres:16",
                                                          f"apache/airflow:{AIRFLOW_VERSION}"))]:
             if images.image_exists(client, ref):
-                client.images.remove(ref, force=True)  # made by this test, named after its registry's port
+                image = client.images.get(ref)
+                if image.labels.get("envctl.image-source") == "registry":
+                    client.images.remove(image.id, force=True)
+                else:
+                    client.images.remove(ref)  # a pulled stand-in: only the tag is this test's
