@@ -1,9 +1,11 @@
 """Builds envctl's default inference image (templates/inference) and pushes it to a team's ECR.
 
 The Docker SDK (`docker`, in the `sandbox` extra) is imported inside the functions that need it.
-Docker Hub may be unreachable, so by default the image is built FROM a local Debian bookworm base
-made with debootstrap + `docker import`; `--base-image` picks any other base. Images are tagged by
-content (`default-<hash of templates/inference>`) because the teams' ECR tags are immutable.
+By default the image is built FROM PYTHON_IMAGE as the image registry (Docker Hub, or the
+`image_registry` setting) serves it; when no registry answers, FROM a local Debian bookworm base
+made with debootstrap + `docker import` (see image_source.py); `--base-image` picks any other base.
+Images are tagged by content (`default-<hash of templates/inference>`) because the teams' ECR tags
+are immutable; the `envctl.image-source` label says which base an image was built FROM.
 
 The Docker SDK reports build and push failures inside its JSON stream, not as exceptions: every
 stream here goes through `_follow`, which raises on the first error event.
@@ -24,7 +26,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from provisioner import image_source
 from provisioner.errors import EnvctlError, InvalidInput, MissingTool
+from provisioner.image_source import ImageSource
 
 if TYPE_CHECKING:
     import docker
@@ -33,6 +37,7 @@ Progress = Callable[[str], None]
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "inference"
 
+PYTHON_IMAGE = "python:3.11-slim"  # the public base; Debian bookworm's Python is 3.11 too
 BASE_REPOSITORY = "envctl/base"
 BASE_SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
@@ -179,27 +184,20 @@ def _deb822_fields(stanza: str) -> dict[str, str]:
     return fields
 
 
-def ensure_base_image(client: docker.DockerClient, progress: Progress) -> str:
-    """The local bookworm base (python3, ca-certificates); built once, then found by its tag."""
+def ensure_base_image(client: docker.DockerClient, source: ImageSource, progress: Progress, *,
+                      alternative: str = "") -> str:
+    """The local stand-in bookworm base (python3, ca-certificates); built once, then found by its tag."""
     ref = base_image_tag()
     if image_exists(client, ref):
         progress(f"base image {ref} exists")
         return ref
-    _require_debootstrap()
+    image_source.require_standin_tools(source, alternative=alternative)
     with tempfile.TemporaryDirectory(prefix="envctl-rootfs-") as workdir:
         rootfs = Path(workdir) / "rootfs"
         _debootstrap(rootfs, debian_mirror(), progress)
         _slim_rootfs(rootfs)
         _import_rootfs(client, rootfs, ref, progress)
     return ref
-
-
-def _require_debootstrap() -> None:
-    if os.geteuid() != 0 or shutil.which("debootstrap") is None:
-        raise MissingTool(
-            "building the local base image needs root and debootstrap (apt-get install debootstrap);"
-            " or pass --base-image <image with python3>"
-        )
 
 
 def _debootstrap(rootfs: Path, mirror: str, progress: Progress) -> None:
@@ -234,6 +232,17 @@ def _slim_rootfs(rootfs: Path) -> None:
                 entry.unlink()
 
 
+def ensure_pulled(client: docker.DockerClient, ref: str, progress: Progress) -> str:
+    """ref, pulled by the Docker engine (through its mirrors) unless it is here already."""
+    if image_exists(client, ref):
+        return ref
+    repository, tag = ref.rsplit(":", 1)
+    progress(f"pulling {ref}")
+    _follow(lambda: client.api.pull(repository, tag=tag, stream=True, decode=True), progress,
+            failure=f"pulling {ref} failed")
+    return ref
+
+
 def _import_rootfs(client: docker.DockerClient, rootfs: Path, ref: str, progress: Progress) -> None:
     import docker
 
@@ -260,22 +269,37 @@ def _import_rootfs(client: docker.DockerClient, rootfs: Path, ref: str, progress
 # ---- inference image ----------------------------------------------------------------------
 
 
-def build_image(team: str, *, base_image: str | None = None, progress: Progress) -> str:
+def build_image(team: str, *, base_image: str | None = None, registry: str = image_source.DOCKER_HUB,
+                progress: Progress) -> str:
     """Build templates/inference for team; returns the local reference envctl-<team>-inference:<tag>."""
     ref = local_image_ref(team)
     client = connect_docker()
-    base = base_image or ensure_base_image(client, progress)
+    if base_image:
+        base, labels = base_image, {image_source.SOURCE_LABEL: "base-image option", image_source.BASE_LABEL: base_image}
+    else:
+        source = image_source.resolve(client, registry, _inference_bases, exists=lambda r: image_exists(client, r),
+                                      progress=progress)
+        if source.registry:
+            base = ensure_pulled(client, source.public_ref(PYTHON_IMAGE), progress)
+        else:
+            base = ensure_base_image(client, source, progress, alternative="; or pass --base-image <image with python3>")
+        labels = source.labels(base)
     with tempfile.TemporaryDirectory(prefix="envctl-inference-") as context:
         _stage_build_context(Path(context))
         progress(f"building {ref} FROM {base}")
         _follow(
             lambda: client.api.build(
-                path=context, tag=ref, buildargs=_build_args(base), rm=True, forcerm=True, decode=True
+                path=context, tag=ref, buildargs=_build_args(base), labels=labels, rm=True, forcerm=True, decode=True
             ),
             progress,
             failure=f"building {ref} failed",
         )
     return ref
+
+
+def _inference_bases(source: ImageSource) -> list[str]:
+    """The base image of source, which, when present, needs no registry (see image_source.resolve)."""
+    return [source.public_ref(PYTHON_IMAGE)] if source.registry else [base_image_tag()]
 
 
 def _stage_build_context(context: Path) -> None:

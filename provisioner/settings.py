@@ -33,6 +33,7 @@ class Settings:
     team_prefix: int = 20  # size of an allocated team network
     project: str = "envctl"
     endpoint_url: str = ""  # target aws only: a custom AWS endpoint (e.g. a moto server for tests)
+    image_registry: str = "docker.io"  # the registry that stands for Docker Hub when building images
     root: Path = field(default=Path("."), compare=False)
 
     @property

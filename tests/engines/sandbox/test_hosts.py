@@ -332,9 +332,12 @@ def test_sandbox_images_command_finds_the_cached_images(host):
 
     from provisioner.cli.main import app
     from provisioner.engines.sandbox.images import host_image_ref
+    from provisioner.image_source import ImageSource
 
     result = CliRunner().invoke(app, ["sandbox", "images", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert [row["image"] for row in report["images"]][0] == host_image_ref()
+    sources = [ImageSource("docker.io", "", "docker.io"), ImageSource(None, "", "docker.io")]
+    assert report["images"][0]["image"] in {host_image_ref(source) for source in sources}
+    assert {row["source"] for row in report["images"]} == {report["source"]["kind"]}
     assert report["seconds"] < 30
