@@ -409,7 +409,9 @@ class PulumiEngine:
         return factory(spec, replace(options, live=live) if live is not None else options)
 
     def _live_inputs(self, spec: ResolvedSpec) -> LiveInputs:
-        """What the program needs from the team's account (default image pushed? model promoted?)."""
+        """What the program needs from the team's account (default image pushed? model promoted?).
+        A missing or unusable Pulumi CLI is reported first: it is the first thing to fix."""
+        self._command()
         return read_live_inputs(spec, self.aws_client)
 
     def _command(self) -> PulumiCommand:
