@@ -170,3 +170,27 @@ def test_live_inputs_read_the_repository_and_the_promotion_record(engine, tmp_pa
     ssm.put_parameter(Name="/envctl/livein/inference/model-data", Value="models/v3", Type="String", Overwrite=True)
     with pytest.raises(InvalidInput, match="/envctl/livein/inference/model-data"):
         read_live_inputs(spec, clients)
+
+
+def test_update_endpoint_refuses_a_new_instance_type_for_an_autoscaled_variant(engine):
+    """AWS: "If the update would change the instance type for any model that is a target for auto scaling,
+    the update fails"; a new count (or model) for the same type is allowed."""
+    engine.server.ensure_started()
+    sagemaker, autoscaling = aws(engine, "sagemaker"), aws(engine, "application-autoscaling")
+    sagemaker.create_model(ModelName="scaled-m", ExecutionRoleArn="arn:aws:iam::123456789012:role/r",
+                           PrimaryContainer={"Image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/x:1"})
+
+    def config(name: str, instance_type: str, count: int) -> str:
+        sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+            "VariantName": "AllTraffic", "ModelName": "scaled-m", "InstanceType": instance_type, "InitialInstanceCount": count}])
+        return name
+
+    sagemaker.create_endpoint(EndpointName="scaled", EndpointConfigName=config("scaled-1", "ml.m5.large", 1))
+    autoscaling.register_scalable_target(ServiceNamespace="sagemaker", ResourceId="endpoint/scaled/variant/AllTraffic",
+                                         ScalableDimension="sagemaker:variant:DesiredInstanceCount", MinCapacity=1, MaxCapacity=4)
+    with pytest.raises(ClientError) as refused:
+        sagemaker.update_endpoint(EndpointName="scaled", EndpointConfigName=config("scaled-2", "ml.c5.large", 1))
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "automatic scaling" in refused.value.response["Error"]["Message"]
+    sagemaker.update_endpoint(EndpointName="scaled", EndpointConfigName=config("scaled-3", "ml.m5.large", 2))
+    assert sagemaker.describe_endpoint(EndpointName="scaled")["EndpointConfigName"] == "scaled-3"

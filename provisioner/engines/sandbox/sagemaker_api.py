@@ -12,7 +12,10 @@ UpdateEndpoint, as AWS documents it
   "Could not find endpoint ..." / "Could not find endpoint configuration ...");
 - an endpoint that is not InService (or Failed) cannot be updated: "Cannot update in-progress endpoint";
 - the endpoint then serves the new configuration's variants; with RetainAllVariantProperties
-  a variant of the same name keeps its current instance count and weight.
+  a variant of the same name keeps its current instance count and weight;
+- "If the update would change the instance type for any model that is a target for auto
+  scaling, the update fails" (and so does removing such a variant): deregister the scalable
+  target first (https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-scaling-update.html).
 Sandbox: the update is done at once (AWS goes Updating -> InService over minutes, shifting
 traffic to a new fleet); deployment configs (blue/green, rolling) are accepted and not applied.
 """
@@ -66,6 +69,7 @@ def _backend_update_endpoint(self: Any, endpoint_name: str, endpoint_config_name
     if endpoint.endpoint_status not in ("InService", "Failed"):
         raise ValidationError(message=f"Cannot update in-progress endpoint '{endpoint.arn}'.")
     config = self.describe_endpoint_config(endpoint_config_name)  # ValidationException when missing
+    _refuse_changes_to_scaled_variants(self, endpoint, config["ProductionVariants"])
     previous = {variant["VariantName"]: variant for variant in endpoint.production_variants}
     variants = endpoint._process_production_variants(config["ProductionVariants"])
     if retain_all_variant_properties:
@@ -80,3 +84,25 @@ def _backend_update_endpoint(self: Any, endpoint_name: str, endpoint_config_name
     endpoint.endpoint_status = "InService"
     endpoint.last_modified_time = utcnow()
     return endpoint.arn
+
+
+def _refuse_changes_to_scaled_variants(backend: Any, endpoint: Any, new_variants: list[dict[str, Any]]) -> None:
+    """AWS fails an update that changes the instance type of (or removes) a variant that is an
+    Application Auto Scaling target."""
+    from moto.applicationautoscaling.models import applicationautoscaling_backends
+    from moto.sagemaker.exceptions import ValidationError
+
+    current = backend.endpoint_configs.get(endpoint.endpoint_config_name)
+    if current is None:  # deleted while in use: AWS loses track of the instance type too
+        return
+    scaled = applicationautoscaling_backends[backend.account_id][backend.region_name].targets.get(
+        "sagemaker:variant:DesiredInstanceCount", {})
+    wanted = {variant["VariantName"]: variant.get("InstanceType") for variant in new_variants}
+    for variant in current.production_variants:
+        name = variant["VariantName"]
+        if f"endpoint/{endpoint.endpoint_name}/variant/{name}" not in scaled:
+            continue
+        if name not in wanted or wanted[name] != variant.get("InstanceType"):
+            raise ValidationError(message=(
+                f"The variant {name} of endpoint {endpoint.endpoint_name} is a target for automatic scaling: "
+                "deregister it as a scalable target before changing its instance type or removing it."))
