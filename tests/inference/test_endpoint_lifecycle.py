@@ -4,7 +4,6 @@ a team job's promotion, and no endpoint configuration deleted while in use."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import boto3
 import pytest
