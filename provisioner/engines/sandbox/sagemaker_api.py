@@ -24,8 +24,6 @@ from __future__ import annotations
 
 from typing import Any
 
-_INSTALLED_MARK = "_envctl_sandbox_operation"
-
 
 def install() -> None:
     """Add UpdateEndpoint to moto's SageMaker (idempotent; keeps moto's own if it ever has one)."""
@@ -33,16 +31,9 @@ def install() -> None:
     from moto.sagemaker.responses import SageMakerResponse
 
     if not hasattr(SageMakerResponse, "update_endpoint"):
-        setattr(_response_update_endpoint, _INSTALLED_MARK, True)
         SageMakerResponse.update_endpoint = _response_update_endpoint  # type: ignore[attr-defined]
     if not hasattr(SageMakerModelBackend, "update_endpoint"):
         SageMakerModelBackend.update_endpoint = _backend_update_endpoint  # type: ignore[attr-defined]
-
-
-def installed() -> bool:
-    from moto.sagemaker.responses import SageMakerResponse
-
-    return getattr(getattr(SageMakerResponse, "update_endpoint", None), _INSTALLED_MARK, False)
 
 
 def _response_update_endpoint(self: Any) -> Any:
