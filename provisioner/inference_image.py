@@ -394,3 +394,56 @@ def _tag_for_push(client: docker.DockerClient, local_ref: str, repository_url: s
         raise EnvctlError(f"no local image {local_ref}; build it first (envctl inference build <team>)") from None
     except docker.errors.APIError as exc:
         raise EnvctlError(f"tagging {local_ref} as {repository_url}:{tag} failed: {exc.explanation or exc}") from exc
+
+
+# ---- push into the sandbox ------------------------------------------------------------------
+
+MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def push_to_sandbox(local_ref: str, repository_url: str, *, registry: str, ecr_client: Any, progress: Progress) -> str:
+    """The sandbox's push: layers to the sandbox's registry, the image recorded in moto's ECR.
+
+    moto's ECR keeps repositories and image manifests but has no registry behind it, so the image
+    goes to the sandbox's local registry (`registry`, 127.0.0.1:<port>) under the repository's
+    name, and the manifest that registry answers is put into moto's ECR (PutImage) under the same
+    tag: DescribeImages then lists it, as ECR does after a `docker push`, for the engine's check of
+    the default image and for the sandbox's rule on CreateModel. Returns `<repository_url>:<tag>`.
+    """
+    tag = image_tag(local_ref)
+    repository = repository_url.split("/", 1)[1]
+    target = f"{registry}/{repository}"
+    client = connect_docker()
+    _tag_for_push(client, local_ref, target, tag)
+    progress(f"pushing {target}:{tag} (the sandbox's registry)")
+    _follow(lambda: client.api.push(target, tag=tag, stream=True, decode=True), progress,
+            failure=f"push of {target}:{tag} failed")
+    record_in_ecr(ecr_client, repository, tag, registry_manifest(registry, repository, tag))
+    return f"{repository_url}:{tag}"
+
+
+def registry_manifest(registry: str, repository: str, tag: str) -> str:
+    """The image manifest (schema 2) a registry holds for repository:tag."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"http://{registry}/v2/{repository}/manifests/{tag}", headers={"Accept": MANIFEST_V2})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.read().decode()
+    except (urllib.error.URLError, OSError) as exc:
+        raise EnvctlError(f"the sandbox registry {registry} has no manifest for {repository}:{tag}: {exc}") from None
+
+
+def record_in_ecr(ecr_client: Any, repository: str, tag: str, manifest: str) -> None:
+    """PutImage of a pushed manifest under tag; the same image recorded again is no change."""
+    from botocore.exceptions import ClientError
+
+    try:
+        ecr_client.put_image(repositoryName=repository, imageManifest=manifest, imageManifestMediaType=MANIFEST_V2,
+                             imageTag=tag)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code == "ImageAlreadyExistsException":
+            return
+        raise EnvctlError(f"recording {repository}:{tag} in ECR failed: {error.response.get('Error', {}).get('Message', error)}") from None

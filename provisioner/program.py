@@ -17,6 +17,7 @@ import pulumi_aws as aws
 from provisioner.components.environment import TeamEnvironment, TeamEnvironmentArgs, UserdataInputs
 from provisioner.components.inference import InferenceSettings
 from provisioner.components.names import TeamNames, team_tags
+from provisioner.live_inputs import LiveInputs
 from provisioner.spec import ResolvedSpec
 from provisioner.userdata import UserdataContext, encode_for_instance, render_userdata
 
@@ -45,6 +46,8 @@ def preload_provider_modules() -> None:
 @dataclass(frozen=True)
 class BuildOptions:
     endpoint_url: str | None = None  # e.g. a moto server; None = AWS
+    # What the engine read from the team's account before the run (live_inputs.py); None: assumed.
+    live: LiveInputs | None = None
 
 
 def provider_args(spec: ResolvedSpec, options: BuildOptions) -> dict:
@@ -77,11 +80,12 @@ def user_data_base64(spec: ResolvedSpec, inputs: UserdataInputs) -> str:
     return base64.b64encode(encoded["user_data"].encode()).decode()
 
 
-def inference_settings(spec: ResolvedSpec) -> InferenceSettings | None:
+def inference_settings(spec: ResolvedSpec, live: LiveInputs) -> InferenceSettings | None:
+    """The endpoint the request asks for, serving the promoted model data when the team's job promoted some."""
     wanted = spec.spec.sagemaker.inference
     if not wanted.enabled:
         return None
-    settings = InferenceSettings(image=wanted.image, model_data_url=wanted.model_data)
+    settings = InferenceSettings(image=wanted.image, model_data_url=live.promoted_model_data or wanted.model_data)
     if wanted.serverless is not None:
         settings.serverless_memory_mb = wanted.serverless.memory_mb
         settings.serverless_max_concurrency = wanted.serverless.max_concurrency
@@ -95,9 +99,8 @@ def inference_settings(spec: ResolvedSpec) -> InferenceSettings | None:
 
 
 def build(spec: ResolvedSpec, options: BuildOptions | None = None) -> TeamEnvironment:
-    from provisioner.inference_image import default_image_tag
-
     options = options or BuildOptions()
+    live = options.live or LiveInputs.assumed()
     provider = aws.Provider("aws", **provider_args(spec, options))
     notebook = spec.spec.sagemaker.notebook
     args = TeamEnvironmentArgs(
@@ -106,7 +109,7 @@ def build(spec: ResolvedSpec, options: BuildOptions | None = None) -> TeamEnviro
         airflow_instance_type=spec.spec.airflow.instance_type, airflow_volume_gb=spec.spec.airflow.volume_gb,
         secret_names=tuple(spec.spec.secrets),
         render_user_data_base64=lambda inputs: user_data_base64(spec, inputs),
-        inference=inference_settings(spec), inference_image_tag=default_image_tag(),
+        inference=inference_settings(spec, live), inference_image_tag=live.default_image_tag,
         notebook_instance_type=notebook.instance_type if notebook.enabled else None,
     )
     return TeamEnvironment(spec.team, args, opts=pulumi.ResourceOptions(provider=provider))

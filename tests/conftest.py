@@ -35,6 +35,9 @@ def moto_endpoint():
     """A moto server in this process for handler tests (the engine runs its own in a subprocess)."""
     from moto.server import ThreadedMotoServer
 
+    from provisioner.engines.sandbox.sagemaker_api import install
+
+    install()  # what the sandbox's server process serves beyond moto (serve.py)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -38,23 +38,32 @@ def build(team: opt.Team, base_image: BaseImage = None, as_json: opt.Json = Fals
 
 @app.command()
 def push(team: opt.Team, target: opt.Target = None, base_image: BaseImage = None, as_json: opt.Json = False) -> None:
-    """Build (if needed) and push the image to the team's ECR repository, as the endpoint expects."""
-    from provisioner.cli.main import engine_for, load_settings, resolve_team, start
+    """Build (if needed) and push the image to the team's ECR repository, then apply the team so the
+    endpoint serves it (in the sandbox: its registry, recorded in the sandbox's ECR)."""
+    from provisioner.cli.main import engine_for, load_settings, print_result, resolve_team, start
     from provisioner.errors import EnvctlError
-    from provisioner.inference_image import build_image, push_image
+    from provisioner.inference_image import build_image, push_image, push_to_sandbox
 
     settings = load_settings(target=target)
     spec = resolve_team(settings, team)
     start(settings, f"inference push {team}")
-    if settings.target == "sandbox":
-        raise EnvctlError("the sandbox's ECR has no registry to push to (moto stores repositories only)",
-                          hint=f"`envctl inference build {team}` builds the image locally; push with --target aws")
     engine = engine_for(settings)
-    repository_url = engine.outputs(team)["ecr_repository_url"]
+    repository_url = engine.outputs(team).get("ecr_repository_url")
+    if not repository_url:
+        raise EnvctlError(f"team {team}'s environment has no ECR repository output yet",
+                          hint=f"run `envctl update {team}` first")
+    ecr = engine.aws_client("ecr", spec.region)
     with output.progress(f"pushing the inference image of {team}") as report:
         ref = build_image(team, base_image=base_image, registry=settings.image_registry, progress=report)
-        pushed = push_image(ref, repository_url, ecr_client=engine.aws_client("ecr", spec.region), progress=report)
+        if settings.target == "sandbox":
+            pushed = push_to_sandbox(ref, repository_url, registry=engine.image_registry(report), ecr_client=ecr,
+                                     progress=report)
+        else:
+            pushed = push_image(ref, repository_url, ecr_client=ecr, progress=report)
+        report(f"pushed {pushed}; applying {team} so that its endpoint serves it")
+        result = engine.up(spec, report)
     if as_json:
-        output.print_json({"team": team, "image": pushed})
+        output.print_json({"team": team, "image": pushed, "apply": result.to_json()})
     else:
         output.out.print(f"pushed {pushed}")
+        print_result(result, as_json=False)

@@ -43,7 +43,9 @@ class TeamEnvironmentArgs:
     secret_names: tuple[str, ...]
     render_user_data_base64: Callable[[UserdataInputs], str]
     inference: InferenceSettings | None  # None: no endpoint
-    inference_image_tag: str  # the tag of envctl's default inference image
+    # The tag of envctl's default inference image in the team's repository; None: not pushed yet,
+    # so a request for the default image gets no model, config or endpoint until it is.
+    inference_image_tag: str | None
     notebook_instance_type: str | None
 
 
@@ -99,19 +101,28 @@ class TeamEnvironment(pulumi.ComponentResource):
             opts=child,
         )
         self.inference = None
+        self.inference_status = ""
         if args.inference is not None:
-            image = (
-                self.storage.repository.repository_url.apply(lambda url: f"{url}:{args.inference_image_tag}")
-                if args.inference.image == "default" else args.inference.image
-            )
-            self.inference = InferenceService(
-                f"{name}-inference",
-                InferenceServiceArgs(
-                    team=args.team, image=image, execution_role_arn=self.sagemaker.role.arn,
-                    kms_key_arn=self.storage.key.arn, settings=args.inference,
-                ),
-                opts=child,
-            )
+            waits_for_image = args.inference.image == "default" and args.inference_image_tag is None
+            if waits_for_image:
+                # CreateModel refuses an image that is not in ECR: register nothing that names it yet.
+                self.inference_status = (f"waiting for the image: run `envctl inference push {args.team}` "
+                                         "(it pushes envctl's default image, then creates the endpoint)")
+            else:
+                image = (
+                    self.storage.repository.repository_url.apply(lambda url: f"{url}:{args.inference_image_tag}")
+                    if args.inference.image == "default" else args.inference.image
+                )
+                self.inference = InferenceService(
+                    f"{name}-inference",
+                    InferenceServiceArgs(
+                        team=args.team, image=image, execution_role_arn=self.sagemaker.role.arn,
+                        kms_key_arn=self.storage.key.arn, settings=args.inference,
+                    ),
+                    opts=child,
+                )
+                self.inference_status = "serving"
+                self.inference_image = image
 
         self.budget = aws.budgets.Budget(
             f"{name}-budget", name=names.prefix, budget_type="COST", limit_amount=str(args.budget_usd_month), limit_unit="USD",
@@ -138,8 +149,11 @@ class TeamEnvironment(pulumi.ComponentResource):
             "sagemaker_role_arn": self.sagemaker.role.arn,
             "secrets_prefix": f"envctl/{args.team}/",
         }
+        if self.inference_status:
+            self.outputs["inference_status"] = self.inference_status
         if self.inference is not None:
             self.outputs["endpoint_name"] = self.inference.endpoint.name
+            self.outputs["inference_image"] = self.inference_image
         if self.sagemaker.notebook is not None:
             self.outputs["notebook_name"] = self.sagemaker.notebook.name
         self.register_outputs(self.outputs)

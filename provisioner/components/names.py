@@ -48,6 +48,11 @@ class TeamNames:
     def endpoint(self) -> str:
         return self.prefix
 
+    @property
+    def inference_promotion_parameter(self) -> str:
+        """The SSM parameter a team's retraining job writes when it promotes model data."""
+        return f"/envctl/{self.team}/inference/model-data"
+
     def secret(self, name: str) -> str:
         return f"envctl/{self.team}/{name}"
 

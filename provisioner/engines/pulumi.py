@@ -40,6 +40,7 @@ from semver import VersionInfo
 
 from provisioner.engines.base import HostCommandResult, OperationResult, Progress, ResourceChange, StackInfo, no_progress
 from provisioner.errors import EnvctlError, InvalidInput, LockConflict, MissingTool, NotFound
+from provisioner.live_inputs import LiveInputs, inference_notes, read_live_inputs
 from provisioner.settings import Settings
 from provisioner.spec import ResolvedSpec
 
@@ -254,19 +255,25 @@ class PulumiEngine:
     def preview(self, spec: ResolvedSpec, progress: Progress = no_progress) -> OperationResult:
         started = time.monotonic()
         recorder = EventRecorder(progress)
+        live = self._live_inputs(spec)
         with self._translated_errors(spec.team, "preview", recorder):
-            stack = self._team_stack(spec)
+            stack = self._team_stack(spec, live)
             preview = stack.preview(on_event=recorder, **self._streams(progress))
-        return self._result(spec.team, "preview", recorder, started, reported=preview.change_summary)
+        result = self._result(spec.team, "preview", recorder, started, reported=preview.change_summary)
+        result.warnings.extend(inference_notes(spec, live))
+        return result
 
     def up(self, spec: ResolvedSpec, progress: Progress = no_progress) -> OperationResult:
         started = time.monotonic()
         recorder = EventRecorder(progress)
+        live = self._live_inputs(spec)
         with self._translated_errors(spec.team, "up", recorder):
-            stack = self._team_stack(spec)
+            stack = self._team_stack(spec, live)
             up = stack.up(on_event=recorder, **self._streams(progress))
-        return self._result(spec.team, "up", recorder, started, outputs=plain_outputs(up.outputs),
-                            reported=up.summary.resource_changes)
+        result = self._result(spec.team, "up", recorder, started, outputs=plain_outputs(up.outputs),
+                              reported=up.summary.resource_changes)
+        result.warnings.extend(inference_notes(spec, live))
+        return result
 
     def refresh(self, spec: ResolvedSpec, progress: Progress = no_progress) -> OperationResult:
         started = time.monotonic()
@@ -332,7 +339,7 @@ class PulumiEngine:
 
     # ------------------------------------------------------------------ stacks and workspaces
 
-    def _team_stack(self, spec: ResolvedSpec) -> Stack:
+    def _team_stack(self, spec: ResolvedSpec, live: LiveInputs | None = None) -> Stack:
         """The team's stack (created on first use) with its program and region set.
 
         Stack tags only on the Pulumi Cloud backend: self-managed backends refused `stack tag set`
@@ -342,7 +349,7 @@ class PulumiEngine:
         stack = create_or_select_stack(
             stack_name=spec.team,
             project_name=self.settings.project,
-            program=self._program(spec),
+            program=self._program(spec, live),
             opts=self._workspace_options(self._work_dir(spec.team)),
         )
         stack.set_all_config({"aws:region": ConfigValue(value=spec.region)})
@@ -410,13 +417,20 @@ class PulumiEngine:
             env.update(_passphrase_env(required=require_passphrase))
         return env
 
-    def _program(self, spec: ResolvedSpec) -> Callable[[], None]:
-        factory = self._program_factory
-        if factory is None:
-            from provisioner.program import pulumi_program
+    def _program(self, spec: ResolvedSpec, live: LiveInputs | None = None) -> Callable[[], None]:
+        from dataclasses import replace
 
-            factory = pulumi_program
-        return factory(spec, self._build_options)
+        from provisioner.program import BuildOptions, pulumi_program
+
+        factory = self._program_factory or pulumi_program
+        options = self._build_options or BuildOptions()
+        return factory(spec, replace(options, live=live) if live is not None else options)
+
+    def _live_inputs(self, spec: ResolvedSpec) -> LiveInputs:
+        """What the program needs from the team's account (default image pushed? model promoted?).
+        A missing or unusable Pulumi CLI is reported first: it is the first thing to fix."""
+        self._command()
+        return read_live_inputs(spec, self.aws_client)
 
     def _command(self) -> PulumiCommand:
         if self._pulumi_command is None:

@@ -210,9 +210,12 @@ def test_inference_shapes_follow_the_request():
     assert resources("finance-reports", "aws:sagemaker/endpoint:Endpoint") == []
 
 
-def test_endpoint_ignores_config_name_drift():
-    """Retraining jobs rotate the endpoint's config; envctl does not undo it."""
-    assert one("fraud", "aws:sagemaker/endpoint:Endpoint").ignore_changes == ["endpointConfigName"]
+def test_endpoint_follows_its_config_name():
+    """ignore_changes makes Pulumi send the old value: the endpoint must not ignore its config name,
+    or a new config never reaches it (and the old one is deleted while in use)."""
+    endpoint = one("fraud", "aws:sagemaker/endpoint:Endpoint")
+    assert endpoint.ignore_changes == [] and endpoint.replace_on_changes == []
+    assert endpoint.inputs["endpointConfigName"] == one("fraud", "aws:sagemaker/endpointConfiguration:EndpointConfiguration").outputs["name"]
 
 
 def test_default_image_comes_from_the_team_repository():

@@ -17,6 +17,7 @@ from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContex
 from provisioner.engines.sandbox.server import ACCOUNT_ID, SandboxServer, ServerInfo
 from provisioner.engines.sandbox.state import StackState, StateStore, inputs_hash, now_iso
 from provisioner.errors import EnvctlError, NotFound
+from provisioner.live_inputs import LiveInputs, inference_notes, read_live_inputs
 from provisioner.settings import Settings
 
 if TYPE_CHECKING:  # pulumi and the spec model are heavy: list, status and outputs need neither
@@ -314,6 +315,12 @@ class SandboxEngine:
             exit_code, output = hosts.run_in_host(instance_id, script, timeout_s=timeout_s)
             return HostCommandResult(instance_id=instance_id, exit_code=exit_code, output=output)
 
+    def image_registry(self, progress: Progress = no_progress) -> str:
+        """host:port of the sandbox's container registry, where pushes to a team's ECR repository go."""
+        from provisioner.engines.sandbox.registry_server import RegistryServer
+
+        return RegistryServer(self.settings.sandbox_dir).ensure_started(progress).address
+
     def aws_client(self, service: str, region: str) -> Any:
         import boto3
 
@@ -326,10 +333,13 @@ class SandboxEngine:
         from provisioner.fingerprint import program_fingerprint
 
         started = time.monotonic()
-        fingerprint = program_fingerprint(spec)
         with self.store.lock(spec.team):
             info = self.server.ensure_started(progress)
+            live = self._live_inputs(spec, info)
+            # A pushed image or a promotion changes what the program registers: part of the fingerprint.
+            fingerprint = f"{program_fingerprint(spec)}-{live.digest}"
             state, warnings = self._trusted_state(spec.team, info)
+            warnings = warnings + inference_notes(spec, live)
             operation = "up" if apply else "preview"
             if state is not None and apply:
                 warnings = warnings + self._hostless_instances(state)
@@ -341,7 +351,16 @@ class SandboxEngine:
                              for r in state.ordered()],
                     duration_s=time.monotonic() - started, warnings=warnings, api_writes=0,
                 )
-            return self._run_program(spec, progress, state, info, warnings, fingerprint, started, apply=apply)
+            return self._run_program(spec, progress, state, info, warnings, fingerprint, started, live, apply=apply)
+
+    @staticmethod
+    def _live_inputs(spec: ResolvedSpec, info: ServerInfo) -> LiveInputs:
+        """The team's default image and promotion record, as the sandbox's moto holds them."""
+        import botocore.session  # not boto3: this runs on the no-change fast path
+
+        session = botocore.session.get_session()
+        return read_live_inputs(spec, lambda service, region: session.create_client(
+            service, endpoint_url=info.endpoint, region_name=region, **info.credentials))
 
     @staticmethod
     def _unchanged_since_last_apply(state: StackState, fingerprint: str) -> bool:
@@ -350,9 +369,10 @@ class SandboxEngine:
                 and all(r.materialised for r in state.resources.values()))
 
     def _run_program(self, spec: ResolvedSpec, progress: Progress, state: StackState | None, info: ServerInfo,
-                     warnings: list[str], fingerprint: str, started: float, *, apply: bool) -> OperationResult:
+                     warnings: list[str], fingerprint: str, started: float, live: LiveInputs, *,
+                     apply: bool) -> OperationResult:
         from provisioner.engines.mocked import ProgramFailed, run_program
-        from provisioner.program import build
+        from provisioner.program import BuildOptions, build
 
         state = state or StackState(team=spec.team, server_id=info.server_id)
         state.region = spec.region
@@ -363,7 +383,7 @@ class SandboxEngine:
         operation = "up" if apply else "preview"
         state.fingerprint = ""  # set again only when this apply completes
         try:
-            run = run_program(lambda: build(spec).outputs, materialiser, project=self.settings.project,
+            run = run_program(lambda: build(spec, BuildOptions(live=live)).outputs, materialiser, project=self.settings.project,
                               stack=spec.team, config={"aws:region": spec.region})
         except ProgramFailed as failed:
             if apply:

@@ -19,6 +19,9 @@ def main() -> None:
 
     from moto.server import ThreadedMotoServer
 
+    from provisioner.engines.sandbox.sagemaker_api import install as install_sagemaker_operations
+
+    install_sagemaker_operations()  # UpdateEndpoint, which moto lacks
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
     server.start()
     stopped = threading.Event()

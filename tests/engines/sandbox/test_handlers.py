@@ -614,7 +614,7 @@ def test_sagemaker_model_and_endpoint_configs(ctx, client):
 
 
 def test_sagemaker_endpoint_repointed_and_scaled(ctx, client):
-    """An endpoint is made, repointed to a new config (delete + create, same name), adopted, scaled, and deleted."""
+    """An endpoint is made, repointed in place to a new config (UpdateEndpoint: same name and ARN), adopted, scaled, and deleted."""
     role = make(ctx, "aws:iam/role:Role", {"name": unique("sm"), "assumeRolePolicy": _trust("sagemaker.amazonaws.com")})
     model = _model(ctx, role.outputs["arn"])
     variants = [{"modelName": model.id, "instanceType": "ml.m5.large", "variantName": "AllTraffic", "initialInstanceCount": 1.0}]
@@ -630,7 +630,8 @@ def test_sagemaker_endpoint_repointed_and_scaled(ctx, client):
     assert (described["EndpointStatus"], endpoint.outputs["arn"]) == ("InService", described["EndpointArn"])
     assert tags_of(sagemaker.list_tags(ResourceArn=endpoint.outputs["arn"])["Tags"]) == TEAM_TAGS
     endpoint = life.update(endpoint, changed(reg, endpointConfigName=second.id))
-    assert sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"] == second.id
+    described = sagemaker.describe_endpoint(EndpointName=name)
+    assert (described["EndpointConfigName"], described["EndpointArn"]) == (second.id, endpoint.outputs["arn"])
     assert life.find(reg)[0] == name
 
     resource_id = f"endpoint/{name}/variant/AllTraffic"

@@ -214,9 +214,11 @@ class EndpointConfiguration(Handler):
 class Endpoint(Handler):
     """A SageMaker real-time endpoint serving an endpoint configuration; repointed in place.
 
-    Sandbox: the endpoint is InService at once and invoke_endpoint returns a canned body.
-    moto has no UpdateEndpoint, so a new endpoint configuration is applied by deleting the
-    endpoint and creating it again with the same name (AWS swaps the config without downtime).
+    A new endpoint configuration is applied with UpdateEndpoint, as the provider does on AWS (the
+    endpoint keeps its name and ARN; the engine deletes the old configuration only afterwards).
+    Sandbox: the endpoint is InService at once and invoke_endpoint returns a canned body; moto
+    lacks UpdateEndpoint, so the sandbox's server serves it (sagemaker_api.py) and the update is
+    done at once, where AWS moves traffic to a new fleet over minutes.
     """
 
     replace_on = ("name",)
@@ -229,12 +231,11 @@ class Endpoint(Handler):
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
         sagemaker = ctx.client("sagemaker", region)
+        endpoint_arn = old.outputs["arn"]
         if input_changed(reg, old, "endpointConfigName"):
-            sagemaker.delete_endpoint(EndpointName=old.id)
-            endpoint_arn = self._create(ctx, reg, old.id, region)
-        else:
-            endpoint_arn = old.outputs["arn"]
-            _sync_sagemaker_tags(sagemaker, endpoint_arn, ctx.tags(old), ctx.tags(reg))
+            endpoint_arn = sagemaker.update_endpoint(
+                EndpointName=old.id, EndpointConfigName=reg.inputs["endpointConfigName"])["EndpointArn"]
+        _sync_sagemaker_tags(sagemaker, endpoint_arn, ctx.tags(old), ctx.tags(reg))
         return self._outputs(ctx, reg, old.id, endpoint_arn)
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:

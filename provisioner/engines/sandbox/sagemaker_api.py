@@ -1,0 +1,99 @@
+"""SageMaker operations moto 5.2.5 lacks, served by the sandbox's own moto server process.
+
+moto raises NotImplementedError for UpdateEndpoint. envctl's sandbox handler (a new endpoint
+configuration for the team's endpoint) and a team's retraining job (promoting a model) both make
+that call, against AWS and against the sandbox alike, so the sandbox's server answers it.
+`install()` adds it to moto's SageMaker response and backend classes in the server process
+(serve.py calls it before the server starts; the tests' in-process server does too).
+
+UpdateEndpoint, as AWS documents it
+(https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateEndpoint.html):
+- the endpoint and the new endpoint configuration must exist (ValidationException otherwise:
+  "Could not find endpoint ..." / "Could not find endpoint configuration ...");
+- an endpoint that is not InService (or Failed) cannot be updated: "Cannot update in-progress endpoint";
+- the endpoint then serves the new configuration's variants; with RetainAllVariantProperties
+  a variant of the same name keeps its current instance count and weight;
+- "If the update would change the instance type for any model that is a target for auto
+  scaling, the update fails" (and so does removing such a variant): deregister the scalable
+  target first (https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-scaling-update.html).
+Sandbox: the update is done at once (AWS goes Updating -> InService over minutes, shifting
+traffic to a new fleet); deployment configs (blue/green, rolling) are accepted and not applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def install() -> None:
+    """Add UpdateEndpoint to moto's SageMaker (idempotent; keeps moto's own if it ever has one)."""
+    from moto.sagemaker.models import SageMakerModelBackend
+    from moto.sagemaker.responses import SageMakerResponse
+
+    if not hasattr(SageMakerResponse, "update_endpoint"):
+        SageMakerResponse.update_endpoint = _response_update_endpoint  # type: ignore[attr-defined]
+    if not hasattr(SageMakerModelBackend, "update_endpoint"):
+        SageMakerModelBackend.update_endpoint = _backend_update_endpoint  # type: ignore[attr-defined]
+
+
+def _response_update_endpoint(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    arn = self.sagemaker_backend.update_endpoint(
+        endpoint_name=self._get_param("EndpointName"),
+        endpoint_config_name=self._get_param("EndpointConfigName"),
+        retain_all_variant_properties=bool(self._get_param("RetainAllVariantProperties", False)),
+    )
+    return ActionResult({"EndpointArn": arn})
+
+
+def _backend_update_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str,
+                             retain_all_variant_properties: bool = False) -> str:
+    from moto.core.utils import utcnow
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import FakeEndpoint
+
+    endpoint = self.endpoints.get(endpoint_name)
+    if endpoint is None:
+        arn = FakeEndpoint.arn_formatter(endpoint_name, self.account_id, self.region_name)
+        raise ValidationError(message=f"Could not find endpoint '{arn}'.")
+    if endpoint.endpoint_status not in ("InService", "Failed"):
+        raise ValidationError(message=f"Cannot update in-progress endpoint '{endpoint.arn}'.")
+    config = self.describe_endpoint_config(endpoint_config_name)  # ValidationException when missing
+    _refuse_changes_to_scaled_variants(self, endpoint, config["ProductionVariants"])
+    previous = {variant["VariantName"]: variant for variant in endpoint.production_variants}
+    variants = endpoint._process_production_variants(config["ProductionVariants"])
+    if retain_all_variant_properties:
+        for variant in variants:
+            kept = previous.get(variant["VariantName"], {})
+            for key in ("CurrentInstanceCount", "DesiredInstanceCount", "CurrentWeight", "DesiredWeight"):
+                if key in kept:
+                    variant[key] = kept[key]
+    endpoint.endpoint_config_name = endpoint_config_name
+    endpoint.production_variants = variants
+    endpoint.data_capture_config = config.get("DataCaptureConfig")
+    endpoint.endpoint_status = "InService"
+    endpoint.last_modified_time = utcnow()
+    return endpoint.arn
+
+
+def _refuse_changes_to_scaled_variants(backend: Any, endpoint: Any, new_variants: list[dict[str, Any]]) -> None:
+    """AWS fails an update that changes the instance type of (or removes) a variant that is an
+    Application Auto Scaling target."""
+    from moto.applicationautoscaling.models import applicationautoscaling_backends
+    from moto.sagemaker.exceptions import ValidationError
+
+    current = backend.endpoint_configs.get(endpoint.endpoint_config_name)
+    if current is None:  # deleted while in use: AWS loses track of the instance type too
+        return
+    scaled = applicationautoscaling_backends[backend.account_id][backend.region_name].targets.get(
+        "sagemaker:variant:DesiredInstanceCount", {})
+    wanted = {variant["VariantName"]: variant.get("InstanceType") for variant in new_variants}
+    for variant in current.production_variants:
+        name = variant["VariantName"]
+        if f"endpoint/{endpoint.endpoint_name}/variant/{name}" not in scaled:
+            continue
+        if name not in wanted or wanted[name] != variant.get("InstanceType"):
+            raise ValidationError(message=(
+                f"The variant {name} of endpoint {endpoint.endpoint_name} is a target for automatic scaling: "
+                "deregister it as a scalable target before changing its instance type or removing it."))
