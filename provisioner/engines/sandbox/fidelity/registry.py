@@ -46,7 +46,7 @@ class Rule:
 
     @property
     def doc(self) -> str:
-        return self.check.__doc__ or ""
+        return " ".join((self.check.__doc__ or "").split())
 
 
 RULES: dict[str, Rule] = {}
