@@ -115,6 +115,15 @@ def _copy_with_other_key(sandbox: Sandbox) -> None:
                    SSEKMSKeyId=sandbox.key_arn())
 
 
+def _list_under_a_listing_deny(sandbox: Sandbox) -> None:
+    bucket, _ = sandbox.team_bucket()
+    s3 = sandbox.client("s3")
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": "*", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}",
+        "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]}))
+    s3.list_objects_v2(Bucket=bucket)
+
+
 def _model(image: str) -> Callable[[Sandbox], Any]:
     def call(sandbox: Sandbox) -> Any:
         return sandbox.client("sagemaker").create_model(ModelName=unique("fidelity-model"), ExecutionRoleArn=ROLE_ARN,
@@ -171,6 +180,7 @@ REFUSALS: dict[str, list[Case]] = {
         Case("put-naming-sse-s3", _put_with_sse_s3, "AccessDenied", 403),
         Case("multipart-naming-another-key", _multipart_with_other_key, "AccessDenied", 403),
         Case("copy-naming-another-key", _copy_with_other_key, "AccessDenied", 403),
+        Case("listing-denied-over-tls", _list_under_a_listing_deny, "AccessDenied", 403),
     ],
     "model_image_must_exist": [
         Case("no-such-repository", _model(f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/fidelity-none:v1"),

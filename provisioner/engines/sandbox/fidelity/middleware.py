@@ -82,6 +82,10 @@ class FidelityServer:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
+    def get_host_and_port(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), port
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()

@@ -16,6 +16,7 @@ OBJECT_ACTIONS = {
     "AbortMultipartUpload": "s3:AbortMultipartUpload", "ListParts": "s3:ListMultipartUploadParts",
     "PutObjectTagging": "s3:PutObjectTagging", "PutObjectAcl": "s3:PutObjectAcl",
 }
+BUCKET_ACTIONS = {"ListObjects": "s3:ListBucket", "HeadBucket": "s3:ListBucket", "ListObjectVersions": "s3:ListBucketVersions"}
 
 
 def request_context(request: AwsRequest) -> dict[str, str]:
@@ -35,15 +36,15 @@ def request_context(request: AwsRequest) -> dict[str, str]:
     return context
 
 
-@rule("s3", *OBJECT_ACTIONS)
+@rule("s3", *OBJECT_ACTIONS, *BUCKET_ACTIONS)
 def bucket_policy_denies(request: AwsRequest) -> Refusal | None:
-    """An object call that a Deny statement of the bucket's policy matches, conditions included, is
+    """An object call (or a listing) that a Deny statement of the bucket's policy matches, conditions included, is
     refused with 403 AccessDenied (S3 User Guide, "How Amazon S3 authorizes a request for an object
     operation": an explicit deny in the bucket policy wins; IAM User Guide, "Policy evaluation
     logic"). moto ignores conditions (a TLS-only Deny would deny every call), so the sandbox
     evaluates the statements itself and moto's own check is switched off.
     """
-    if not request.bucket or not request.key:
+    if not request.bucket:
         return None
     from moto.backends import get_backend
 
@@ -53,8 +54,10 @@ def bucket_policy_denies(request: AwsRequest) -> Refusal | None:
         return None
     if not bucket.policy:
         return None
-    action = OBJECT_ACTIONS[request.action]
-    resource = f"arn:aws:s3:::{request.bucket}/{request.key}"
+    if request.key:
+        action, resource = OBJECT_ACTIONS[request.action], f"arn:aws:s3:::{request.bucket}/{request.key}"
+    else:
+        action, resource = BUCKET_ACTIONS[request.action], f"arn:aws:s3:::{request.bucket}"
     try:
         denied = denying_statements(json.loads(bucket.policy), action=action, resource=resource,
                                     caller_arn=request.caller_arn, account=request.account,
