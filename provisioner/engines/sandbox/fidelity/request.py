@@ -12,6 +12,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs, unquote
 from xml.sax.saxutils import escape
@@ -42,7 +43,7 @@ class AwsRequest:
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
-    @property
+    @cached_property
     def caller_arn(self) -> str:
         """The ARN of the caller: the IAM user or assumed role owning the access key, else moto's default user."""
         from moto.iam.access_control import create_access_key
