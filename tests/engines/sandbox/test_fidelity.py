@@ -304,6 +304,26 @@ def test_a_condition_the_sandbox_cannot_evaluate_is_refused_loudly(sandbox):
     assert "aws:SourceVpce" in refused.value.response["Error"]["Message"]
 
 
+@pytest.mark.parametrize("signature", ["s3", "s3v4"])
+def test_a_presigned_upload_meets_the_bucket_policy_too(sandbox, signature):
+    """A presigned PutObject naming another key is AccessDenied (the policy applies to the signer's request)."""
+    import urllib.error
+    import urllib.request
+
+    from botocore.config import Config
+
+    bucket, _ = sandbox.team_bucket()
+    other = sandbox.key_arn()
+    signer = sandbox.session.client("s3", endpoint_url=sandbox.endpoint, config=Config(signature_version=signature))
+    url = signer.generate_presigned_url("put_object", Params={
+        "Bucket": bucket, "Key": "dags/p.py", "ServerSideEncryption": "aws:kms", "SSEKMSKeyId": other})
+    request = urllib.request.Request(url, data=b"x", method="PUT", headers={
+        "x-amz-server-side-encryption": "aws:kms", "x-amz-server-side-encryption-aws-kms-key-id": other})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 403 and b"AccessDenied" in refused.value.read()
+
+
 def _aws_cli(sandbox: Sandbox, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
            "AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"], "AWS_DEFAULT_REGION": REGION,

@@ -41,7 +41,13 @@ class AwsRequest:
     protocol: str = "json"  # json | query | ec2 | s3
 
     def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
+        """A header; for S3's x-amz-* headers also the query parameter a presigned URL carries it in."""
+        name = name.lower()
+        if name in self.headers:
+            return self.headers[name]
+        if self.protocol == "s3" and name.startswith("x-amz-") and name in self.query:
+            return self.query[name][0]
+        return None
 
     @cached_property
     def caller_arn(self) -> str:
@@ -77,18 +83,23 @@ def _account(headers: dict[str, str], access_key: str) -> str:
 
 
 def parse(environ: dict[str, Any]) -> AwsRequest | None:
-    """The request, or None when it is not a signed AWS API call (moto's own API, metadata...)."""
+    """The request, or None when it is not a signed AWS API call (moto's own API, metadata...).
+    Presigned URLs count as signed: their credential (SigV4 scope, or SigV2 key) is in the query."""
     path = environ.get("PATH_INFO", "") or "/"
     if path.startswith("/moto-api"):
         return None
     headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
     if environ.get("CONTENT_TYPE"):
         headers["content-type"] = environ["CONTENT_TYPE"]
-    scope = _SCOPE.search(headers.get("authorization", ""))
-    if not scope:
-        return None
-    access_key, region, service = scope.groups()
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    presigned = query.get("X-Amz-Credential", [""])[0]
+    scope = _SCOPE.search(headers.get("authorization", "")) or _SCOPE.search(f"Credential={presigned}/")
+    if scope:
+        access_key, region, service = scope.groups()
+    elif "AWSAccessKeyId" in query and "Signature" in query:  # a SigV2 presigned URL: S3's
+        access_key, region, service = query["AWSAccessKeyId"][0], "us-east-1", "s3"
+    else:
+        return None
     request = AwsRequest(service=service, region=region, action="", access_key=access_key,
                          account=_account(headers, access_key), method=environ.get("REQUEST_METHOD", "GET"),
                          path=path, query=query, headers=headers)
