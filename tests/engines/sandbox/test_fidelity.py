@@ -25,6 +25,7 @@ from provisioner.components.policies import TeamArns, bucket_policy
 from provisioner.engines.sandbox.fidelity import registry
 from provisioner.engines.sandbox.fidelity.policy import NotModelled, condition_holds
 from provisioner.engines.sandbox.fidelity.registry import RULES
+from provisioner.engines.sandbox.fidelity.request import RULE_HEADER
 from provisioner.engines.sandbox.fidelity.rules.sagemaker import has_local_storage
 from tests.conftest import SANDBOX_CREDENTIALS, record_pushed_image
 
@@ -236,11 +237,13 @@ def test_every_rule_has_a_refusal_case_and_cites_aws():
 
 @pytest.mark.parametrize("rule_name,case", _refusal_cases())
 def test_rule_refuses_as_aws_does(sandbox, rule_name, case):
-    """The sandbox answers the call with AWS's error code and HTTP status (where moto would accept it)."""
+    """The sandbox answers the call with AWS's error code and HTTP status, and it is this rule that refused
+    (not moto, which would accept it)."""
     with pytest.raises(ClientError) as refused:
         case.call(sandbox)
     error = refused.value.response
     assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == (case.code, case.status)
+    assert error["ResponseMetadata"]["HTTPHeaders"].get(RULE_HEADER) == rule_name
 
 
 @pytest.mark.parametrize("case", ALLOWED, ids=str)

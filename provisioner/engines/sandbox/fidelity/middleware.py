@@ -49,7 +49,7 @@ class FidelityMiddleware:
                 refusal = item.check(request)
                 if refusal is not None:
                     log.info("fidelity rule %s refused %s %s: %s", item.name, request.service, request.action, refusal.code)
-                    status, headers, body = render_refusal(request, refusal)
+                    status, headers, body = render_refusal(request, refusal, rule=item.name)
                     start_response(status, headers)
                     return [body]
             handler = registry.OPERATIONS.get((request.service, request.action))

@@ -180,7 +180,10 @@ def _xml(text: str) -> str:
     return escape(text, {'"': "&quot;"})
 
 
-def render_refusal(request: AwsRequest, refusal: Refusal) -> tuple[str, list[tuple[str, str]], bytes]:
+RULE_HEADER = "x-envctl-fidelity-rule"  # names the rule that refused (AWS sends no such header; SDKs ignore it)
+
+
+def render_refusal(request: AwsRequest, refusal: Refusal, rule: str = "") -> tuple[str, list[tuple[str, str]], bytes]:
     """Status line, headers and body of AWS's error answer in the request's protocol."""
     request_id = uuid.uuid4().hex.upper()[:16]
     if request.protocol == "s3":
@@ -206,6 +209,8 @@ def render_refusal(request: AwsRequest, refusal: Refusal) -> tuple[str, list[tup
         content_type = "application/x-amz-json-1.1"
     headers = [("Content-Type", content_type), ("Content-Length", str(len(body))),
                ("x-amzn-RequestId", request_id), ("x-amzn-ErrorType", refusal.code)]
+    if rule:
+        headers.append((RULE_HEADER, rule))
     return _status_line(refusal.status), headers, body
 
 
