@@ -52,13 +52,13 @@ class AwsRequest:
     @cached_property
     def caller_arn(self) -> str:
         """The ARN of the caller: the IAM user or assumed role owning the access key, else moto's default user."""
-        from moto.iam.access_control import create_access_key
+        from moto.iam.access_control import CreateAccessKeyFailure, create_access_key
 
         try:
             key = create_access_key(self.account, "aws", self.access_key, {k.title(): v for k, v in self.headers.items()})
-            return key.arn
-        except Exception:  # noqa: BLE001 - a key moto does not know: moto answers as its default user
-            return f"arn:aws:iam::{self.account}:user/moto"
+        except CreateAccessKeyFailure:
+            return f"arn:aws:iam::{self.account}:user/moto"  # a key moto does not know: it answers as its default user
+        return key.arn
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

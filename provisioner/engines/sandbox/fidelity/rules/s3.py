@@ -47,11 +47,12 @@ def bucket_policy_denies(request: AwsRequest) -> Refusal | None:
     if not request.bucket:
         return None
     from moto.backends import get_backend
+    from moto.s3.exceptions import S3ClientError
 
     try:
         bucket = get_backend("s3")[request.account]["aws"].get_bucket(request.bucket)
-    except Exception:  # noqa: BLE001 - no such bucket: moto gives AWS's NoSuchBucket
-        return None
+    except S3ClientError:
+        return None  # no such bucket (or another account's, locked): moto answers as AWS does
     if not bucket.policy:
         return None
     if request.key:

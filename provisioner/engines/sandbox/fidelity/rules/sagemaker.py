@@ -31,15 +31,14 @@ def _image_missing(request: AwsRequest, image: str) -> bool:
         return False  # another registry: the sandbox cannot know, as AWS would (no stricter)
     _, region, repository, tag, digest = match.groups()
     from moto.backends import get_backend
+    from moto.ecr.exceptions import ImageNotFoundException, RepositoryNotFoundException
 
     backend = get_backend("ecr")[request.account][region]
     image_id = {"imageDigest": digest} if digest else {"imageTag": tag or "latest"}
     try:
         list(backend.describe_images(repository, request.account, [image_id]))
-    except Exception as error:  # noqa: BLE001 - moto's RepositoryNotFound / ImageNotFound
-        if type(error).__name__ in ("RepositoryNotFoundException", "ImageNotFoundException"):
-            return True
-        raise
+    except (RepositoryNotFoundException, ImageNotFoundException):
+        return True
     return False
 
 
