@@ -32,14 +32,17 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def moto_endpoint():
-    """A moto server in this process for handler tests (the engine runs its own in a subprocess)."""
-    from moto.server import ThreadedMotoServer
+    """A moto server in this process for handler tests, behind the sandbox's fidelity rules as the
+    sandbox server is (the engine runs its own in a subprocess)."""
+    from provisioner.engines.sandbox.fidelity.middleware import FidelityServer
+    from provisioner.engines.sandbox.serve import load_extensions
 
     from provisioner.engines.sandbox.sagemaker_api import install
 
     install()  # what the sandbox's server process serves beyond moto (serve.py)
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    load_extensions()
+    server = FidelityServer(ip_address="127.0.0.1", port=port)
     server.start()
     yield f"http://127.0.0.1:{port}"
     server.stop()
@@ -119,3 +122,21 @@ def sandbox_client(project: Path, service: str):
     info = json.loads((project / ".envctl" / "sandbox" / "server.json").read_text())
     return boto3.client(service, endpoint_url=f"http://{info['host']}:{info['port']}", region_name="eu-west-1",
                         aws_access_key_id=info["access_key_id"], aws_secret_access_key=info["secret_access_key"])
+
+
+def record_pushed_image(ecr, repository: str, tag: str) -> str:
+    """Record an image in moto's ECR as a push would (repository made if missing); its URI."""
+    try:
+        ecr.create_repository(repositoryName=repository)
+    except ecr.exceptions.RepositoryAlreadyExistsException:
+        pass  # pushed to an existing repository
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2,
+                           "digest": "sha256:" + "0" * 64},
+                "layers": []}
+    try:
+        ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
+    except ecr.exceptions.ImageAlreadyExistsException:
+        pass  # pushed before: a push of the same image changes nothing
+    registry = ecr.describe_repositories(repositoryNames=[repository])["repositories"][0]["repositoryUri"]
+    return f"{registry}:{tag}"

@@ -220,7 +220,14 @@ def permissions_boundary(arns: TeamArns) -> str:
 
 
 def bucket_policy(arns: TeamArns) -> str:
-    """TLS only, and uploads must use the team's key."""
+    """TLS only, and an upload that names its encryption must name the team's key.
+
+    An upload that names no encryption gets the bucket's default (SSE-KMS with the team's key)
+    and is allowed. Each Deny tests the header with `Null: false` (present) as well as the
+    negated operator: a negated operator alone, or an `...IfExists` one, is true when the key is
+    missing from the request, which would deny every upload relying on the default encryption
+    (IAM User Guide, "IAM JSON policy elements: Condition operators").
+    """
     return _doc(
         {
             "Sid": "DenyInsecureTransport",
@@ -236,7 +243,21 @@ def bucket_policy(arns: TeamArns) -> str:
             "Principal": "*",
             "Action": "s3:PutObject",
             "Resource": f"{arns.bucket_arn}/*",
-            "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": arns.kms_key_arn}},
+            "Condition": {
+                "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": arns.kms_key_arn},
+                "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
+            },
+        },
+        {
+            "Sid": "DenyOtherEncryption",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": f"{arns.bucket_arn}/*",
+            "Condition": {
+                "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+                "Null": {"s3:x-amz-server-side-encryption": "false"},
+            },
         },
     )
 

@@ -1,14 +1,30 @@
-"""The sandbox server process: a moto server on 127.0.0.1 until SIGTERM.
+"""The sandbox server process: moto behind the fidelity middleware on 127.0.0.1 until SIGTERM.
 
 Run by `envctl sandbox start` as its own process (ThreadedMotoServers in one process share
-state, and the sandbox must outlive the command that started it).
+state, and the sandbox must outlive the command that started it). Requests meet the fidelity
+rules first (the sandbox refuses what AWS refuses), then any extra operation registered for
+them (APIs moto lacks), then moto.
+
+Extra operations: a module listed in EXTENSIONS is imported at start; it registers its
+handlers with `@operation(service, action)` from provisioner.engines.sandbox.fidelity.registry
+(the handler gets the parsed AwsRequest, with its JSON params, and returns a Reply or a
+Refusal), and may register rules with `@rule(service, *actions)`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import threading
+
+# Modules that register extra operations (or rules) in the server process: add yours here.
+EXTENSIONS: tuple[str, ...] = ()
+
+
+def load_extensions() -> None:
+    for module in EXTENSIONS:
+        importlib.import_module(module)
 
 
 def main() -> None:
@@ -17,12 +33,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
 
-    from moto.server import ThreadedMotoServer
-
+    from provisioner.engines.sandbox.fidelity.middleware import FidelityServer
     from provisioner.engines.sandbox.sagemaker_api import install as install_sagemaker_operations
 
     install_sagemaker_operations()  # UpdateEndpoint, which moto lacks
-    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
+    load_extensions()
+    server = FidelityServer(ip_address=args.host, port=args.port)
     server.start()
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

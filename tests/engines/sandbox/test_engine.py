@@ -27,6 +27,7 @@ from provisioner.userdata import encode_for_instance, render_userdata
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.sandbox]
+EXISTING_IMAGE = "public.ecr.aws/docker/library/python:3.12"
 
 
 def make_engine(state_dir: Path) -> SandboxEngine:
@@ -36,6 +37,9 @@ def make_engine(state_dir: Path) -> SandboxEngine:
 def spec_for(team: str, region: str = "eu-west-1", cidr: str = "10.99.0.0/20", **changes) -> ResolvedSpec:
     raw = yaml.safe_load((ROOT / "stacks" / "fraud.yaml").read_text())
     raw.update(team=team, network={"cidr": cidr})
+    # `image: default` names an image not pushed yet: CreateModel refuses it, as AWS does (fidelity rule
+    # model_image_must_exist). These tests are about the engine, so the model uses an existing image.
+    raw["sagemaker"]["inference"]["image"] = EXISTING_IMAGE
     for key, value in changes.items():
         raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
     return ResolvedSpec(spec=TeamSpec.model_validate(raw), region=region, cidr=cidr)

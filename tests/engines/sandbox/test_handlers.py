@@ -13,7 +13,7 @@ from provisioner.engines.mocked import Registration
 from provisioner.engines.sandbox.handlers import data, identity, inference, observability  # noqa: F401 (registers)
 from provisioner.engines.sandbox.handlers.registry import HANDLERS, Handler, SandboxContext, StoredResource
 from provisioner.errors import EnvctlError
-from tests.conftest import SANDBOX_CREDENTIALS
+from tests.conftest import SANDBOX_CREDENTIALS, record_pushed_image
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -244,30 +244,29 @@ def test_bucket_settings(ctx, client):
     assert s3.get_bucket_versioning(Bucket=bucket.id)["Status"] == "Suspended"
 
 
-def test_bucket_policy_drops_conditional_statements(ctx, client):
-    """moto gets the bucket policy without its conditional statements, so object calls still work; the inputs keep them."""
+def test_bucket_policy_is_put_whole_and_its_conditions_decide(ctx, client):
+    """moto gets the whole bucket policy; a TLS-only Deny does not block the sandbox's (TLS-standing) calls, a matching Deny does."""
     bucket = make(ctx, "aws:s3/bucket:Bucket", {"bucket": unique("envctl-policy")})
     arn = f"arn:aws:s3:::{bucket.id}"
-    allow = {"Sid": "TeamRoles", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
-             "Action": "s3:GetObject", "Resource": f"{arn}/*"}
     tls_only = {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
                 "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
-    policy = json.dumps({"Version": "2012-10-17", "Statement": [tls_only, allow]})
+    deny_tagged = {"Sid": "DenyTaggedKeys", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+                   "Resource": f"{arn}/locked/*"}
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [tls_only, deny_tagged]})
     life = Lifecycle(ctx, "aws:s3/bucketPolicy:BucketPolicy")
     reg = registration(life.handler.type_token, {"bucket": bucket.id, "policy": policy})
     made = life.create(reg)
 
     s3 = client("s3")
-    assert json.loads(s3.get_bucket_policy(Bucket=bucket.id)["Policy"])["Statement"] == [allow]
-    assert made.outputs["sandboxDroppedStatements"] == ["DenyInsecureTransport"]
-    assert made.inputs["policy"] == policy
+    assert json.loads(s3.get_bucket_policy(Bucket=bucket.id)["Policy"])["Statement"] == [tls_only, deny_tagged]
     s3.put_object(Bucket=bucket.id, Key="still-works", Body=b"x")
+    with pytest.raises(ClientError, match="AccessDenied"):
+        s3.put_object(Bucket=bucket.id, Key="locked/k", Body=b"x")
 
     made = life.update(made, changed(reg, policy=json.dumps({"Version": "2012-10-17", "Statement": [tls_only]})))
-    with pytest.raises(ClientError, match="NoSuchBucketPolicy"):
-        s3.get_bucket_policy(Bucket=bucket.id)
-    assert made.outputs["sandboxPolicy"] is None and life.exists(made)
-    life.handler.delete(ctx, made, REGION)
+    assert json.loads(s3.get_bucket_policy(Bucket=bucket.id)["Policy"])["Statement"] == [tls_only]
+    s3.put_object(Bucket=bucket.id, Key="locked/k", Body=b"x")
+    life.delete(made)
 
 
 # --- ECR and Secrets Manager -----------------------------------------------------------------
@@ -573,9 +572,10 @@ def test_sandbox_instance_type(requested, expected):
 
 
 def _model(ctx, role_arn: str) -> StoredResource:
+    image = record_pushed_image(ctx.client("ecr", REGION), "envctl-t1", "v1")  # CreateModel needs the image in ECR
     return Lifecycle(ctx, "aws:sagemaker/model:Model").create(registration("aws:sagemaker/model:Model", {
         "executionRoleArn": role_arn,
-        "primaryContainer": {"mode": "SingleModel", "image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/envctl-t1:v1",
+        "primaryContainer": {"mode": "SingleModel", "image": image,
                              "environment": {"MODEL_NAME": "fraud"}}}, name="t1-inference-model"))
 
 
@@ -596,11 +596,14 @@ def test_sagemaker_model_and_endpoint_configs(ctx, client):
     configs = Lifecycle(ctx, "aws:sagemaker/endpointConfiguration:EndpointConfiguration")
     key = make(ctx, "aws:kms/key:Key", {})
     instances = configs.create(registration(configs.handler.type_token, {"kmsKeyArn": key.outputs["arn"], "productionVariants": [
-        {"modelName": model.id, "instanceType": "ml.g5.xlarge", "variantName": "AllTraffic", "initialInstanceCount": 1.0}]}))
+        {"modelName": model.id, "instanceType": "ml.m6i.xlarge", "variantName": "AllTraffic", "initialInstanceCount": 1.0}]}))
     described = sagemaker.describe_endpoint_config(EndpointConfigName=instances.id)
-    assert described["ProductionVariants"][0]["InstanceType"] == "ml.g4dn.xlarge"
+    assert described["ProductionVariants"][0]["InstanceType"] == "ml.m5.xlarge"
     assert described["KmsKeyId"] == key.outputs["arn"]
-    assert instances.outputs["sandboxInstanceTypes"] == {"ml.g5.xlarge": "ml.g4dn.xlarge"}
+    assert instances.outputs["sandboxInstanceTypes"] == {"ml.m6i.xlarge": "ml.m5.xlarge"}
+    gpus = configs.create(registration(configs.handler.type_token, {"productionVariants": [  # local storage: no KMS key
+        {"modelName": model.id, "instanceType": "ml.g5.xlarge", "variantName": "AllTraffic", "initialInstanceCount": 1.0}]}))
+    assert gpus.outputs["sandboxInstanceTypes"] == {"ml.g5.xlarge": "ml.g4dn.xlarge"}
 
     serverless = configs.create(registration(configs.handler.type_token, {"productionVariants": [
         {"modelName": model.id, "variantName": "AllTraffic", "serverlessConfig": {"maxConcurrency": 5.0, "memorySizeInMb": 2048.0}}]}))
@@ -608,7 +611,7 @@ def test_sagemaker_model_and_endpoint_configs(ctx, client):
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
     assert serverless.outputs["sandboxInstanceTypes"] == {}
 
-    for made in (instances, serverless):
+    for made in (instances, gpus, serverless):
         configs.delete(made)
     Lifecycle(ctx, "aws:sagemaker/model:Model").delete(model)
 

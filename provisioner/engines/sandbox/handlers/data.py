@@ -3,7 +3,6 @@ ECR repository, Secrets Manager secrets (containers only: never a value)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -380,53 +379,26 @@ class BucketVersioning(_BucketSetting):
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
 
 
-def sandbox_bucket_policy(policy: Any) -> tuple[str | None, list[str]]:
-    """The policy moto gets (None: no policy) and the statements left out of it (Sid or index).
-
-    moto evaluates bucket policies on object calls but ignores conditions, so a conditional
-    Deny (TLS only, only the team's key) would deny every object call.
-    """
-    document = json.loads(policy_text(policy))
-    statements = document.get("Statement") or []
-    if isinstance(statements, dict):
-        statements = [statements]
-    kept = [statement for statement in statements if "Condition" not in statement]
-    dropped = [statement.get("Sid") or f"#{index}" for index, statement in enumerate(statements) if "Condition" in statement]
-    if not kept:
-        return None, dropped
-    return json.dumps({**document, "Statement": kept}), dropped
-
-
 @register("aws:s3/bucketPolicy:BucketPolicy")
 class BucketPolicy(_BucketSetting):
     """A bucket's resource policy (TLS only, only the team's key, only the team's roles).
 
-    Sandbox: moto evaluates bucket policies on object calls and ignores their conditions, so
-    a conditional Deny (aws:SecureTransport, the KMS key enforcement) would block every object
-    call. The handler puts the policy WITHOUT the statements that carry a `Condition`, and no
-    policy at all when none remain; the dropped statements are listed in the output
-    `sandboxDroppedStatements`, and the policy moto got in `sandboxPolicy`. The stored inputs
-    keep the program's full policy.
+    Sandbox: moto gets the program's whole policy. moto's own bucket-policy check ignores
+    conditions (a TLS-only Deny would deny every object call), so the sandbox server switches
+    it off and its fidelity rule `bucket_policy_denies` evaluates the Deny statements with their
+    conditions, as AWS does (provisioner/engines/sandbox/fidelity/rules/s3.py).
     """
 
     def put(self, s3: Any, bucket: str, reg: Registration) -> dict[str, Any]:
-        policy, dropped = sandbox_bucket_policy(reg.inputs["policy"])
-        if policy is None:
-            s3.delete_bucket_policy(Bucket=bucket)
-        else:
-            s3.put_bucket_policy(Bucket=bucket, Policy=policy)
-        return {**reg.inputs, "sandboxPolicy": policy, "sandboxDroppedStatements": dropped}
+        s3.put_bucket_policy(Bucket=bucket, Policy=policy_text(reg.inputs["policy"]))
+        return dict(reg.inputs)
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
         ignore_missing(lambda: ctx.client("s3", region).delete_bucket_policy(Bucket=old.id), "NoSuchBucket")
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        """With nothing left to put (every statement conditional), it exists as long as its bucket does."""
-        s3 = ctx.client("s3", region)
-        if old.outputs.get("sandboxPolicy") is None:
-            return _bucket_exists(s3, old.id)
         try:
-            s3.get_bucket_policy(Bucket=old.id)
+            ctx.client("s3", region).get_bucket_policy(Bucket=old.id)
         except ClientError as error:
             if is_error(error, "NoSuchBucket", "NoSuchBucketPolicy"):
                 return False
