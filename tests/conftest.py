@@ -125,7 +125,9 @@ def sandbox_client(project: Path, service: str):
 
 
 def record_pushed_image(ecr, repository: str, tag: str) -> str:
-    """Record an image in moto's ECR as a push would (repository made if missing); its URI."""
+    """Record an image in moto's ECR as the sandbox's push does (repository made if missing); its URI."""
+    from provisioner.inference_image import record_in_ecr
+
     try:
         ecr.create_repository(repositoryName=repository)
     except ecr.exceptions.RepositoryAlreadyExistsException:
@@ -134,9 +136,6 @@ def record_pushed_image(ecr, repository: str, tag: str) -> str:
                 "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2,
                            "digest": "sha256:" + "0" * 64},
                 "layers": []}
-    try:
-        ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
-    except ecr.exceptions.ImageAlreadyExistsException:
-        pass  # pushed before: a push of the same image changes nothing
+    record_in_ecr(ecr, repository, tag, json.dumps(manifest))
     registry = ecr.describe_repositories(repositoryNames=[repository])["repositories"][0]["repositoryUri"]
     return f"{registry}:{tag}"

@@ -15,7 +15,7 @@ from provisioner.inference_image import MANIFEST_V2, default_image_tag, record_i
 from provisioner.live_inputs import LiveInputs, read_live_inputs
 from provisioner.settings import load_settings
 from provisioner.spec import ResolvedSpec, TeamSpec
-from tests.conftest import ROOT
+from tests.conftest import ROOT, record_pushed_image
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -176,8 +176,9 @@ def test_update_endpoint_refuses_a_new_instance_type_for_an_autoscaled_variant(e
     the update fails"; a new count (or model) for the same type is allowed."""
     engine.server.ensure_started()
     sagemaker, autoscaling = aws(engine, "sagemaker"), aws(engine, "application-autoscaling")
+    image = record_pushed_image(aws(engine, "ecr"), "scaled-model", "1")  # CreateModel refuses an image ECR lacks
     sagemaker.create_model(ModelName="scaled-m", ExecutionRoleArn="arn:aws:iam::123456789012:role/r",
-                           PrimaryContainer={"Image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/x:1"})
+                           PrimaryContainer={"Image": image})
 
     def config(name: str, instance_type: str, count: int) -> str:
         sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
