@@ -319,7 +319,7 @@ class SandboxEngine:
         """host:port of the sandbox's container registry, where pushes to a team's ECR repository go."""
         from provisioner.engines.sandbox.registry_server import RegistryServer
 
-        return RegistryServer(self.settings.sandbox_dir).ensure_started(progress).address
+        return RegistryServer(self.settings.sandbox_dir, self.settings.image_registry).ensure_started(progress).address
 
     def aws_client(self, service: str, region: str) -> Any:
         import boto3

@@ -191,7 +191,7 @@ class SandboxHosts:
 
         images = ensure_host_images(self.airflow_versions, self.progress, registry=self.image_registry)
         self._host_image = images.host
-        registry = RegistryServer(self.sandbox_dir).ensure_started(self.progress)
+        registry = RegistryServer(self.sandbox_dir, self.image_registry).ensure_started(self.progress)
         for image in images.pulled:
             push_to_registry(image, registry.address, self.progress)
         self._gateway = HostGateway(self.sandbox_dir).ensure_started(

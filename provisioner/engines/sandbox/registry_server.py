@@ -1,4 +1,8 @@
-"""The sandbox's container registry: Debian's `docker-registry` (distribution 2.8) on 127.0.0.1.
+"""The sandbox's container registry: distribution 2.8 on 127.0.0.1.
+
+Debian's `docker-registry` binary where it is installed; elsewhere (a laptop with Docker
+Desktop) the public `registry:2` image, the same program, as a container of the local engine
+with its port published on 127.0.0.1 and the same shared storage mounted.
 
 It stands in for Docker Hub and the team's ECR repository: sandbox hosts pull the images their
 userdata names through it (their dockerd lists it as a registry mirror). envctl starts it as its
@@ -15,10 +19,12 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from provisioner.engines.base import Progress, no_progress
 from provisioner.engines.sandbox.processes import free_port, pid_alive, terminate, wait_until_ready
@@ -27,10 +33,15 @@ from provisioner.errors import MissingTool
 START_TIMEOUT_S = 15.0
 
 
+REGISTRY_IMAGE = "registry:2"
+CONTAINER_STORAGE = "/var/lib/registry"
+
+
 @dataclass
 class RegistryInfo:
-    pid: int
+    pid: int  # 0 when the registry runs as a container
     port: int
+    container: str = ""
 
     @property
     def address(self) -> str:
@@ -52,8 +63,9 @@ def _answers(address: str) -> bool:
 
 
 class RegistryServer:
-    def __init__(self, sandbox_dir: Path):
+    def __init__(self, sandbox_dir: Path, image_registry: str = "docker.io"):
         self.dir = sandbox_dir
+        self.image_registry = image_registry  # where registry:2 comes from when there is no binary
         self.info_path = sandbox_dir / "registry.json"
         self.storage = shared_storage()
         self.config_path = sandbox_dir / "registry.yml"
@@ -64,17 +76,18 @@ class RegistryServer:
             info = RegistryInfo(**json.loads(self.info_path.read_text()))
         except (OSError, json.JSONDecodeError, TypeError):
             return None
-        return info if pid_alive(info.pid) and _answers(info.address) else None
+        alive = _container_running(info.container) if info.container else pid_alive(info.pid)
+        return info if alive and _answers(info.address) else None
 
     def ensure_started(self, progress: Progress = no_progress) -> RegistryInfo:
         return self.running() or self.start(progress)
 
     def start(self, progress: Progress = no_progress) -> RegistryInfo:
         binary = shutil.which("docker-registry")
-        if binary is None:
-            raise MissingTool("sandbox hosts need Debian's docker-registry: apt-get install docker-registry")
         self.storage.mkdir(parents=True, exist_ok=True)
         port = free_port("127.0.0.1")
+        if binary is None:
+            return self._start_container(port, progress)
         self.config_path.write_text(self._config(port))
         progress(f"starting the sandbox registry on 127.0.0.1:{port}")
         with open(self.log_path, "ab") as log:
@@ -83,6 +96,41 @@ class RegistryServer:
         info = RegistryInfo(pid=process.pid, port=port)
         wait_until_ready(process, lambda: _answers(info.address), log_path=self.log_path,
                          failure=f"the sandbox registry did not start on {info.address}", timeout_s=START_TIMEOUT_S)
+        self.info_path.write_text(json.dumps(asdict(info)))
+        return info
+
+    def _start_container(self, port: int, progress: Progress) -> RegistryInfo:
+        from provisioner.image_source import public_ref
+
+        image = public_ref(self.image_registry, REGISTRY_IMAGE)
+        progress(f"starting the sandbox registry ({image}, no docker-registry binary here) on 127.0.0.1:{port}")
+        client = _docker()
+        try:
+            client.images.get(image)
+        except _docker_errors().ImageNotFound:
+            try:
+                client.images.pull(image)
+            except _docker_errors().APIError as exc:
+                raise MissingTool(
+                    f"the sandbox registry needs Debian's docker-registry or the image {image}, and {image} "
+                    f"could not be pulled ({exc.explanation or exc})",
+                    hint="apt-get install docker-registry, or make the image registry reachable (ENVCTL_IMAGE_REGISTRY)",
+                ) from None
+        name = f"envctl-registry-{port}"
+        container = client.containers.run(
+            image, name=name, detach=True, remove=False, ports={"5000/tcp": ("127.0.0.1", port)},
+            volumes={str(self.storage.resolve()): {"bind": CONTAINER_STORAGE, "mode": "rw"}},
+            environment={"REGISTRY_LOG_LEVEL": "warn"}, labels={"envctl.sandbox-registry": str(self.dir)},
+        )
+        info = RegistryInfo(pid=0, port=port, container=container.name)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _answers(info.address):
+            container.reload()
+            if container.status not in ("created", "running") or time.monotonic() > deadline:
+                logs = container.logs(tail=20).decode(errors="replace")
+                container.remove(force=True)
+                raise MissingTool(f"the sandbox registry container did not start on {info.address}: {logs.strip()[-500:]}")
+            time.sleep(0.2)
         self.info_path.write_text(json.dumps(asdict(info)))
         return info
 
@@ -99,6 +147,35 @@ class RegistryServer:
             info = RegistryInfo(**json.loads(self.info_path.read_text()))
         except (OSError, json.JSONDecodeError, TypeError):
             return None
-        terminate(info.pid)
+        if info.container:
+            _remove_container(info.container)
+        else:
+            terminate(info.pid)
         self.info_path.unlink(missing_ok=True)
         return info
+
+
+def _docker() -> Any:
+    import docker
+
+    return docker.from_env()
+
+
+def _docker_errors() -> Any:
+    import docker.errors
+
+    return docker.errors
+
+
+def _container_running(name: str) -> bool:
+    try:
+        return _docker().containers.get(name).status == "running"
+    except _docker_errors().DockerException:  # no engine, or no such container: not running
+        return False
+
+
+def _remove_container(name: str) -> None:
+    try:
+        _docker().containers.get(name).remove(force=True)
+    except _docker_errors().NotFound:
+        pass  # already gone

@@ -1,0 +1,106 @@
+"""The sandbox's registry without Debian's docker-registry binary: the registry:2 image as a container."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+import urllib.request
+
+import pytest
+
+from provisioner.engines.base import no_progress
+from provisioner.engines.sandbox.registry_server import RegistryServer
+from provisioner.errors import MissingTool
+
+pytestmark = pytest.mark.docker
+
+# A registry name that cannot resolve: the image is found locally or not at all, and nothing of
+# the shared engine's settings or its public names (registry:2) is touched.
+TEST_REGISTRY = "envctl-test.invalid"
+STANDIN_CONFIG = {
+    "version": 0.1,
+    "log": {"level": "warn"},
+    "storage": {"filesystem": {"rootdirectory": "/var/lib/registry"}},
+    "http": {"addr": ":5000"},
+}
+
+
+@pytest.fixture(scope="module")
+def docker_client():
+    """The Docker engine; fails (never skips) without one: `make test` starts dockerd where it can."""
+    from provisioner.inference_image import connect_docker
+
+    try:
+        client = connect_docker()
+    except MissingTool as exc:
+        pytest.fail(f"{exc.message} (these tests need Docker: run them with `make test`)", pytrace=False)
+    yield client
+    client.close()
+
+
+def _standin_registry_image(client) -> str:
+    """`<test registry>/library/registry:2`: Debian's docker-registry on the stand-in base, with the
+    official image's contract (listens on :5000, stores under /var/lib/registry)."""
+    from provisioner.image_source import ImageSource
+    from provisioner.inference_image import ensure_base_image
+
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.fail("building the stand-in registry:2 image needs docker-registry (make test installs it)", pytrace=False)
+    base = ensure_base_image(client, ImageSource(registry=None, reason="test"), no_progress)
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        tar.add(binary, arcname="docker-registry")
+        config = json.dumps(STANDIN_CONFIG).encode()
+        info = tarfile.TarInfo("config.yml")
+        info.size = len(config)
+        tar.addfile(info, io.BytesIO(config))
+        dockerfile = (f"FROM {base}\nCOPY docker-registry /bin/registry\nCOPY config.yml /etc/docker/registry/config.yml\n"
+                      'EXPOSE 5000\nENTRYPOINT ["/bin/registry", "serve", "/etc/docker/registry/config.yml"]\n').encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+    context.seek(0)
+    ref = f"{TEST_REGISTRY}/library/registry:2"
+    client.images.build(fileobj=context, custom_context=True, tag=ref, rm=True)
+    return ref
+
+
+def _without_docker_registry(monkeypatch) -> None:
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "docker-registry" else which(name, *a, **k))
+
+
+def test_without_the_binary_the_registry_runs_as_a_container(docker_client, tmp_path, monkeypatch):
+    """Where docker-registry is not installed (Docker Desktop), the registry:2 image serves the same
+    API on 127.0.0.1, is found again while it runs, and stop removes its container."""
+    image = _standin_registry_image(docker_client)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    _without_docker_registry(monkeypatch)
+    server = RegistryServer(tmp_path, image_registry=TEST_REGISTRY)
+    lines: list[str] = []
+    info = server.ensure_started(lines.append)
+    try:
+        assert info.container and info.pid == 0
+        assert any(image in line for line in lines), lines
+        with urllib.request.urlopen(f"http://{info.address}/v2/", timeout=5) as response:
+            assert response.status == 200
+        assert server.running() == info
+        assert server.ensure_started() == info  # no second container
+    finally:
+        server.stop()
+    assert server.running() is None
+    assert not docker_client.containers.list(all=True, filters={"name": info.container})
+
+
+def test_without_the_binary_or_the_image_the_error_says_both_ways_out(docker_client, tmp_path, monkeypatch):
+    """No docker-registry and an image that cannot be pulled: one error naming both, no container left."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    _without_docker_registry(monkeypatch)
+    before = {c.id for c in docker_client.containers.list(all=True)}
+    with pytest.raises(MissingTool) as missing:
+        RegistryServer(tmp_path, image_registry="127.0.0.1:9").ensure_started()
+    assert "docker-registry" in missing.value.message and "127.0.0.1:9/library/registry:2" in missing.value.message
+    assert {c.id for c in docker_client.containers.list(all=True)} == before
