@@ -38,6 +38,7 @@ class Registration:
     replace_on_changes: list[str] = field(default_factory=list)
     retain_on_delete: bool = False
     delete_before_replace: bool = False
+    import_id: str = ""  # the `import_` option: adopt the existing resource with this id
     id: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
 
@@ -114,6 +115,7 @@ class _Mocks(pulumi_mocks.Mocks):
             replace_on_changes=list(request.replaceOnChanges) if request else [],
             retain_on_delete=bool(request.retainOnDelete) if request else False,
             delete_before_replace=bool(request.deleteBeforeReplace) if request else False,
+            import_id=args.resource_id or "",
         )
         if registration.custom:
             registration.id, registration.outputs = self._materialiser.register(registration)
