@@ -117,10 +117,11 @@ class _Materialiser:
         if found is None:
             raise EnvctlError(f"cannot import {reg.type} {reg.name}: {reg.import_id} does not exist")
         physical_id, outputs = found
+        shown = reg.inputs.get("name") or reg.inputs.get("bucket") or reg.import_id  # names read better than ARNs
         if self.apply:
-            self.progress(f"adopting {reg.type} {reg.name} ({reg.import_id}, kept by an earlier destroy)")
+            self.progress(f"adopting {reg.type} {reg.name} ({shown}, kept by an earlier destroy)")
             self._record(reg, physical_id, outputs, digest)
-        self.changes.add(reg, "create", detail=f"adopted the kept {reg.import_id}", physical_id=physical_id)
+        self.changes.add(reg, "create", detail=f"adopted the kept {shown}", physical_id=physical_id)
         return physical_id, outputs
 
     def _update(self, handler: Handler, reg: Registration, prior: StoredResource, region: str, digest: str,
