@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import pulumi
@@ -16,6 +16,7 @@ import pulumi_aws as aws
 
 from provisioner.components.environment import TeamEnvironment, TeamEnvironmentArgs, UserdataInputs
 from provisioner.components.inference import InferenceSettings
+from provisioner.components.kept import KeptData
 from provisioner.components.names import TeamNames, team_tags
 from provisioner.live_inputs import LiveInputs
 from provisioner.spec import ResolvedSpec
@@ -48,6 +49,7 @@ class BuildOptions:
     endpoint_url: str | None = None  # e.g. a moto server; None = AWS
     # What the engine read from the team's account before the run (live_inputs.py); None: assumed.
     live: LiveInputs | None = None
+    kept: KeptData = field(default_factory=KeptData)  # data an earlier destroy kept: adopted, not created
 
 
 def provider_args(spec: ResolvedSpec, options: BuildOptions) -> dict:
@@ -110,7 +112,7 @@ def build(spec: ResolvedSpec, options: BuildOptions | None = None) -> TeamEnviro
         secret_names=tuple(spec.spec.secrets),
         render_user_data_base64=lambda inputs: user_data_base64(spec, inputs),
         inference=inference_settings(spec, live), inference_image_tag=live.default_image_tag,
-        notebook_instance_type=notebook.instance_type if notebook.enabled else None,
+        notebook_instance_type=notebook.instance_type if notebook.enabled else None, kept=options.kept,
     )
     return TeamEnvironment(spec.team, args, opts=pulumi.ResourceOptions(provider=provider))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import pulumi
@@ -12,6 +12,7 @@ from provisioner.components import policies
 from provisioner.components.airflow_host import AirflowHost, AirflowHostArgs
 from provisioner.components.boundary import PermissionsBoundary, PermissionsBoundaryArgs
 from provisioner.components.inference import InferenceService, InferenceServiceArgs, InferenceSettings
+from provisioner.components.kept import KeptData
 from provisioner.components.names import TeamNames
 from provisioner.components.network import TeamNetwork, TeamNetworkArgs
 from provisioner.components.placement import existing_hosts, host_zone
@@ -47,6 +48,7 @@ class TeamEnvironmentArgs:
     # so a request for the default image gets no model, config or endpoint until it is.
     inference_image_tag: str | None
     notebook_instance_type: str | None
+    kept: KeptData = field(default_factory=KeptData)  # the team's data an earlier destroy kept
 
 
 class TeamEnvironment(pulumi.ComponentResource):
@@ -66,6 +68,7 @@ class TeamEnvironment(pulumi.ComponentResource):
             TeamStorageArgs(
                 team=args.team, account_id=account_id, region=args.region,
                 log_retention_days=90 if args.environment == "prod" else 30, secret_names=args.secret_names,
+                kept=args.kept,
             ),
             opts=child,
         )

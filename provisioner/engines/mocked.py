@@ -43,6 +43,7 @@ class Registration:
     # to the component's custom children, so every URN here names a custom resource.
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     protect: bool = False
+    import_id: str = ""  # the `import_` option: adopt the existing resource with this id
     id: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
 
@@ -129,6 +130,7 @@ class _Mocks(pulumi_mocks.Mocks):
             delete_before_replace=bool(request.deleteBeforeReplace) if request else False,
             property_dependencies=_property_dependencies(request),
             protect=bool(request.protect) if request else False,
+            import_id=args.resource_id or "",
         )
         if registration.custom:
             registration.id, registration.outputs = self._materialiser.register(registration)

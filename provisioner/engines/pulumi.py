@@ -45,6 +45,8 @@ from provisioner.settings import Settings
 from provisioner.spec import ResolvedSpec
 
 if TYPE_CHECKING:
+    from provisioner.components.kept import KeptData
+    from provisioner.engines.kept_data import FoundData
     from provisioner.program import BuildOptions
 
 # Inline refresh and destroy need `--client`, added in 3.181. (PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER,
@@ -210,7 +212,8 @@ class EventRecorder:
 
 @dataclass(frozen=True)
 class RetainedData:
-    """The team's data bucket and KMS key: kept by a normal destroy (retain_on_delete)."""
+    """The team's data bucket and KMS key, named by the stack's outputs: kept by a normal destroy
+    (retain_on_delete) with the key's alias and the team's secrets."""
 
     bucket_name: str | None
     kms_key_arn: str | None
@@ -258,9 +261,12 @@ class PulumiEngine:
         live = self._live_inputs(spec)
         with self._translated_errors(spec.team, "preview", recorder):
             stack = self._team_stack(spec, live)
-            preview = stack.preview(on_event=recorder, **self._streams(progress))
+            found = self._kept_data(spec, stack, progress, restore=False)
+            preview = stack.preview(on_event=recorder, program=self._program(spec, live, found.kept),
+                                    **self._streams(progress))
         result = self._result(spec.team, "preview", recorder, started, reported=preview.change_summary)
         result.warnings.extend(inference_notes(spec, live))
+        result.warnings.extend(found.notes)
         return result
 
     def up(self, spec: ResolvedSpec, progress: Progress = no_progress) -> OperationResult:
@@ -269,10 +275,12 @@ class PulumiEngine:
         live = self._live_inputs(spec)
         with self._translated_errors(spec.team, "up", recorder):
             stack = self._team_stack(spec, live)
-            up = stack.up(on_event=recorder, **self._streams(progress))
+            found = self._kept_data(spec, stack, progress, restore=True)
+            up = stack.up(on_event=recorder, program=self._program(spec, live, found.kept), **self._streams(progress))
         result = self._result(spec.team, "up", recorder, started, outputs=plain_outputs(up.outputs),
                               reported=up.summary.resource_changes)
         result.warnings.extend(inference_notes(spec, live))
+        result.warnings.extend(found.notes)
         return result
 
     def refresh(self, spec: ResolvedSpec, progress: Progress = no_progress) -> OperationResult:
@@ -417,20 +425,45 @@ class PulumiEngine:
             env.update(_passphrase_env(required=require_passphrase))
         return env
 
-    def _program(self, spec: ResolvedSpec, live: LiveInputs | None = None) -> Callable[[], None]:
+    def _program(self, spec: ResolvedSpec, live: LiveInputs | None = None,
+                 kept: "KeptData | None" = None) -> Callable[[], None]:
         from dataclasses import replace
 
         from provisioner.program import BuildOptions, pulumi_program
 
         factory = self._program_factory or pulumi_program
         options = self._build_options or BuildOptions()
-        return factory(spec, replace(options, live=live) if live is not None else options)
+        if live is not None:
+            options = replace(options, live=live)
+        if kept is not None and not kept.empty:
+            options = replace(options, kept=kept)
+        return factory(spec, options)
 
     def _live_inputs(self, spec: ResolvedSpec) -> LiveInputs:
         """What the program needs from the team's account (default image pushed? model promoted?).
         A missing or unusable Pulumi CLI is reported first: it is the first thing to fix."""
         self._command()
         return read_live_inputs(spec, self.aws_client)
+
+    def _kept_data(self, spec: ResolvedSpec, stack: Stack, progress: Progress, *, restore: bool) -> "FoundData":
+        """The team's data an earlier destroy kept, for the program to import instead of creating it
+        (CreateBucket, CreateAlias and CreateSecret fail for what exists); nothing when the stack
+        already manages it (its outputs name the bucket)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from provisioner.components.kept import KeptData
+        from provisioner.engines.kept_data import FoundData, find_kept_data, team_secret_names
+
+        if "bucket_name" in stack.outputs():
+            return FoundData(KeptData())
+        try:
+            found = find_kept_data(self.aws_client, spec.team, spec.region, team_secret_names(spec.team, spec.spec.secrets),
+                                   restore=restore, progress=progress)
+        except (BotoCoreError, ClientError) as exc:
+            raise EnvctlError(f"team {spec.team}: could not look for the data an earlier destroy kept: {exc}") from None
+        if not found.kept.empty:
+            progress("adopting what an earlier destroy kept: " + ", ".join(found.kept.described()))
+        return found
 
     def _command(self) -> PulumiCommand:
         if self._pulumi_command is None:
@@ -496,24 +529,19 @@ class PulumiEngine:
         return boto3.client(service, region_name=region, endpoint_url=getattr(self._build_options, "endpoint_url", None))
 
     def _delete_retained_data(self, team: str, data: RetainedData, progress: Progress) -> list[str]:
-        """Empty and delete the team bucket, schedule its key's deletion; returns what to tell the user."""
-        if not data.bucket_name or not data.kms_key_arn:
+        """Delete what the destroy kept: the bucket with every object version, the key alias, the key
+        (scheduled for deletion), the team's secrets (without recovery); returns what to tell the user."""
+        if not data.bucket_name or not data.kms_key_arn or not data.region:
             return [f"team {team}'s stack had no bucket_name/kms_key_arn outputs: no data was deleted"]
         from botocore.exceptions import BotoCoreError, ClientError
 
+        from provisioner.engines.kept_data import delete_kept_data
+
         try:
-            s3 = self.aws_client("s3", data.region)
-            progress(f"deleting bucket {data.bucket_name} and every object version in it")
-            deleted = _delete_bucket(s3, data.bucket_name)
-            kms = self.aws_client("kms", data.region)
-            progress(f"scheduling deletion of KMS key {data.kms_key_arn}")
-            _schedule_key_deletion(kms, data.kms_key_arn)
+            return delete_kept_data(self.aws_client, team, data.region, bucket=data.bucket_name,
+                                    key_arn=data.kms_key_arn, progress=progress)
         except (BotoCoreError, ClientError) as exc:
             raise EnvctlError(f"team {team}'s stack was destroyed but its data could not be deleted: {exc}") from None
-        return [
-            f"deleted bucket {data.bucket_name} ({deleted} object versions)",
-            f"KMS key {data.kms_key_arn} is scheduled for deletion in 7 days",
-        ]
 
 
 # ---------------------------------------------------------------------- helpers
@@ -608,26 +636,5 @@ def _kept_data_notes(data: RetainedData) -> list[str]:
     kept = [item for item in kept if item]
     if not kept:
         return []
-    return [f"kept {' and '.join(kept)} (the team's data); destroy with --delete-data to delete them"]
-
-
-def _delete_bucket(s3: Any, bucket: str) -> int:
-    """Delete every object version and delete marker, then the bucket; returns how many were deleted."""
-    deleted = 0
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        versions = page.get("Versions", []) + page.get("DeleteMarkers", [])
-        keys = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in versions]
-        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start:start + 1000], "Quiet": True})
-        deleted += len(keys)
-    s3.delete_bucket(Bucket=bucket)
-    return deleted
-
-
-def _schedule_key_deletion(kms: Any, key_arn: str) -> None:
-    # The key id (the ARN's last part): AWS takes either, moto only the id.
-    key_id = key_arn.rsplit("/", 1)[-1]
-    try:
-        kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
-    except kms.exceptions.KMSInvalidStateException:
-        pass  # already pending deletion
+    return [f"kept {' and '.join(kept)} with the key's alias and the team's secrets (the team's data; the next "
+            "create adopts them); destroy with --delete-data to delete them"]

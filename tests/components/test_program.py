@@ -97,10 +97,11 @@ def test_bucket_blocks_public_access_is_versioned_and_tls_only(team):
 
 @pytest.mark.parametrize("team", TEAMS)
 def test_team_data_outlives_a_destroy(team):
-    """The bucket, its guards and its key are retained on delete; nothing else is."""
+    """The bucket, its guards, its key with the key's alias, and the secrets are retained on delete; nothing else is."""
     retained = {r.type for r in resources(team) if r.retain_on_delete}
     assert retained == {
-        "aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:s3/bucketPolicy:BucketPolicy",
+        "aws:kms/key:Key", "aws:kms/alias:Alias", "aws:secretsmanager/secret:Secret",
+        "aws:s3/bucket:Bucket", "aws:s3/bucketPolicy:BucketPolicy",
         "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "aws:s3/bucketVersioning:BucketVersioning",
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
     }

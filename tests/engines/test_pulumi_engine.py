@@ -37,6 +37,17 @@ def pulumi_environment(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def aws_account(monkeypatch):
+    """AWS for the engine's own calls (before up and preview it looks for data a destroy kept): moto, in process."""
+    from moto import mock_aws
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(target="aws", region="eu-west-1", state_dir=tmp_path / ".envctl", root=tmp_path)

@@ -21,6 +21,7 @@ from provisioner.live_inputs import LiveInputs, inference_notes, read_live_input
 from provisioner.settings import Settings
 
 if TYPE_CHECKING:  # pulumi and the spec model are heavy: list, status and outputs need neither
+    from provisioner.engines.kept_data import FoundData
     from provisioner.engines.mocked import Registration
     from provisioner.spec import ResolvedSpec
 
@@ -100,21 +101,32 @@ class _Materialiser:
     # ---------------------------------------------------------------- actions
 
     def _create(self, handler: Handler, reg: Registration, region: str, digest: str) -> tuple[str, dict[str, Any]]:
+        if reg.import_id:
+            return self._import(handler, reg, region, digest)
         if not self.apply:
             physical_id, outputs = self.placeholders.register(reg)
             self.changes.add(reg, "create")
-            return physical_id, outputs
-        kept = handler.find(self.ctx, reg, region) if reg.retain_on_delete else None
-        if kept is not None:  # data kept by an earlier destroy: the team gets it back
-            physical_id, outputs = kept
-            self._record(reg, physical_id, outputs, digest)
-            self.changes.add(reg, "create", detail=f"adopted the kept {physical_id}", physical_id=physical_id)
             return physical_id, outputs
         self.progress(f"creating {reg.type} {reg.name}")
         self._journal(reg)
         physical_id, outputs = handler.create(self.ctx, reg, region)
         self._record(reg, physical_id, outputs, digest)
         self.changes.add(reg, "create", physical_id=physical_id)
+        return physical_id, outputs
+
+    def _import(self, handler: Handler, reg: Registration, region: str, digest: str) -> tuple[str, dict[str, Any]]:
+        """The program's `import_` (data an earlier destroy kept): adopt the existing resource, as Pulumi
+        does, never create it; like Pulumi, fail when it does not exist. A resource the program keeps
+        (retain_on_delete) but does not import is created, and AWS's refusals apply."""
+        found = handler.find(self.ctx, reg, region)
+        if found is None:
+            raise EnvctlError(f"cannot import {reg.type} {reg.name}: {reg.import_id} does not exist")
+        physical_id, outputs = found
+        shown = reg.inputs.get("name") or reg.inputs.get("bucket") or reg.import_id  # names read better than ARNs
+        if self.apply:
+            self.progress(f"adopting {reg.type} {reg.name} ({shown}, kept by an earlier destroy)")
+            self._record(reg, physical_id, outputs, digest)
+        self.changes.add(reg, "create", detail=f"adopted the kept {shown}", physical_id=physical_id)
         return physical_id, outputs
 
     def _update(self, handler: Handler, reg: Registration, prior: StoredResource, region: str, digest: str,
@@ -179,7 +191,7 @@ class _Materialiser:
             self.store.save(self.state)
 
 
-KEPT_TYPES_SHOWN = ("aws:s3/bucket:Bucket", "aws:kms/key:Key")
+KEPT_TYPES_SHOWN = ("aws:s3/bucket:Bucket", "aws:kms/key:Key", "aws:kms/alias:Alias")
 
 
 class SandboxEngine:
@@ -221,11 +233,17 @@ class SandboxEngine:
                 with self.store._write_lock:
                     state.resources.pop(resource.urn, None)
                 self.store.save(state)
+            if delete_data:  # secrets the program never made (`envctl secrets set` of connections, variables)
+                from provisioner.engines.kept_data import delete_team_secrets
+
+                delete_team_secrets(ctx.client("secretsmanager", state.region), team, progress)
             self.store.remove(team)
             if kept:
-                result.warnings.append("kept with the team's data (pass --delete-data to delete them): "
-                                       + ", ".join(dict.fromkeys(f"{r.type.split(':')[-1]} {r.id}" for r in kept
-                                                                 if r.type in KEPT_TYPES_SHOWN)))
+                shown = [f"{r.type.split(':')[-1]} {r.id}" for r in kept if r.type in KEPT_TYPES_SHOWN]
+                if secrets := sum(r.type == "aws:secretsmanager/secret:Secret" for r in kept):
+                    shown.append(f"{secrets} secrets")
+                result.warnings.append("kept with the team's data, adopted by the next create (pass --delete-data "
+                                       "to delete them): " + ", ".join(dict.fromkeys(shown)))
             result.changes = changes.items
             result.duration_s = time.monotonic() - started
             result.api_writes = ctx.write_calls
@@ -380,11 +398,13 @@ class SandboxEngine:
         materialiser = _Materialiser(ctx, state, self.store, spec.region, progress, apply=apply)
         if apply:
             self._adopt_interrupted(ctx, state, spec.region, progress)
+        found = self._kept_data(ctx, spec, state, progress, restore=apply)
+        warnings = warnings + found.notes
         operation = "up" if apply else "preview"
         state.fingerprint = ""  # set again only when this apply completes
         try:
-            run = run_program(lambda: build(spec, BuildOptions(live=live)).outputs, materialiser, project=self.settings.project,
-                              stack=spec.team, config={"aws:region": spec.region})
+            run = run_program(lambda: build(spec, BuildOptions(live=live, kept=found.kept)).outputs, materialiser,
+                              project=self.settings.project, stack=spec.team, config={"aws:region": spec.region})
         except ProgramFailed as failed:
             if apply:
                 self._finish(state, operation, "failed", error=str(failed.cause))
@@ -409,6 +429,19 @@ class SandboxEngine:
         return OperationResult(team=spec.team, target=self.name, operation=operation,
                                changes=materialiser.changes.items, outputs=run.outputs,
                                duration_s=time.monotonic() - started, warnings=warnings, api_writes=ctx.write_calls)
+
+    @staticmethod
+    def _kept_data(ctx: SandboxContext, spec: ResolvedSpec, state: StackState, progress: Progress, *,
+                   restore: bool) -> "FoundData":
+        """What an earlier destroy kept, for the program to import (as on AWS: engines/kept_data.py);
+        nothing when this stack already holds the team's data."""
+        from provisioner.components.kept import KeptData
+        from provisioner.engines.kept_data import FoundData, find_kept_data, team_secret_names
+
+        if state.outputs.get("bucket_name"):
+            return FoundData(KeptData())
+        return find_kept_data(ctx.client, spec.team, spec.region, team_secret_names(spec.team, spec.spec.secrets),
+                              restore=restore, progress=progress)
 
     def _finish(self, state: StackState, operation: str, status: str, error: str = "") -> None:
         state.last_operation, state.last_updated, state.status, state.error = operation, now_iso(), status, error

@@ -273,13 +273,14 @@ def test_bucket_policy_is_put_whole_and_its_conditions_decide(ctx, client):
 
 
 def test_ecr_repository_lifecycle(ctx, client):
-    """A repository gets mutability, scan on push, KMS encryption and tags; updates in place; is adopted; is force-deleted."""
+    """A repository gets mutability, scan on push, KMS encryption and tags; updates in place; is adopted; with
+    forceDelete (as the program sets it) it is deleted with its images."""
     key = make(ctx, "aws:kms/key:Key", {})
     life = Lifecycle(ctx, "aws:ecr/repository:Repository")
     name = unique("envctl-repo")
     reg = registration(life.handler.type_token, {
         "name": name, "imageTagMutability": "IMMUTABLE", "imageScanningConfiguration": {"scanOnPush": True},
-        "encryptionConfigurations": [{"encryptionType": "KMS", "kmsKey": key.outputs["arn"]}]})
+        "encryptionConfigurations": [{"encryptionType": "KMS", "kmsKey": key.outputs["arn"]}], "forceDelete": True})
     repo = life.create(reg)
     ecr = client("ecr")
     described = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
@@ -301,7 +302,8 @@ def test_ecr_repository_lifecycle(ctx, client):
 
 
 def test_secret_container_without_value(ctx, client):
-    """A secret is made with description, key and tags but no value; updates; is adopted by name; its name is free after delete."""
+    """A secret is made with description, key and tags but no value; updates; is adopted by name; a delete keeps
+    the name for the recovery window (AWS refuses CreateSecret until then); a window of 0 frees it at once."""
     key = make(ctx, "aws:kms/key:Key", {})
     life = Lifecycle(ctx, "aws:secretsmanager/secret:Secret")
     name = f"envctl/t1/{unique('token')}"
@@ -323,9 +325,14 @@ def test_secret_container_without_value(ctx, client):
     with pytest.raises(ClientError):
         manager.get_secret_value(SecretId=secret.id)
 
-    life.delete(secret)
+    life.delete(secret)  # scheduled for deletion after the recovery window
     assert life.find(reg) is None
-    life.delete(life.create(reg))  # deleted without a recovery window: the name is free again
+    with pytest.raises(ClientError):
+        life.create(reg)
+    manager.delete_secret(SecretId=secret.id, ForceDeleteWithoutRecovery=True)
+    immediate = changed(reg, recoveryWindowInDays=0.0)
+    life.delete(life.create(immediate))  # no recovery window: deleted at once, the name is free again
+    life.delete(life.create(immediate))
 
 
 # --- IAM -------------------------------------------------------------------------------------

@@ -313,6 +313,29 @@ def test_a_backup_that_does_not_load_leaves_the_metadata_as_it_was(host):
     assert _get_json(f"{host.record.airflow_url}/health")["metadatabase"]["status"] == "healthy"
 
 
+def test_a_backup_from_before_a_destroy_restores_into_the_recreated_host(host, resolved_spec_module):
+    """Destroy (data kept) then create: the new host adopts the bucket, key and Airflow's secrets, and a
+    backup taken before the destroy restores into it, its encrypted variables readable (same fernet key)."""
+    scheduler = f"{COMPOSE} exec -T airflow-scheduler airflow variables"
+    _set_probe(host, "before-the-destroy")
+    host.sh(f"{scheduler} set envctl_encrypted_probe kept-by-the-fernet-key")
+    result = _cli(host, "backup", TEAM, "--json")
+    assert result.exit_code == 0, result.output
+    before = host.engine.outputs(TEAM)
+
+    host.engine.destroy(TEAM)
+    again = host.engine.up(resolved_spec_module)
+
+    assert not [w for w in again.warnings if "userdata failed" in w], again.warnings
+    assert (again.outputs["bucket_name"], again.outputs["kms_key_arn"]) == (before["bucket_name"], before["kms_key_arn"])
+    host.instance_id = again.outputs["instance_id"]
+    assert _probe(host) == ""  # a new host: a fresh data volume
+    result = _cli(host, "restore", TEAM, "--from", "latest", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    assert _probe(host) == "before-the-destroy"
+    assert host.sh(f"{scheduler} get envctl_encrypted_probe").strip().endswith("kept-by-the-fernet-key")
+
+
 def test_destroy_removes_the_host(host):
     """Destroying the environment stops and removes the host container and its docker volume."""
     import docker

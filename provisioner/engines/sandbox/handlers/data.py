@@ -66,13 +66,23 @@ class KmsKey(Handler):
         ignore_missing(lambda: ctx.client("kms", region).schedule_key_deletion(KeyId=old.id, PendingWindowInDays=window), "NotFoundException", "KMSInvalidStateException")
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
+        return self._live_metadata(ctx, old.id, region) is not None
+
+    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
+        """A key has no name to be found by: only an import (the id of a kept key) finds one."""
+        metadata = self._live_metadata(ctx, reg.import_id, region) if reg.import_id else None
+        return (metadata["KeyId"], self._outputs(ctx, reg, metadata["Arn"], metadata["KeyId"])) if metadata else None
+
+    @staticmethod
+    def _live_metadata(ctx: SandboxContext, key_id: str, region: str) -> dict[str, Any] | None:
+        """The key's metadata, None when it is gone or scheduled for deletion."""
         try:
-            metadata = ctx.client("kms", region).describe_key(KeyId=old.id)["KeyMetadata"]
+            metadata = ctx.client("kms", region).describe_key(KeyId=key_id)["KeyMetadata"]
         except ClientError as error:
             if is_error(error, "NotFoundException"):
-                return False
+                return None
             raise
-        return metadata["KeyState"] not in ("PendingDeletion", "PendingReplicaDeletion")
+        return None if metadata["KeyState"] in ("PendingDeletion", "PendingReplicaDeletion") else metadata
 
     @staticmethod
     def _set_rotation(kms: Any, key_id: str, inputs: dict[str, Any]) -> None:
@@ -411,10 +421,12 @@ class BucketPolicy(_BucketSetting):
 
 @register("aws:ecr/repository:Repository")
 class EcrRepository(Handler):
-    """An ECR repository: tag mutability, scan on push, KMS encryption, tags; deleted with its images.
+    """An ECR repository: tag mutability, scan on push, KMS encryption, tags; deleted with its
+    images only when `forceDelete` is set, as in AWS.
 
     Sandbox: moto has no registry endpoint (static auth token), so images cannot be pushed to
-    or pulled from the repository; the repository's settings are stored as in AWS.
+    or pulled from the repository through moto; PutImage records one (and the repository is
+    then not empty). The repository's settings are stored as in AWS.
     """
 
     replace_on = ("name", "encryptionConfigurations")
@@ -446,7 +458,10 @@ class EcrRepository(Handler):
         return self._outputs(ctx, reg, self._describe(ecr, old.id))
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        ignore_missing(lambda: ctx.client("ecr", region).delete_repository(repositoryName=old.id, force=True), "RepositoryNotFoundException")
+        """As AWS: a repository that holds images is deleted only with `forceDelete` (else RepositoryNotEmptyException)."""
+        force = bool(old.inputs.get("forceDelete"))
+        ignore_missing(lambda: ctx.client("ecr", region).delete_repository(repositoryName=old.id, force=force),
+                       "RepositoryNotFoundException")
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         return self._describe(ctx.client("ecr", region), old.id) is not None
@@ -496,9 +511,11 @@ class EcrRepository(Handler):
 class Secret(Handler):
     """A Secrets Manager secret container (name, description, KMS key, tags), never a value.
 
-    Sandbox: deletion is immediate (ForceDeleteWithoutRecovery) so the same name can be made
-    again at once; AWS keeps a deleted secret for its recovery window (`recoveryWindowInDays`)
-    and refuses the name until then.
+    Deletion follows AWS: the secret is scheduled for deletion after its recovery window
+    (`recoveryWindowInDays`; 0 deletes at once), and its name cannot be used again until then;
+    a run that may delete data (`--delete-data`) deletes it without recovery. A secret
+    scheduled for deletion is gone for `exists` and `find` (an engine restores kept ones first).
+    Sandbox: same as AWS for what envctl uses.
     """
 
     replace_on = ("name", "namePrefix")
@@ -524,15 +541,20 @@ class Secret(Handler):
         return self._outputs(ctx, reg, old.id, old.outputs["name"])
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        ignore_missing(lambda: ctx.client("secretsmanager", region).delete_secret(SecretId=old.id, ForceDeleteWithoutRecovery=True), "ResourceNotFoundException")
+        window = old.inputs.get("recoveryWindowInDays")
+        when = ({"ForceDeleteWithoutRecovery": True} if ctx.delete_data or not window
+                else {"RecoveryWindowInDays": int(window)})
+        ignore_missing(lambda: ctx.client("secretsmanager", region).delete_secret(SecretId=old.id, **when),
+                       "ResourceNotFoundException")
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         return self._describe(ctx, old.id, region) is not None
 
     def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
+        """By its ARN when imported, else by its name."""
         name = reg.inputs.get("name")
-        secret = self._describe(ctx, name, region) if name else None
-        return (secret["ARN"], self._outputs(ctx, reg, secret["ARN"], name)) if secret else None
+        secret = self._describe(ctx, reg.import_id or name, region) if (reg.import_id or name) else None
+        return (secret["ARN"], self._outputs(ctx, reg, secret["ARN"], secret["Name"])) if secret else None
 
     @staticmethod
     def _describe(ctx: SandboxContext, secret_id: str, region: str) -> dict[str, Any] | None:
