@@ -44,18 +44,34 @@ def team_secret_names(team: str, declared: Iterable[str]) -> list[str]:
 
 
 def find_kept_data(client_for: ClientFor, team: str, region: str, secret_names: Iterable[str], *, restore: bool,
-                   progress: Progress = no_progress) -> FoundData:
-    """What an earlier destroy kept of `team` in `region`; with restore, secrets scheduled for deletion are restored."""
+                   secrets_only: bool = False, progress: Progress = no_progress) -> FoundData:
+    """What an earlier destroy kept of `team` in `region`; with restore, secrets scheduled for deletion are restored.
+
+    secrets_only: the stack already holds the bucket and key. Its secrets are still looked up on
+    every run: a secret dropped from the request is kept (retain_on_delete), so the request that
+    names it again must adopt it, or CreateSecret fails for a name that exists. Importing a
+    secret the stack already holds under the same id changes nothing (Pulumi treats a resource
+    whose state has the import id like any other).
+    """
     names = TeamNames(team)
-    account = client_for("sts", region).get_caller_identity()["Account"]
     notes: list[str] = []
+    secrets = _kept_secrets(client_for("secretsmanager", region), secret_names, restore, notes, progress)
+    if secrets_only:
+        return FoundData(KeptData(secrets=secrets), notes)
+    account = client_for("sts", region).get_caller_identity()["Account"]
     bucket = names.bucket(account, region)
     kms = client_for("kms", region)
     alias, key_id = _key_by_alias(kms, names.kms_alias)
     if key_id is None:
         key_id = _key_by_tags(kms, team)
+    return FoundData(KeptData(bucket=bucket if _bucket_exists(client_for("s3", region), bucket) else None,
+                              key_id=key_id, key_alias=alias, secrets=secrets), notes)
+
+
+def _kept_secrets(manager: Any, secret_names: Iterable[str], restore: bool, notes: list[str],
+                  progress: Progress) -> dict[str, str]:
+    """name -> ARN of each named secret that exists (restored first if scheduled for deletion and restore)."""
     secrets: dict[str, str] = {}
-    manager = client_for("secretsmanager", region)
     for name in secret_names:
         secret = _describe_secret(manager, name)
         if secret is None:
@@ -68,8 +84,7 @@ def find_kept_data(client_for: ClientFor, team: str, region: str, secret_names: 
             manager.restore_secret(SecretId=secret["ARN"])
             notes.append(f"restored secret {name}, which was scheduled for deletion")
         secrets[name] = secret["ARN"]
-    return FoundData(KeptData(bucket=bucket if _bucket_exists(client_for("s3", region), bucket) else None,
-                              key_id=key_id, key_alias=alias, secrets=secrets), notes)
+    return secrets
 
 
 def delete_kept_data(client_for: ClientFor, team: str, region: str, *, bucket: str | None, key_arn: str | None,

@@ -447,21 +447,19 @@ class PulumiEngine:
 
     def _kept_data(self, spec: ResolvedSpec, stack: Stack, progress: Progress, *, restore: bool) -> "FoundData":
         """The team's data an earlier destroy kept, for the program to import instead of creating it
-        (CreateBucket, CreateAlias and CreateSecret fail for what exists); nothing when the stack
-        already manages it (its outputs name the bucket)."""
+        (CreateBucket, CreateAlias and CreateSecret fail for what exists); only the secrets when the
+        stack already holds the bucket and key (its outputs name the bucket)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from provisioner.components.kept import KeptData
-        from provisioner.engines.kept_data import FoundData, find_kept_data, team_secret_names
+        from provisioner.engines.kept_data import find_kept_data, team_secret_names
 
-        if "bucket_name" in stack.outputs():
-            return FoundData(KeptData())
+        holds_data = "bucket_name" in stack.outputs()
         try:
             found = find_kept_data(self.aws_client, spec.team, spec.region, team_secret_names(spec.team, spec.spec.secrets),
-                                   restore=restore, progress=progress)
+                                   restore=restore, secrets_only=holds_data, progress=progress)
         except (BotoCoreError, ClientError) as exc:
             raise EnvctlError(f"team {spec.team}: could not look for the data an earlier destroy kept: {exc}") from None
-        if not found.kept.empty:
+        if not found.kept.empty and not holds_data:
             progress("adopting what an earlier destroy kept: " + ", ".join(found.kept.described()))
         return found
 

@@ -115,8 +115,10 @@ def test_preview_changes_nothing_and_says_the_create_restores_the_secret(built, 
     assert any(f"secret {SNOWFLAKE} is scheduled for deletion" in w for w in result.warnings)
 
 
-def test_a_stack_that_holds_its_data_adopts_nothing(built, fake, spec):
-    """Once the stack manages the bucket (its outputs name it), nothing is looked up or restored."""
+def test_a_stack_that_holds_its_data_looks_up_only_its_secrets(built, fake, spec):
+    """Once the stack holds the bucket (its outputs name it), the bucket and key are not looked up again,
+    but its secrets are: a secret dropped from the request was kept (retain_on_delete), and CreateSecret
+    of a name that exists, or is scheduled for deletion, fails on AWS when the request names it again."""
     engine, options = built
     kept = kept_by_a_destroy()
     fake.add_stack(TEAM, resources=[FakeResource("aws:s3/bucket:Bucket", "data", id=BUCKET)],
@@ -124,8 +126,11 @@ def test_a_stack_that_holds_its_data_adopts_nothing(built, fake, spec):
 
     engine.up(spec)
 
-    assert options[-1] is None
-    assert "DeletedDate" in boto3.client("secretsmanager").describe_secret(SecretId=kept[SNOWFLAKE])
+    given = options[-1].kept
+    assert (given.bucket, given.key_id, given.key_alias) == (None, None, None)
+    assert given.secrets == {FERNET: kept[FERNET], SNOWFLAKE: kept[SNOWFLAKE]}
+    restored = boto3.client("secretsmanager").describe_secret(SecretId=kept[SNOWFLAKE])
+    assert "DeletedDate" not in restored
 
 
 def test_destroy_with_delete_data_deletes_the_alias_and_every_team_secret(built, fake):

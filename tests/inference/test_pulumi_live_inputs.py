@@ -43,7 +43,7 @@ def test_up_before_the_push_passes_no_image_and_says_what_comes_next(engine_and_
     spec = resolved_spec("fraud", region="eu-west-1")
     spec = spec.__class__(spec=spec.spec.model_copy(update={"team": "pulfirst"}), region=spec.region, cidr=spec.cidr)
     result = engine.up(spec)
-    (options,) = programs
+    options = programs[-1]  # the program the update runs (the stack is selected with one too)
     assert options.live.default_image_tag is None and options.endpoint_url  # the endpoint setting is kept
     assert any("envctl inference push pulfirst" in warning for warning in result.warnings)
 
@@ -58,6 +58,6 @@ def test_up_after_the_push_and_a_promotion_passes_both_to_the_program(engine_and
     record_in_ecr(clients["ecr"], "envctl-pulpushed", default_image_tag(), MANIFEST)
     clients["ssm"].put_parameter(Name="/envctl/pulpushed/inference/model-data", Value="s3://b-1/m/v2/model.tar.gz", Type="String")
     result = engine.up(spec)
-    (options,) = programs
+    options = programs[-1]  # the program the update runs (the stack is selected with one too)
     assert (options.live.default_image_tag, options.live.promoted_model_data) == (default_image_tag(), "s3://b-1/m/v2/model.tar.gz")
     assert not any("inference push" in warning for warning in result.warnings)

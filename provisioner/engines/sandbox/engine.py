@@ -434,14 +434,11 @@ class SandboxEngine:
     def _kept_data(ctx: SandboxContext, spec: ResolvedSpec, state: StackState, progress: Progress, *,
                    restore: bool) -> "FoundData":
         """What an earlier destroy kept, for the program to import (as on AWS: engines/kept_data.py);
-        nothing when this stack already holds the team's data."""
-        from provisioner.components.kept import KeptData
-        from provisioner.engines.kept_data import FoundData, find_kept_data, team_secret_names
+        only the secrets when this stack already holds the team's bucket and key."""
+        from provisioner.engines.kept_data import find_kept_data, team_secret_names
 
-        if state.outputs.get("bucket_name"):
-            return FoundData(KeptData())
         return find_kept_data(ctx.client, spec.team, spec.region, team_secret_names(spec.team, spec.spec.secrets),
-                              restore=restore, progress=progress)
+                              restore=restore, secrets_only=bool(state.outputs.get("bucket_name")), progress=progress)
 
     def _finish(self, state: StackState, operation: str, status: str, error: str = "") -> None:
         state.last_operation, state.last_updated, state.status, state.error = operation, now_iso(), status, error

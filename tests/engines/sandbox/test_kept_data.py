@@ -129,3 +129,21 @@ def test_repository_without_force_delete_holding_an_image_is_refused(engine):
     with pytest.raises(ClientError, match="RepositoryNotEmptyException"):
         HANDLERS["aws:ecr/repository:Repository"].delete(ctx, repository, spec.region)
     assert ecr.describe_repositories(repositoryNames=["envctl-nu-plain"])["repositories"]
+
+
+def test_a_secret_dropped_from_the_request_and_named_again_is_adopted_with_its_value(engine):
+    """A secret left out of the request is kept (retain_on_delete), so naming it again must adopt it:
+    AWS refuses CreateSecret of a name that exists ("ResourceExistsException")."""
+    spec = spec_for("lambda", cidr="10.91.0.0/20")
+    engine.up(spec)
+    manager = client(engine, "secretsmanager", spec.region)
+    manager.put_secret_value(SecretId="envctl/lambda/partner_api_token", SecretString="token-1")
+    without = spec_for("lambda", cidr="10.91.0.0/20", secrets=["snowflake_password"])
+    engine.up(without)
+    assert "envctl/lambda/partner_api_token" in team_secrets(engine, "lambda", spec.region)
+
+    again = engine.up(spec)
+
+    assert "aws:secretsmanager/secret:Secret" in adopted(again)
+    assert manager.get_secret_value(SecretId="envctl/lambda/partner_api_token")["SecretString"] == "token-1"
+    engine.destroy("lambda", delete_data=True)
