@@ -89,8 +89,13 @@ def _options_label(reg: Registration) -> str:
                                    ("deleteBeforeReplace", reg.delete_before_replace)) if on]
     lists = [f"{name}={','.join(values)}" for name, values in (
         ("ignoreChanges", reg.ignore_changes), ("replaceOnChanges", reg.replace_on_changes),
-        ("dependsOn", [_urn_name(urn) for urn in reg.depends_on])) if values]
+        ("dependsOn", _first_and_count([_urn_name(urn) for urn in reg.depends_on]))) if values]
     return escape("[" + " ".join(flags + lists) + "]") if flags or lists else ""
+
+
+def _first_and_count(names: list[str]) -> list[str]:
+    """Two names at most (`a,b+3`): a tree line has one screen line; --json lists them all."""
+    return names if len(names) <= 2 else [names[0], f"{names[1]}+{len(names) - 2}"]
 
 
 def _label(reg: Registration) -> str:

@@ -96,7 +96,7 @@ def test_tree_shows_set_options_compactly(previews):
     _, tree = previews
     lines = tree.splitlines()
     instance = next(line for line in lines if "fraud-airflow-instance " in line)
-    assert "[replaceOnChanges=instanceType dependsOn=" in instance and "ignoreChanges" not in instance
+    assert "[replaceOnChanges=instanceType dependsOn=fraud-airflow-bootstrap," in instance and "ignoreChanges" not in instance
     assert "[retainOnDelete]" in next(line for line in lines if "fraud-storage-key " in line)
     assert "[deleteBeforeReplace]" in next(line for line in lines if "fraud-airflow-data-attachment " in line)
     vpc = next(line for line in lines if "fraud-network-vpc " in line)
