@@ -11,7 +11,8 @@ from typing import Any, Iterator
 from rich.console import Console
 
 def _console(**kwargs: Any) -> Console:
-    console = Console(soft_wrap=True, highlight=False, **kwargs)
+    # emoji=False: ARNs such as arn:aws:secretsmanager:…:secret:… would print ":secret:" as ㊙.
+    console = Console(soft_wrap=True, highlight=False, emoji=False, **kwargs)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 160  # logs and CI: rich would cut tables at 80 columns
     return console

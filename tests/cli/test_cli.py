@@ -132,3 +132,15 @@ def test_light_commands_do_not_import_heavy_modules():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_arns_print_as_they_are():
+    """A Secrets Manager ARN (":secret:" in it) is printed verbatim, not turned into an emoji."""
+    import io
+
+    from provisioner.cli import output
+
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:envctl/fraud/x-AbCdEf"
+    console = output._console(file=io.StringIO())
+    console.print(arn)
+    assert console.file.getvalue().strip() == arn
