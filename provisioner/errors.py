@@ -1,4 +1,4 @@
-"""The errors envctl turns into exit codes (in one place: cli/main.py)."""
+"""The errors envctl turns into exit codes (in one place: cli/app.py)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import typer
 
 from provisioner.cli import options as opt
 from provisioner.cli import output
+from provisioner.cli.common import engine_for, load_settings, resolve_team, start
 
 From = Annotated[str, typer.Option("--from", help="The backup: a name from `envctl backups <team>`, or `latest`.",
                                    show_default=False)]
@@ -26,7 +27,6 @@ def _last_lines(text: str, count: int = 3) -> list[str]:
 
 def _team_backups(team: str, target: str | None, action: str):
     """The engine, the team bucket, an S3 client for it and the team's request (the team must have an environment)."""
-    from provisioner.cli.main import engine_for, load_settings, resolve_team, start
 
     settings = load_settings(target=target)
     spec = resolve_team(settings, team)

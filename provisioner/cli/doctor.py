@@ -6,6 +6,7 @@ import typer
 
 from provisioner.cli import options as opt
 from provisioner.cli import output
+from provisioner.cli.common import load_settings
 
 MARK = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
 
@@ -13,7 +14,6 @@ MARK = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
 def doctor(target: opt.Target = None, as_json: opt.Json = False) -> None:
     """Check what a create needs: the Pulumi CLI, credentials, zones, quotas, backend, secrets (exit 1 on a failure)."""
     from provisioner import doctor as checks
-    from provisioner.cli.main import load_settings
 
     settings = load_settings(target=target)
     output.header(f"{settings.describe_target()} · doctor")

@@ -8,6 +8,7 @@ import typer
 
 from provisioner.cli import options as opt
 from provisioner.cli import output
+from provisioner.cli.common import engine_for, load_settings, print_result, resolve_team, start
 
 app = typer.Typer(help="The team's inference image: build it locally, push it to the team's ECR repository.", no_args_is_help=True)
 
@@ -21,7 +22,6 @@ BaseImage = Annotated[
 @app.command()
 def build(team: opt.Team, base_image: BaseImage = None, as_json: opt.Json = False) -> None:
     """Build the default inference image for a team with the local Docker engine."""
-    from provisioner.cli.main import load_settings, resolve_team, start
     from provisioner.inference_image import build_image
 
     settings = load_settings()
@@ -40,7 +40,6 @@ def build(team: opt.Team, base_image: BaseImage = None, as_json: opt.Json = Fals
 def push(team: opt.Team, target: opt.Target = None, base_image: BaseImage = None, as_json: opt.Json = False) -> None:
     """Build (if needed) and push the image to the team's ECR repository, then apply the team so the
     endpoint serves it (in the sandbox: its registry, recorded in the sandbox's ECR)."""
-    from provisioner.cli.main import engine_for, load_settings, print_result, resolve_team, start
     from provisioner.errors import EnvctlError
     from provisioner.inference_image import build_image, push_image, push_to_sandbox
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from provisioner.cli import options as opt
 from provisioner.cli import output
+from provisioner.cli.common import engine_for, load_settings, sandbox_aws_command, start
 
 
 def program_name() -> str:
@@ -28,7 +29,6 @@ def program_name() -> str:
 
 def next_steps(info: dict[str, Any], prog: str) -> list[str]:
     """The lines to print for a team's status report (as `engine.status(team)` returns it)."""
-    from provisioner.cli.main import sandbox_aws_command
 
     team = info["team"]
     outputs = info.get("outputs") or {}
@@ -59,7 +59,6 @@ def next_steps(info: dict[str, Any], prog: str) -> list[str]:
 
 def next_steps_command(team: opt.Team, target: opt.Target = None) -> None:
     """What to do next with a team's environment: its Airflow UI, the sandbox, how to destroy it."""
-    from provisioner.cli.main import engine_for, load_settings, start
 
     settings = load_settings(target=target)
     start(settings, f"next steps {team}")

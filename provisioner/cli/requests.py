@@ -10,6 +10,7 @@ import typer
 
 from provisioner.cli import options as opt
 from provisioner.cli import output
+from provisioner.cli.common import engine_for, load_settings, start
 from provisioner.errors import EnvctlError, InvalidInput
 
 Paths = Annotated[
@@ -59,7 +60,6 @@ def _scope(paths: Optional[list[Path]], changed: bool, base: Optional[str]) -> s
 
 def _start(action: str, paths, changed: bool, base: str | None, target: str | None, stacks_dir):
     """Settings, engine and the change set of a plan or apply, after the command's first line."""
-    from provisioner.cli.main import engine_for, load_settings, start
 
     settings = load_settings(target=target, stacks_dir=stacks_dir)
     start(settings, f"{action} {_scope(paths, changed, base)}")

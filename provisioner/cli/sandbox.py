@@ -9,12 +9,12 @@ import typer
 
 from provisioner.cli import options as opt
 from provisioner.cli import output
+from provisioner.cli.common import load_settings, sandbox_aws_command
 
 app = typer.Typer(help="The local sandbox (a moto server on 127.0.0.1) that stands in for AWS.", no_args_is_help=True)
 
 
 def _server_and_store():
-    from provisioner.cli.main import load_settings
     from provisioner.engines.sandbox.server import SandboxServer
     from provisioner.engines.sandbox.state import StateStore
 
@@ -23,7 +23,6 @@ def _server_and_store():
 
 
 def _describe(info, teams: list[str]) -> dict:
-    from provisioner.cli.main import sandbox_aws_command
 
     return {
         "running": True, "endpoint": info.endpoint, "pid": info.pid, "server_id": info.server_id,

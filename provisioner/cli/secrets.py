@@ -10,6 +10,7 @@ import typer
 
 from provisioner.cli import options as opt
 from provisioner.cli import output
+from provisioner.cli.common import engine_for, load_settings, resolve_team, start
 
 app = typer.Typer(help="A team's secrets (values go to AWS Secrets Manager, never to output or state).", no_args_is_help=True)
 
@@ -17,7 +18,6 @@ SecretName = Annotated[str, typer.Argument(help="Secret name, e.g. snowflake_pas
 
 
 def _team_secrets(team: str, target: str | None):
-    from provisioner.cli.main import engine_for, load_settings, resolve_team, start
     from provisioner.components.names import team_tags
     from provisioner.secrets import TeamSecrets
 
