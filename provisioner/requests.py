@@ -263,9 +263,7 @@ def _prepare_for_threads(engine: Engine, progress: Progress) -> None:
     from provisioner.program import preload_provider_modules
 
     preload_provider_modules()
-    server = getattr(engine, "server", None)
-    if server is not None:  # the sandbox: start its one server before the teams race to start it
-        server.ensure_started(progress)
+    engine.prepare(progress)  # e.g. the sandbox's one server, before the teams race to start it
 
 
 def run_bounded(items: list[Any], work: Callable[[Any], Any], parallel: int) -> list[Any]:

@@ -126,6 +126,9 @@ class StubEngine:
         self.running = 0
         self.most_at_once = 0
 
+    def prepare(self, progress=no_progress) -> None:
+        return None
+
     def preview(self, spec, progress=no_progress) -> OperationResult:
         self.calls.append(("preview", spec.team))
         return OperationResult(team=spec.team, target=self.name, operation="preview", changes=self._changes(spec.team))

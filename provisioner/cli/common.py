@@ -31,11 +31,6 @@ def engine_for(settings):
     return get_engine(settings)
 
 
-def sandbox_aws_command(endpoint: str, region: str, aws: str = "aws") -> str:
-    """The AWS CLI pointed at the sandbox (moto takes any credentials unless IAM enforcement is on)."""
-    return f"AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing {aws} --endpoint-url {endpoint} --region {region}"
-
-
 def print_result(result, as_json: bool) -> None:
     from provisioner.cli import render
 

@@ -41,7 +41,7 @@ def push(team: opt.Team, target: opt.Target = None, base_image: BaseImage = None
     """Build (if needed) and push the image to the team's ECR repository, then apply the team so the
     endpoint serves it (in the sandbox: its registry, recorded in the sandbox's ECR)."""
     from provisioner.errors import EnvctlError
-    from provisioner.inference_image import build_image, push_image, push_to_sandbox
+    from provisioner.inference_image import build_image
 
     settings = load_settings(target=target)
     spec = resolve_team(settings, team)
@@ -51,14 +51,9 @@ def push(team: opt.Team, target: opt.Target = None, base_image: BaseImage = None
     if not repository_url:
         raise EnvctlError(f"team {team}'s environment has no ECR repository output yet",
                           hint=f"run `envctl update {team}` first")
-    ecr = engine.aws_client("ecr", spec.region)
     with output.progress(f"pushing the inference image of {team}") as report:
         ref = build_image(team, base_image=base_image, registry=settings.image_registry, progress=report)
-        if settings.target == "sandbox":
-            pushed = push_to_sandbox(ref, repository_url, registry=engine.image_registry(report), ecr_client=ecr,
-                                     progress=report)
-        else:
-            pushed = push_image(ref, repository_url, ecr_client=ecr, progress=report)
+        pushed = engine.push_image(ref, repository_url, spec.region, report)
         report(f"pushed {pushed}; applying {team} so that its endpoint serves it")
         result = engine.up(spec, report)
     if as_json:

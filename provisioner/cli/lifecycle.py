@@ -4,14 +4,17 @@ status, list and connect. Each talks to an Engine (provisioner/engines/base.py) 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from provisioner.cli import options as opt
 from provisioner.cli import output
-from provisioner.cli.common import engine_for, load_settings, print_result, resolve_team, sandbox_aws_command, start
+from provisioner.cli.common import engine_for, load_settings, print_result, resolve_team, start
 from provisioner.errors import EnvctlError, InvalidInput
+
+if TYPE_CHECKING:
+    from provisioner.engines.base import EnvironmentStatus
 
 
 def preview(
@@ -52,10 +55,9 @@ def _apply(team: str, target: Optional[str], as_json: bool, hosts: Optional[bool
     with output.progress(f"{verb} {team}") as report:
         result = engine.up(spec, report)
     print_result(result, as_json)
-    if not as_json and settings.target == "sandbox":
-        endpoint = engine.server.running().endpoint
-        output.out.print(f"look at the host: {sandbox_aws_command(endpoint, spec.region)} ec2 describe-instances "
-                         f"--filters Name=tag:envctl:team,Values={team}")
+    hint = None if as_json else engine.inspect_hint(spec.region)
+    if hint:
+        output.out.print(f"look at the host: {hint} ec2 describe-instances --filters Name=tag:envctl:team,Values={team}")
 
 
 def create(team: opt.Team, target: opt.Target = None, as_json: opt.Json = False, hosts: opt.Hosts = None,
@@ -115,8 +117,9 @@ def status(team: opt.Team, target: opt.Target = None, as_json: opt.Json = False)
     settings = load_settings(target=target)
     start(settings, f"status {team}")
     engine = engine_for(settings)
-    info = engine.status(team)
-    backups = _backup_status(engine, info)
+    report = engine.status(team)
+    info = report.to_json()
+    backups = _backup_status(engine, report)
     if backups is not None:
         info["backups"] = backups
     if as_json:
@@ -131,11 +134,11 @@ def status(team: opt.Team, target: opt.Target = None, as_json: opt.Json = False)
             output.out.print(render.outputs_table(value))
 
 
-def _backup_status(engine, info: dict[str, Any]) -> dict[str, Any] | None:
+def _backup_status(engine, status: EnvironmentStatus) -> dict[str, Any] | None:
     """The team's backups, when the bucket can be read without starting anything (a stopped sandbox
     is left alone); a read that fails is reported, it does not fail the status."""
-    outputs = info.get("outputs") or {}
-    if not outputs.get("bucket_name") or info.get("sandbox", {}).get("running") is False:
+    outputs = status.outputs
+    if not outputs.get("bucket_name") or not status.reachable:
         return None
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -146,7 +149,7 @@ def _backup_status(engine, info: dict[str, Any]) -> dict[str, Any] | None:
     except (BotoCoreError, ClientError) as exc:
         return {"error": f"cannot list the backups in s3://{outputs['bucket_name']}: {exc}"}
     if backups["stale"]:
-        output.warn(f"the newest backup of {info['team']} ({backups['latest']}) is {backups['age_hours']:.0f} hours old; "
+        output.warn(f"the newest backup of {status.team} ({backups['latest']}) is {backups['age_hours']:.0f} hours old; "
                     "the nightly job may be failing: `journalctl -u envctl-job@daily` on the host")
     return backups
 
@@ -194,18 +197,18 @@ def connect(
     spec = resolve_team(settings, team)
     start(settings, f"connect {team}")
     info = engine_for(settings).status(team)
-    if settings.target == "sandbox" and info.get("host", {}).get("airflow_url"):
-        output.out.print(f"the sandbox host of {team} answers at {info['host']['airflow_url']}")
+    if info.host_url:
+        output.out.print(f"the {info.target} host of {team} answers at {info.host_url}")
         return
     parameters = json.dumps({"portNumber": [str(WEB_PORT)], "localPortNumber": [str(local_port)]})
-    command = ["aws", "ssm", "start-session", "--region", spec.region, "--target", info["outputs"]["instance_id"],
+    command = ["aws", "ssm", "start-session", "--region", spec.region, "--target", info.outputs["instance_id"],
                "--document-name", "AWS-StartPortForwardingSession", "--parameters", parameters]
     if not execute:
         output.out.print(shlex.join(command))
         output.err.print(f"then open http://localhost:{local_port}")
         return
-    if settings.target == "sandbox":
-        raise EnvctlError("the sandbox has no Session Manager; create the team with --hosts to get a local Airflow URL")
+    if info.no_sessions:
+        raise EnvctlError(info.no_sessions)
     for tool, how in (("aws", "install the AWS CLI v2"),
                       ("session-manager-plugin", "install the Session Manager plugin: https://docs.aws.amazon.com/"
                                                  "systems-manager/latest/userguide/session-manager-working-with-install-plugin.html")):

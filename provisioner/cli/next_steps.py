@@ -12,7 +12,7 @@ from typing import Any
 
 from provisioner.cli import options as opt
 from provisioner.cli import output
-from provisioner.cli.common import engine_for, load_settings, sandbox_aws_command, start
+from provisioner.cli.common import engine_for, load_settings, start
 
 
 def program_name() -> str:
@@ -28,7 +28,8 @@ def program_name() -> str:
 
 
 def next_steps(info: dict[str, Any], prog: str) -> list[str]:
-    """The lines to print for a team's status report (as `engine.status(team)` returns it)."""
+    """The lines to print for a team's status report (as `envctl status --json` prints it)."""
+    from provisioner.engines.sandbox.server import aws_command as sandbox_aws_command
 
     team = info["team"]
     outputs = info.get("outputs") or {}
@@ -62,6 +63,6 @@ def next_steps_command(team: opt.Team, target: opt.Target = None) -> None:
 
     settings = load_settings(target=target)
     start(settings, f"next steps {team}")
-    info = engine_for(settings).status(team)
+    info = engine_for(settings).status(team).to_json()
     for line in next_steps(info, program_name()):
         output.out.print(line, markup=False)

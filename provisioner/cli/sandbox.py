@@ -9,7 +9,7 @@ import typer
 
 from provisioner.cli import options as opt
 from provisioner.cli import output
-from provisioner.cli.common import load_settings, sandbox_aws_command
+from provisioner.cli.common import load_settings
 
 app = typer.Typer(help="The local sandbox (a moto server on 127.0.0.1) that stands in for AWS.", no_args_is_help=True)
 
@@ -23,11 +23,13 @@ def _server_and_store():
 
 
 def _describe(info, teams: list[str]) -> dict:
+    from provisioner.engines.sandbox.server import aws_command
+
 
     return {
         "running": True, "endpoint": info.endpoint, "pid": info.pid, "server_id": info.server_id,
         "uptime_s": round(time.time() - info.started_at, 1), "teams": teams,
-        "try": f"{sandbox_aws_command(info.endpoint, '<region>')} ec2 describe-instances",
+        "try": f"{aws_command(info.endpoint, '<region>')} ec2 describe-instances",
     }
 
 

@@ -83,6 +83,36 @@ class StackInfo:
 
 
 @dataclass
+class EnvironmentStatus:
+    """A team's environment as its engine reports it (`envctl status`). What callers act on is typed;
+    what only one engine knows (the Pulumi backend, the sandbox server, a host's bootstrap) is in
+    `details` and printed as it is."""
+
+    team: str
+    target: str
+    resources: int
+    last_operation: str = ""
+    last_updated: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    host_url: str | None = None  # the Airflow UI, when this machine reaches it directly (a sandbox host)
+    inspect_hint: str | None = None  # the AWS CLI pointed at the environment's AWS, when it answers now
+    reachable: bool = True  # its AWS answers without starting anything (a stopped sandbox does not)
+    no_sessions: str = ""  # why its host takes no SSM Session Manager session (`envctl connect --exec`), if it takes none
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report of `envctl status --json`."""
+        return {
+            "team": self.team, "target": self.target,
+            # The Airflow UI first: it is what a reader (or a script) looks for.
+            **({"airflow_url": self.host_url} if self.host_url is not None else {}),
+            "last_operation": self.last_operation, "last_updated": self.last_updated, "resources": self.resources,
+            **self.details,
+            "outputs": self.outputs,
+        }
+
+
+@dataclass
 class HostCommandResult:
     """A script run as root on a team's Airflow host."""
 
@@ -93,6 +123,11 @@ class HostCommandResult:
 
 class Engine(Protocol):
     name: str
+
+    def prepare(self, progress: Progress = no_progress) -> None:
+        """Make ready what every operation needs, once, before operations run in parallel (the
+        sandbox starts its server; Pulumi has nothing to start)."""
+        ...
 
     def preview(self, spec: ResolvedSpec, progress: Progress = no_progress) -> OperationResult: ...
 
@@ -106,7 +141,16 @@ class Engine(Protocol):
 
     def list_stacks(self) -> list[StackInfo]: ...
 
-    def status(self, team: str) -> dict[str, Any]: ...
+    def status(self, team: str) -> EnvironmentStatus: ...
+
+    def inspect_hint(self, region: str) -> str | None:
+        """The AWS CLI pointed at the AWS this engine acts on (a prefix to add a command to), or None
+        when it does not answer now."""
+        ...
+
+    def push_image(self, local_ref: str, repository_url: str, region: str, progress: Progress = no_progress) -> str:
+        """Push a local image to a team's ECR repository under its tag; returns the pushed reference."""
+        ...
 
     def run_on_host(self, team: str, script: str, *, timeout_s: float,
                     progress: Progress = no_progress) -> HostCommandResult:

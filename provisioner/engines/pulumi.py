@@ -38,7 +38,7 @@ from pulumi.automation import (
 )
 from semver import VersionInfo
 
-from provisioner.engines.base import HostCommandResult, OperationResult, Progress, ResourceChange, StackInfo, no_progress
+from provisioner.engines.base import EnvironmentStatus, HostCommandResult, OperationResult, Progress, ResourceChange, StackInfo, no_progress
 from provisioner.errors import EnvctlError, InvalidInput, LockConflict, MissingTool, NotFound
 from provisioner.live_inputs import LiveInputs, inference_notes, read_live_inputs
 from provisioner.settings import Settings
@@ -255,6 +255,10 @@ class PulumiEngine:
 
     # ------------------------------------------------------------------ Engine operations
 
+    def prepare(self, progress: Progress = no_progress) -> None:
+        """Nothing to start: the Pulumi CLI is found by each operation, so that a missing CLI fails
+        each team's operation (reported per team by plan and apply) rather than the whole run."""
+
     def preview(self, spec: ResolvedSpec, progress: Progress = no_progress) -> OperationResult:
         started = time.monotonic()
         recorder = EventRecorder(progress)
@@ -326,24 +330,27 @@ class PulumiEngine:
             for summary in summaries
         ]
 
-    def status(self, team: str) -> dict[str, Any]:
+    def status(self, team: str) -> EnvironmentStatus:
         with self._translated_errors(team, "stack"):
             stack = self._existing_stack(team)
             last = stack.info()
             outputs = plain_outputs(stack.outputs())
             summary = next((s for s in stack.workspace.list_stacks() if s.name.rsplit("/", 1)[-1] == team), None)
-        return {
-            "team": team,
-            "target": self.name,
-            "backend": self.settings.effective_backend_url,
-            "stack": team,
-            "resources": (summary.resource_count or 0) if summary else 0,
-            "update_in_progress": bool(summary and summary.update_in_progress),
-            "last_operation": last.kind if last else "",
-            "last_result": last.result if last else "",
-            "last_updated": _iso_utc(last.end_time or last.start_time) if last else "",
-            "outputs": outputs,
-        }
+        region = outputs.get("region")
+        return EnvironmentStatus(
+            team=team, target=self.name, resources=(summary.resource_count or 0) if summary else 0,
+            last_operation=last.kind if last else "",
+            last_updated=_iso_utc(last.end_time or last.start_time) if last else "",
+            outputs=outputs, inspect_hint=self.inspect_hint(region) if region else None,
+            details={"backend": self.settings.effective_backend_url, "stack": team,
+                     "update_in_progress": bool(summary and summary.update_in_progress),
+                     "last_result": last.result if last else ""},
+        )
+
+    def inspect_hint(self, region: str) -> str | None:
+        """The AWS CLI with the caller's credentials, in the team's region (and at the endpoint envctl uses, if set)."""
+        endpoint = getattr(self._build_options, "endpoint_url", None)
+        return f"aws --region {region}" + (f" --endpoint-url {endpoint}" if endpoint else "")
 
     # ------------------------------------------------------------------ stacks and workspaces
 
@@ -520,6 +527,12 @@ class PulumiEngine:
         ssm = self.aws_client("ssm", outputs["region"])
         return run_with_ssm(ssm, outputs["instance_id"], script, comment=f"envctl {team}", timeout_s=timeout_s,
                             progress=progress)
+
+    def push_image(self, local_ref: str, repository_url: str, region: str, progress: Progress = no_progress) -> str:
+        """To the team's ECR repository, logged in with the caller's credentials."""
+        from provisioner.inference_image import push_image
+
+        return push_image(local_ref, repository_url, ecr_client=self.aws_client("ecr", region), progress=progress)
 
     def aws_client(self, service: str, region: str) -> Any:
         import boto3

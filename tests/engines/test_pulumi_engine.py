@@ -275,7 +275,7 @@ def test_list_stacks_and_status(engine, fake, spec):
     fake.add_stack("treasury")
 
     stacks = {info.team: info for info in engine.list_stacks()}
-    status = engine.status(TEAM)
+    status = engine.status(TEAM).to_json()
 
     assert set(stacks) == {TEAM, "treasury"}
     assert stacks[TEAM].target == "aws" and stacks[TEAM].last_updated

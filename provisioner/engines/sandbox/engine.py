@@ -12,9 +12,9 @@ from typing import Any
 
 from typing import TYPE_CHECKING
 
-from provisioner.engines.base import HostCommandResult, OperationResult, Progress, ResourceChange, StackInfo, no_progress
+from provisioner.engines.base import EnvironmentStatus, HostCommandResult, OperationResult, Progress, ResourceChange, StackInfo, no_progress
 from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, StoredResource, handler_for, region_of
-from provisioner.engines.sandbox.server import ACCOUNT_ID, SandboxServer, ServerInfo
+from provisioner.engines.sandbox.server import ACCOUNT_ID, SandboxServer, ServerInfo, aws_command
 from provisioner.engines.sandbox.state import StackState, StateStore, inputs_hash, now_iso
 from provisioner.errors import EnvctlError, NotFound
 from provisioner.live_inputs import LiveInputs, inference_notes, read_live_inputs
@@ -204,6 +204,10 @@ class SandboxEngine:
 
     # ---------------------------------------------------------------- Engine protocol
 
+    def prepare(self, progress: Progress = no_progress) -> None:
+        """Start the one sandbox server before teams race to start it."""
+        self.server.ensure_started(progress)
+
     def preview(self, spec: ResolvedSpec, progress: Progress = no_progress) -> OperationResult:
         return self._run(spec, progress, apply=False)
 
@@ -289,30 +293,33 @@ class SandboxEngine:
                                         status=state.status))
         return stacks
 
-    def status(self, team: str) -> dict[str, Any]:
+    def status(self, team: str) -> EnvironmentStatus:
         state = self.store.load(team)
         if state is None:
             raise NotFound(f"team {team} has no environment in the sandbox", hint=f"create it with `envctl create {team}`")
         info = self.server.running()
         host = self._host_status(state)
-        report: dict[str, Any] = {
-            "team": team, "target": self.name, "status": state.status,
-            # The Airflow UI of a sandbox host first: it is what a reader (or a script) looks for.
-            **({"airflow_url": host["airflow_url"]} if host else {}),
-            "last_operation": state.last_operation, "last_updated": state.last_updated, "resources": len(state.resources),
+        details: dict[str, Any] = {
+            "status": state.status,
             "not_materialised": [r.urn for r in state.resources.values() if not r.materialised],
             "sandbox": {"endpoint": info.endpoint if info else "", "running": info is not None,
                         "state_matches_server": bool(info and info.server_id == state.server_id)},
-            "outputs": state.outputs,
         }
         if state.error:
-            report["error"] = state.error
+            details["error"] = state.error
         if info and info.server_id == state.server_id and state.outputs.get("bootstrap_parameter"):
-            report["bootstrap"] = self._bootstrap_result(info, state)
-            report["bootstrap_status"] = report["bootstrap"].get("status", "unknown")
+            details["bootstrap"] = self._bootstrap_result(info, state)
+            details["bootstrap_status"] = details["bootstrap"].get("status", "unknown")
         if host is not None:
-            report["host"] = host
-        return report
+            details["host"] = host
+        region = state.outputs.get("region") or state.region
+        return EnvironmentStatus(
+            team=team, target=self.name, resources=len(state.resources), last_operation=state.last_operation,
+            last_updated=state.last_updated, outputs=state.outputs, host_url=host["airflow_url"] if host else None,
+            inspect_hint=aws_command(info.endpoint, region) if info and region else None, reachable=info is not None,
+            no_sessions="the sandbox has no Session Manager; create the team with --hosts to get a local Airflow URL",
+            details=details,
+        )
 
     def run_on_host(self, team: str, script: str, *, timeout_s: float,
                     progress: Progress = no_progress) -> HostCommandResult:
@@ -338,6 +345,17 @@ class SandboxEngine:
         from provisioner.engines.sandbox.registry_server import RegistryServer
 
         return RegistryServer(self.settings.sandbox_dir, self.settings.image_registry).ensure_started(progress).address
+
+    def inspect_hint(self, region: str) -> str | None:
+        info = self.server.running()
+        return aws_command(info.endpoint, region) if info else None
+
+    def push_image(self, local_ref: str, repository_url: str, region: str, progress: Progress = no_progress) -> str:
+        """To the sandbox's registry, the image recorded in its ECR (moto's ECR has no registry behind it)."""
+        from provisioner.inference_image import push_to_sandbox
+
+        return push_to_sandbox(local_ref, repository_url, registry=self.image_registry(progress),
+                               ecr_client=self.aws_client("ecr", region), progress=progress)
 
     def aws_client(self, service: str, region: str) -> Any:
         import boto3

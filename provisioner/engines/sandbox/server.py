@@ -57,6 +57,11 @@ class ServerInfo:
         return {"aws_access_key_id": self.access_key_id, "aws_secret_access_key": self.secret_access_key}
 
 
+def aws_command(endpoint: str, region: str, aws: str = "aws") -> str:
+    """The AWS CLI pointed at the sandbox (moto takes any credentials unless IAM enforcement is on)."""
+    return f"AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing {aws} --endpoint-url {endpoint} --region {region}"
+
+
 def _answers(endpoint: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=timeout) as response:

@@ -117,7 +117,7 @@ def test_airflow_health_answers_on_the_published_port(host):
 
 def test_status_shows_host_url_and_bootstrap(host):
     """`envctl status` reports the host container, a local Airflow URL and the succeeded bootstrap."""
-    status = host.engine.status(TEAM)
+    status = host.engine.status(TEAM).to_json()
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", status["airflow_url"])
     assert status["host"]["state"] == "running"
     assert status["host"]["container"] == f"envctl-host-{host.instance_id}"
@@ -196,7 +196,7 @@ def test_failed_step_is_reported_in_status(host):
         exit_code, output = host.hosts.run_in_host(host.instance_id, "/var/lib/cloud/instance/scripts/part-001")
         assert exit_code != 0
         assert "ENVCTL_BOOTSTRAP status=failed step=secrets" in output
-        status = host.engine.status(TEAM)
+        status = host.engine.status(TEAM).to_json()
         assert (status["bootstrap"]["status"], status["bootstrap"]["step"]) == ("failed", "secrets")
         assert status["bootstrap_status"] == "failed"
     finally:
