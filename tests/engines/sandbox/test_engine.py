@@ -71,7 +71,7 @@ def instance_of(engine, spec, outputs):
 
 def test_create_materialises_every_resource(two_teams):
     """Every resource the program registers is made in moto; none is left unmaterialised."""
-    for spec, result in two_teams.values():
+    for _spec, result in two_teams.values():
         assert result.summary["create"] == len(result.changes) > 40
         assert result.not_materialised == []
         assert result.outputs["instance_id"].startswith("i-")
