@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEAM ?= fraud
 
-.PHONY: install demo test test-fast test-prereqs test-aws bench schema clean
+.PHONY: install demo test test-fast test-prereqs test-aws lint bench schema clean
 
 install: $(STAMP)
 
@@ -32,10 +32,16 @@ PYTEST = $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --i
 # starts dockerd; elsewhere without a Docker engine it stops at once, saying what is missing.
 test: test-prereqs
 	@$(MAKE) --no-print-directory install
+	@$(MAKE) --no-print-directory lint
 	$(PYTEST)
 
 test-prereqs:
 	@bash scripts/test-prereqs.sh
+
+# The architecture (import-linter contracts in pyproject.toml) and ruff's lint.
+lint: install
+	$(BIN)/lint-imports
+	$(BIN)/ruff check provisioner tests
 
 # Every test that needs no Docker engine.
 test-fast: install

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import uuid
 from dataclasses import asdict, dataclass
+from functools import partial
 from importlib import metadata, util
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -169,8 +170,8 @@ def aws_checks(settings: Settings, specs: list[Any], client: ClientFactory) -> l
     if aws_ok:
         for region in regions:
             here = [spec for spec in specs if spec.region == region]
-            checks.append(_guarded(f"availability-zones {region}", lambda: check_zones(client, region, here)))
-            checks.append(_guarded(f"quotas {region}", lambda: check_quotas(client, region, here)))
+            checks.append(_guarded(f"availability-zones {region}", partial(check_zones, client, region, here)))
+            checks.append(_guarded(f"quotas {region}", partial(check_quotas, client, region, here)))
         checks.append(_guarded("cost-allocation-tag", lambda: check_cost_tag(client)))
     else:
         checks += [skipped(name) for name in ("availability-zones", "quotas", "cost-allocation-tag")]
@@ -367,8 +368,8 @@ def _s3_backend(url: str, settings: Settings, client: ClientFactory) -> Check:
         s3.delete_object(Bucket=bucket, Key=probe)
     except (BotoCoreError, ClientError) as exc:
         return Check("backend", FAIL, f"state bucket {bucket}: {_one_line(exc)}",
-                     f"create the bucket (versioned, encrypted) or allow s3:ListBucket, s3:GetObject, s3:PutObject and "
-                     f"s3:DeleteObject on it (docs/operations.md)")
+                     "create the bucket (versioned, encrypted) or allow s3:ListBucket, s3:GetObject, s3:PutObject and "
+                     "s3:DeleteObject on it (docs/operations.md)")
     return Check("backend", OK, f"state backend {url}: bucket reachable, a probe object written and deleted")
 
 

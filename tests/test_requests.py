@@ -60,7 +60,7 @@ def make_repo(root: Path, state_dir: Path, extra: dict[str, dict] | None = None)
     shutil.copytree(ROOT / "stacks", root / "stacks")
     (root / "envctl.toml").write_text(f'target = "sandbox"\nregion = "eu-west-1"\nstate_dir = "{state_dir}"\n')
     (root / ".gitignore").write_text("plan.md\n")
-    for team, raw in (extra or {}).items():
+    for _team, raw in (extra or {}).items():
         write_request(root, raw)
     commit_all(root, "the example requests")
     return root

@@ -110,7 +110,7 @@ def evaluate_values(script: str, names: list[str], cwd: Path) -> tuple[dict[str,
     result = run_bash(probe, cwd)
     assert result.returncode == 0, result.stderr.decode()
     fields = result.stdout.decode().split("\0")[:-1]
-    scalars = dict(zip(names, fields[: len(names)]))
+    scalars = dict(zip(names, fields[: len(names)], strict=False))
     rest = fields[len(names):]
     secret_count = int(rest[0])
     secrets, rest = rest[1 : 1 + secret_count], rest[1 + secret_count :]
@@ -182,7 +182,7 @@ def test_host_env_round_trips_hostile_values(tmp_path):
     scalars = [name for name in names if name != "SECRET_NAMES"]
     read = run_bash(f"set -a; . {host_env}; set +a\n" + "".join(f'printf "%s\\0" "${n}"\n' for n in scalars), tmp_path)
     assert read.returncode == 0, read.stderr.decode()
-    values = dict(zip(scalars, read.stdout.decode().split("\0")))
+    values = dict(zip(scalars, read.stdout.decode().split("\0"), strict=False))
     expected = {**expected_variables(ctx), "SECRETS_BACKEND_KWARGS": values["SECRETS_BACKEND_KWARGS"]}
     assert values == {name: expected[name] for name in scalars}
     assert json.loads(values["SECRETS_BACKEND_KWARGS"])["connections_prefix"] == f"envctl/{ctx.team}/connections"

@@ -271,7 +271,7 @@ class FakePulumi:
         stack = self._stack(call)
         if isinstance(stack, CommandResult):
             return stack
-        for flag, value in zip(call.args, call.args[1:]):
+        for flag, value in zip(call.args, call.args[1:], strict=False):
             if flag in ("--plaintext", "--secret"):
                 key, _, text = value.partition("=")
                 stack.config[key] = text

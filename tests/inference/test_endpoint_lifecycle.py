@@ -125,7 +125,7 @@ def test_the_endpoint_lifecycle_from_first_create_to_a_promoted_model(engine):
     job_config = promote(engine, "fraud", endpoint_name, promoted)
     assert served(engine, endpoint_name)["config"] == job_config
 
-    kept = engine.up(fraud(count=2))
+    engine.up(fraud(count=2))
     now = served(engine, endpoint_name)
     assert now["model_data"] == promoted and now["count"] == 2 and now["image"] == before["image"]
     assert config_exists(engine, job_config), "envctl deleted a configuration it did not make"

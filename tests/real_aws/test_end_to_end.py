@@ -18,11 +18,8 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.real_aws
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from typing import TYPE_CHECKING
-
-from provisioner.engines.base import EnvironmentStatus, HostCommandResult, OperationResult, Progress, ResourceChange, StackInfo, no_progress
-from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, StoredResource, handler_for, region_of
+from provisioner.engines.base import (EnvironmentStatus, HostCommandResult, OperationResult, Progress, ResourceChange,
+                                     StackInfo, no_progress)
+from provisioner.engines.sandbox.handlers import handler_for
+from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, region_of
 from provisioner.engines.sandbox.server import ACCOUNT_ID, SandboxServer, ServerInfo, aws_command
-from provisioner.engines.sandbox.state import StackState, StateStore, inputs_hash, now_iso
+from provisioner.engines.sandbox.state import StackState, StateStore, StoredResource, inputs_hash, now_iso
 from provisioner.errors import EnvctlError, NotFound
 from provisioner.live_inputs import LiveInputs, inference_notes, read_live_inputs
 from provisioner.settings import Settings
@@ -171,14 +171,14 @@ class _Materialiser:
 
     def _journal(self, reg: Registration) -> None:
         """Before a create: note it, so that a run killed mid-call can find what it made."""
-        with self.store._write_lock:
+        with self.store.changing():
             self.state.pending[reg.urn] = {"type": reg.type, "name": reg.name, "inputs": reg.inputs, "provider": reg.provider}
         self.store.save(self.state)
 
     def _record(self, reg: Registration, physical_id: str, outputs: dict[str, Any], digest: str, *,
                 materialised: bool = True, inputs: dict[str, Any] | None = None, save: bool = True) -> None:
         """Remember a resource (in registration order, which is a dependency order) and save the state."""
-        with self.store._write_lock:
+        with self.store.changing():
             self.state.resources[reg.urn] = StoredResource(
                 urn=reg.urn, type=reg.type, name=reg.name, id=physical_id, inputs=inputs if inputs is not None else reg.inputs,
                 outputs=outputs, inputs_hash=digest, parent=reg.parent, dependencies=reg.dependencies,
@@ -234,7 +234,7 @@ class SandboxEngine:
                 else:
                     self._delete(ctx, resource, state.region, progress)
                     changes.add(resource, "delete", physical_id=resource.id)
-                with self.store._write_lock:
+                with self.store.changing():
                     state.resources.pop(resource.urn, None)
                 self.store.save(state)
             if delete_data:  # secrets the program never made (`envctl secrets set` of connections, variables)
@@ -436,7 +436,7 @@ class SandboxEngine:
             if not (resource.retain_on_delete and resource in removed):
                 self._delete(ctx, resource, spec.region, progress)
             if resource in removed:
-                with self.store._write_lock:
+                with self.store.changing():
                     state.resources.pop(resource.urn, None)
                 self.store.save(state)
         if apply:

@@ -14,12 +14,13 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from provisioner.engines.sandbox.handlers.registry import StoredResource
 from provisioner.errors import EnvctlError, LockConflict
 
 STATE_VERSION = 1
@@ -32,6 +33,25 @@ def now_iso() -> str:
 def inputs_hash(inputs: dict[str, Any], ignore: list[str] | tuple[str, ...] = ()) -> str:
     kept = {k: v for k, v in inputs.items() if k not in ignore}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class StoredResource:
+    """What the sandbox remembers of a resource it made; handlers get it as `old`."""
+
+    urn: str
+    type: str
+    name: str
+    id: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    inputs_hash: str
+    parent: str = ""
+    dependencies: list[str] = field(default_factory=list)
+    provider: str = ""
+    retain_on_delete: bool = False
+    materialised: bool = True
+    seq: int = 0
 
 
 @dataclass
@@ -87,6 +107,12 @@ class StateStore:
 
     def path(self, team: str) -> Path:
         return self.dir / f"{team}.json"
+
+    @contextmanager
+    def changing(self) -> Iterator[None]:
+        """Hold while changing a state in memory: `save` takes the same lock, so it never writes a half-made change."""
+        with self._write_lock:
+            yield
 
     def teams(self) -> list[str]:
         return sorted(p.stem for p in self.dir.glob("*.json")) if self.dir.is_dir() else []

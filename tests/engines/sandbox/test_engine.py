@@ -71,7 +71,7 @@ def instance_of(engine, spec, outputs):
 
 def test_create_materialises_every_resource(two_teams):
     """Every resource the program registers is made in moto; none is left unmaterialised."""
-    for spec, result in two_teams.values():
+    for _spec, result in two_teams.values():
         assert result.summary["create"] == len(result.changes) > 40
         assert result.not_materialised == []
         assert result.outputs["instance_id"].startswith("i-")
@@ -278,7 +278,7 @@ def test_two_runs_on_one_team_conflict(engine, two_teams):
 def test_registry_covers_every_type_the_program_emits():
     """A meta-test: no resource type of any example team lacks a sandbox handler."""
     from provisioner.engines.offline import offline_registrations
-    from provisioner.engines.sandbox.handlers.registry import load_all
+    from provisioner.engines.sandbox.handlers import load_all
     from provisioner.spec import load_team
 
     handlers = load_all()
@@ -290,7 +290,7 @@ def test_registry_covers_every_type_the_program_emits():
 
 
 def test_every_handler_documents_where_the_sandbox_differs():
-    from provisioner.engines.sandbox.handlers.registry import load_all
+    from provisioner.engines.sandbox.handlers import load_all
 
     for token, handler in load_all().items():
         doc = type(handler).__doc__ or ""

@@ -40,7 +40,7 @@ def _arn_like(pattern: str, value: str) -> bool:
     pattern_parts, value_parts = pattern.split(":", 5), value.split(":", 5)
     if len(pattern_parts) != 6 or len(value_parts) != 6:
         return False
-    return all(_wildcard(p, v) for p, v in zip(pattern_parts, value_parts))
+    return all(_wildcard(p, v) for p, v in zip(pattern_parts, value_parts, strict=True))
 
 
 def _matches(base: str, policy_value: str, value: str) -> bool:

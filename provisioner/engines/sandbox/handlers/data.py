@@ -11,7 +11,8 @@ from provisioner.engines.mocked import Registration
 from provisioner.engines.sandbox.handlers.common import (
     arn, autoname, compact, ignore_missing, input_changed, is_error, policy_text, removed_tag_keys, tag_list,
 )
-from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, StoredResource, register
+from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, register
+from provisioner.engines.sandbox.state import StoredResource
 from provisioner.errors import EnvctlError
 
 # AWS accepts a KMS key deletion window of 7 to 30 days.

@@ -13,7 +13,8 @@ from provisioner.engines.mocked import Registration
 from provisioner.engines.sandbox.handlers.common import (
     autoname, compact, input_changed, is_error, missing_ok, policy_text, removed_tag_keys, tag_list,
 )
-from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, StoredResource, register
+from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, register
+from provisioner.engines.sandbox.state import StoredResource
 from provisioner.errors import EnvctlError
 
 # IAM keeps at most five versions of a managed policy.

@@ -12,7 +12,8 @@ from provisioner.engines.mocked import Registration
 from provisioner.engines.sandbox.handlers.common import (
     api_shape, as_int, autoname, compact, input_changed, is_error, removed_tag_keys, tag_list,
 )
-from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, StoredResource, register
+from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, register
+from provisioner.engines.sandbox.state import StoredResource
 from provisioner.errors import EnvctlError
 
 SAGEMAKER_NAME_MAX = 63

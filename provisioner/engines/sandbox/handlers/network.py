@@ -14,7 +14,8 @@ from botocore.exceptions import ClientError
 
 from provisioner.engines.mocked import Registration
 from provisioner.engines.sandbox.handlers.common import as_int, ignore_missing, is_error, tag_list
-from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, StoredResource, register
+from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, register
+from provisioner.engines.sandbox.state import StoredResource
 
 URN_TAG = "envctl:sandbox-urn"
 

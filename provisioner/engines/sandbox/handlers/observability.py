@@ -10,7 +10,8 @@ from provisioner.engines.mocked import Registration
 from provisioner.engines.sandbox.handlers.common import (
     api_shape, arn, as_int, autoname, compact, ignore_missing, input_changed, is_error, removed_tag_keys, tag_list, unsecret,
 )
-from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, StoredResource, register
+from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, register
+from provisioner.engines.sandbox.state import StoredResource
 
 # AWS Budgets has one global endpoint, in us-east-1.
 BUDGETS_REGION = "us-east-1"

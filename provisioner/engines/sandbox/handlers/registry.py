@@ -1,5 +1,7 @@
 """The registry of sandbox handlers: one per Pulumi type token, filled by @register.
 
+It imports no handler module: the package loads them (handlers/__init__.py, `load_all`).
+
 A handler turns one resource of the program into calls against the sandbox's moto server.
 Every handler's docstring must say where the sandbox differs from AWS for that type (a
 meta-test checks it). Inputs arrive as the engine sees them: camelCase keys, numbers as floats.
@@ -8,8 +10,9 @@ meta-test checks it). Inputs arrive as the engine sees them: camelCase keys, num
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+from provisioner.engines.sandbox.state import StoredResource
 
 if TYPE_CHECKING:
     from provisioner.engines.mocked import Registration
@@ -27,45 +30,6 @@ def register(type_token: str) -> Callable[[type["Handler"]], type["Handler"]]:
         return cls
 
     return decorate
-
-
-def handler_for(type_token: str) -> "Handler | None":
-    load_all()
-    return HANDLERS.get(type_token)
-
-
-_LOADED = False
-
-
-def load_all() -> dict[str, "Handler"]:
-    """Import every handler module (each registers its handlers on import)."""
-    global _LOADED
-    if not _LOADED:
-        from provisioner.engines.sandbox.handlers import (  # noqa: F401
-            compute, data, identity, inference, network, observability,
-        )
-
-        _LOADED = True
-    return HANDLERS
-
-
-@dataclass
-class StoredResource:
-    """What the sandbox remembers of a resource it made (see state.py)."""
-
-    urn: str
-    type: str
-    name: str
-    id: str
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
-    inputs_hash: str
-    parent: str = ""
-    dependencies: list[str] = field(default_factory=list)
-    provider: str = ""
-    retain_on_delete: bool = False
-    materialised: bool = True
-    seq: int = 0
 
 
 class SandboxContext:
