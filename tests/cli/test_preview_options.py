@@ -8,6 +8,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
+from provisioner.cli import output
 from provisioner.cli.main import app
 from tests.conftest import ROOT
 
@@ -24,6 +25,7 @@ def previews(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(project)
         patch.delenv("ENVCTL_CONFIG", raising=False)
+        patch.setattr(output.out, "width", 160)  # as in CI logs; xdist workers set COLUMNS=80
         as_json = CliRunner().invoke(app, ["preview", "fraud", "--offline", "--json"])
         tree = CliRunner().invoke(app, ["preview", "fraud", "--offline"])
     assert as_json.exit_code == 0, as_json.output
