@@ -136,7 +136,7 @@ def _save_host_record(directory: Path, record: HostRecord) -> None:
 
 
 def _docker_client() -> docker.DockerClient:
-    from provisioner.inference_image import connect_docker
+    from provisioner.local_images import connect_docker
 
     return connect_docker()
 

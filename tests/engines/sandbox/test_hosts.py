@@ -60,7 +60,7 @@ class Host:
 
 
 def _require_docker() -> None:
-    from provisioner.inference_image import connect_docker
+    from provisioner.local_images import connect_docker
 
     try:
         connect_docker()
