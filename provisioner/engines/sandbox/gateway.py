@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from provisioner.engines.base import Progress, no_progress
+from provisioner.engines.sandbox.host_records import hosts_dir
+from provisioner.engines.sandbox.imds import MetadataService, RoleCredentials, make_server
 from provisioner.engines.sandbox.processes import free_port, pid_alive, terminate, wait_until_ready
 from provisioner.errors import EnvctlError
 
@@ -157,9 +159,6 @@ def main() -> None:
     parser.add_argument("--imds-port", type=int, required=True)
     parser.add_argument("--forward", action="append", default=[], help="LISTEN_PORT=TARGET_PORT on 127.0.0.1")
     args = parser.parse_args()
-
-    from provisioner.engines.sandbox.hosts import hosts_dir
-    from provisioner.engines.sandbox.imds import MetadataService, RoleCredentials, make_server
 
     servers = [make_server(args.bind, args.imds_port, MetadataService(hosts_dir(args.sandbox_dir),
                                                                       RoleCredentials(_admin_clients(args.sandbox_dir))))]
