@@ -62,7 +62,6 @@ HOST_PACKAGES = (
     "e2fsprogs", "procps", "kmod",
 )
 ROOTFS_RECIPE = f"debootstrap --variant=minbase --include={','.join(HOST_PACKAGES)} {BASE_SUITE}; v1"
-DEFAULT_AIRFLOW_VERSION = "2.10.5"
 # The compose file asks for postgres:16; Debian bookworm packages PostgreSQL 15 (the stand-in's Dockerfile).
 POSTGRES_MAJOR = "15"
 
