@@ -433,7 +433,7 @@ def check_sandbox_server(settings: Settings) -> Check:
 def check_docker(settings: Settings) -> Check:
     """A Docker engine, needed for --hosts and for `envctl inference push`."""
     from provisioner.errors import MissingTool
-    from provisioner.inference_image import connect_docker
+    from provisioner.local_images import connect_docker
 
     try:
         client = connect_docker()

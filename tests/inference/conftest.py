@@ -19,7 +19,7 @@ from typing import IO
 import pytest
 
 from provisioner.errors import MissingTool
-from provisioner.inference_image import connect_docker
+from provisioner.local_images import connect_docker
 from tests.conftest import ROOT, free_port
 
 SERVE = ROOT / "templates" / "inference" / "serve"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import inference_image
+from provisioner import inference_image, local_images
 from provisioner.errors import EnvctlError, MissingTool
 from tests.inference.conftest import FakeEcr, wait_for_ping
 
@@ -96,17 +96,17 @@ def test_debian_mirror_comes_from_the_apt_sources(tmp_path):
         "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n\n"
         "Types: deb\n# a comment\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n"
     )
-    assert inference_image.debian_mirror(tmp_path) == "http://mirror.example/debian"
+    assert local_images.debian_mirror(tmp_path) == "http://mirror.example/debian"
     (tmp_path / "sources.list.d" / "debian.sources").unlink()
     (tmp_path / "sources.list").write_text("deb [signed-by=/k.gpg] http://other.example/debian bookworm main\n")
-    assert inference_image.debian_mirror(tmp_path) == "http://other.example/debian"
+    assert local_images.debian_mirror(tmp_path) == "http://other.example/debian"
 
 
 def test_no_engine_is_one_line_naming_the_endpoint(monkeypatch, tmp_path):
     """Without a Docker engine the error says where it looked and what to do."""
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/docker.sock")
     with pytest.raises(MissingTool) as raised:
-        inference_image.connect_docker()
+        local_images.connect_docker()
     assert raised.value.message == (
         f"no Docker engine at unix://{tmp_path}/docker.sock; start dockerd or set DOCKER_HOST"
     )
@@ -124,7 +124,7 @@ def test_image_builds_from_the_local_base_with_the_content_tag(docker_client, bu
     config = docker_client.images.get(ref).attrs["Config"]
     assert "8080/tcp" in config["ExposedPorts"]
     assert config["Entrypoint"] == ["/opt/program/serve"]
-    assert docker_client.images.get(inference_image.base_image_tag())
+    assert docker_client.images.get(local_images.base_image_tag())
 
 
 @pytest.mark.docker
@@ -165,11 +165,11 @@ def test_a_missing_base_without_debootstrap_is_one_clear_line(docker_client, mon
     """Without debootstrap (or root) the base cannot be built: MissingTool says what to do instead."""
     from provisioner.image_source import ImageSource
 
-    monkeypatch.setattr(inference_image, "BASE_RECIPE", "a recipe never built")
-    monkeypatch.setattr(inference_image.shutil, "which", lambda name: None)
+    monkeypatch.setattr(local_images, "BASE_RECIPE", "a recipe never built")
+    monkeypatch.setattr(local_images.shutil, "which", lambda name: None)
     no_registry = ImageSource(None, "docker.io does not answer", "docker.io")
     with pytest.raises(MissingTool, match=r"needs root and debootstrap \(missing: debootstrap\)") as raised:
-        inference_image.ensure_base_image(docker_client, no_registry, print, alternative="; or pass --base-image x")
+        local_images.ensure_base_image(docker_client, no_registry, print, alternative="; or pass --base-image x")
     assert "ENVCTL_IMAGE_REGISTRY" in raised.value.hint and raised.value.hint.endswith("; or pass --base-image x")
 
 
@@ -182,7 +182,7 @@ def empty_base_image(docker_client):
     import tarfile
 
     ref = "envctl-test/empty:latest"
-    if not inference_image.image_exists(docker_client, ref):
+    if not local_images.image_exists(docker_client, ref):
         archive = io.BytesIO()
         tarfile.open(fileobj=archive, mode="w").close()
         docker_client.api.import_image_from_data(archive.getvalue(), repository="envctl-test/empty", tag="latest")

@@ -42,7 +42,7 @@ def _missing() -> str | None:
     if os.environ.get("ENVCTL_TEST_AWS_ACCOUNT") != account:
         return f"set ENVCTL_TEST_AWS_ACCOUNT={account} to confirm this account may be billed (about $0.30 a run)"
     from provisioner.errors import MissingTool
-    from provisioner.inference_image import connect_docker
+    from provisioner.local_images import connect_docker
 
     try:
         connect_docker()

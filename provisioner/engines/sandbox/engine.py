@@ -471,7 +471,8 @@ class SandboxEngine:
 
     def _hosts(self, info: ServerInfo, progress: Progress, spec: ResolvedSpec | None = None) -> Any:
         """Container hosts for an apply with hosts on (spec given), or to remove hosts that exist."""
-        from provisioner.engines.sandbox.hosts import SandboxHosts, hosts_dir
+        from provisioner.engines.sandbox.host_records import hosts_dir
+        from provisioner.engines.sandbox.hosts import SandboxHosts
 
         launching = spec is not None and self.settings.sandbox_hosts
         if not launching and not any(hosts_dir(self.settings.sandbox_dir).glob("i-*.json")):
@@ -500,7 +501,7 @@ class SandboxEngine:
 
     def _hostless_instances(self, state: StackState) -> list[str]:
         """With hosts on, instances made before hosts were: a host boots only when its instance is created."""
-        from provisioner.engines.sandbox.hosts import hosts_dir
+        from provisioner.engines.sandbox.host_records import hosts_dir
 
         if not self.settings.sandbox_hosts:
             return []
@@ -515,10 +516,9 @@ class SandboxEngine:
 
     def _existing_hosts(self, progress: Progress = no_progress) -> Any:
         """The hosts that exist, to describe or run commands in (boots none)."""
-        from provisioner.engines.sandbox.hosts import SandboxHosts
+        from provisioner.engines.sandbox.host_inventory import HostInventory
 
-        return SandboxHosts(self.settings.sandbox_dir, moto_port=0, account_id=ACCOUNT_ID, boot_new_hosts=False,
-                            airflow_versions=set(), progress=progress)
+        return HostInventory(self.settings.sandbox_dir, progress=progress)
 
     def _trusted_state(self, team: str, info: ServerInfo) -> tuple[StackState | None, list[str]]:
         """The stored state, unless it was made against a sandbox server that no longer holds it."""

@@ -10,7 +10,6 @@ recorded in `<state_dir>/sandbox/gateway.json`; a changed moto or registry port 
 from __future__ import annotations
 
 import argparse
-import json
 import select
 import signal
 import socket
@@ -18,11 +17,13 @@ import socketserver
 import subprocess
 import sys
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from provisioner.engines.base import Progress, no_progress
-from provisioner.engines.sandbox.processes import free_port, pid_alive, terminate, wait_until_ready
+from provisioner.engines.sandbox.host_records import hosts_dir
+from provisioner.engines.sandbox.imds import MetadataService, RoleCredentials, make_server
+from provisioner.engines.sandbox.processes import ProcessRecord, free_port, pid_alive, wait_until_ready
 from provisioner.errors import EnvctlError
 
 START_TIMEOUT_S = 15.0
@@ -62,20 +63,11 @@ def _connects(address: str, port: int) -> bool:
 class HostGateway:
     def __init__(self, sandbox_dir: Path):
         self.dir = sandbox_dir
-        self.info_path = sandbox_dir / "gateway.json"
+        self.record = ProcessRecord(sandbox_dir / "gateway.json", GatewayInfo)
         self.log_path = sandbox_dir / "gateway.log"
 
-    def recorded(self) -> GatewayInfo | None:
-        try:
-            return GatewayInfo(**json.loads(self.info_path.read_text()))
-        except (OSError, json.JSONDecodeError, TypeError):
-            return None
-
     def running(self) -> GatewayInfo | None:
-        info = self.recorded()
-        if info and pid_alive(info.pid) and _connects(info.bind, info.imds_port):
-            return info
-        return None
+        return self.record.running(lambda info: pid_alive(info.pid) and _connects(info.bind, info.imds_port))
 
     def ensure_started(self, bind: str, moto_port: int, registry_port: int, progress: Progress = no_progress) -> GatewayInfo:
         info = self.running()
@@ -100,16 +92,11 @@ class HostGateway:
                            registry_port=registry_fwd_port, moto_port=moto_port, registry_target_port=registry_port)
         wait_until_ready(process, lambda: all(_connects(bind, port) for port in (imds_port, aws_port, registry_fwd_port)),
                          log_path=self.log_path, failure=f"the sandbox host gateway did not start on {bind}", timeout_s=START_TIMEOUT_S)
-        self.info_path.write_text(json.dumps(asdict(info)))
+        self.record.write(info)
         return info
 
     def stop(self) -> GatewayInfo | None:
-        info = self.recorded()
-        if info is None:
-            return None
-        terminate(info.pid)
-        self.info_path.unlink(missing_ok=True)
-        return info
+        return self.record.stop()
 
 
 # ---- the gateway process ------------------------------------------------------------------
@@ -157,9 +144,6 @@ def main() -> None:
     parser.add_argument("--imds-port", type=int, required=True)
     parser.add_argument("--forward", action="append", default=[], help="LISTEN_PORT=TARGET_PORT on 127.0.0.1")
     args = parser.parse_args()
-
-    from provisioner.engines.sandbox.hosts import hosts_dir
-    from provisioner.engines.sandbox.imds import MetadataService, RoleCredentials, make_server
 
     servers = [make_server(args.bind, args.imds_port, MetadataService(hosts_dir(args.sandbox_dir),
                                                                       RoleCredentials(_admin_clients(args.sandbox_dir))))]

@@ -9,7 +9,7 @@ when a registry answers, else FROM local stand-ins (see provisioner/image_source
 - The images the userdata's compose file pulls, pushed to the sandbox's registry under the names
   the host's dockerd asks its registry mirror for: `apache/airflow:<version>` and `postgres:16`
   as pulled (templates/sandbox/from-registry adds only labels), or their stand-ins built FROM
-  inference_image's local base (Airflow from PyPI, Debian's PostgreSQL 15).
+  local_images' bookworm base (Airflow from PyPI, Debian's PostgreSQL 15).
 
 A tag is the hash of everything that decides an image's content, the source among it (`-registry-`
 or `-standin-` in the tag, and the `envctl.image-source` label): a second build finds it and does
@@ -32,10 +32,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from provisioner import image_source, inference_image
+from provisioner import image_source
 from provisioner.errors import EnvctlError
 from provisioner.image_source import ImageSource
-from provisioner.inference_image import Progress, connect_docker, ensure_base_image, ensure_pulled, image_exists
+from provisioner.local_images import (
+    BASE_SUITE,
+    Progress,
+    base_image_tag,
+    build,
+    build_rootfs_image,
+    connect_docker,
+    copy_host_certificates,
+    ensure_base_image,
+    ensure_pulled,
+    follow,
+    image_exists,
+)
 from provisioner.userdata import DOCKER_COMPOSE_SHA256, DOCKER_COMPOSE_VERSION, POSTGRES_IMAGE
 
 if TYPE_CHECKING:
@@ -44,13 +56,12 @@ if TYPE_CHECKING:
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates" / "sandbox"
 HOST_REPOSITORY = "envctl/sandbox-host"
 ROOTFS_REPOSITORY = "envctl/sandbox-host-rootfs"
-DEBIAN_IMAGE = f"debian:{inference_image.BASE_SUITE}"
+DEBIAN_IMAGE = f"debian:{BASE_SUITE}"
 HOST_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "curl", "ca-certificates", "python3", "python3-venv", "iproute2",
     "e2fsprogs", "procps", "kmod",
 )
-ROOTFS_RECIPE = f"debootstrap --variant=minbase --include={','.join(HOST_PACKAGES)} {inference_image.BASE_SUITE}; v1"
-DEFAULT_AIRFLOW_VERSION = "2.10.5"
+ROOTFS_RECIPE = f"debootstrap --variant=minbase --include={','.join(HOST_PACKAGES)} {BASE_SUITE}; v1"
 # The compose file asks for postgres:16; Debian bookworm packages PostgreSQL 15 (the stand-in's Dockerfile).
 POSTGRES_MAJOR = "15"
 
@@ -91,7 +102,7 @@ def _source_word(source: ImageSource) -> str:
 
 
 def rootfs_image_ref() -> str:
-    return f"{ROOTFS_REPOSITORY}:{inference_image.BASE_SUITE}-{hashlib.sha256(ROOTFS_RECIPE.encode()).hexdigest()[:12]}"
+    return f"{ROOTFS_REPOSITORY}:{BASE_SUITE}-{hashlib.sha256(ROOTFS_RECIPE.encode()).hexdigest()[:12]}"
 
 
 def host_base(source: ImageSource) -> str:
@@ -102,7 +113,7 @@ def host_base(source: ImageSource) -> str:
 def host_image_ref(source: ImageSource) -> str:
     recipe = " ".join(HOST_PACKAGES) if source.registry else ROOTFS_RECIPE
     tag = _files_digest(TEMPLATES / "host", host_base(source), recipe, DOCKER_COMPOSE_VERSION, _compose_sha256())
-    return f"{HOST_REPOSITORY}:{inference_image.BASE_SUITE}-{_source_word(source)}-{tag}"
+    return f"{HOST_REPOSITORY}:{BASE_SUITE}-{_source_word(source)}-{tag}"
 
 
 def airflow_image_ref(version: str, source: ImageSource) -> str:
@@ -116,7 +127,7 @@ def airflow_image_ref(version: str, source: ImageSource) -> str:
             return path.name != f"constraints-{version}.txt"
         return path.name.startswith("requirements-") and path.name != f"requirements-{version.split('.')[0]}.txt"
 
-    tag = _files_digest(TEMPLATES / "airflow", version, inference_image.base_image_tag(), skip=other_version)
+    tag = _files_digest(TEMPLATES / "airflow", version, base_image_tag(), skip=other_version)
     return f"envctl/sandbox-airflow:{version}-standin-{tag}"
 
 
@@ -124,7 +135,7 @@ def postgres_image_ref(source: ImageSource) -> str:
     if source.registry:
         tag = _files_digest(TEMPLATES / "from-registry", source.public_ref(POSTGRES_IMAGE))
         return f"envctl/sandbox-postgres:{POSTGRES_IMAGE.split(':')[1]}-registry-{tag}"
-    tag = _files_digest(TEMPLATES / "postgres", inference_image.base_image_tag())
+    tag = _files_digest(TEMPLATES / "postgres", base_image_tag())
     return f"envctl/sandbox-postgres:{POSTGRES_MAJOR}-standin-{tag}"
 
 
@@ -159,7 +170,7 @@ def ensure_host_image(client: docker.DockerClient, source: ImageSource, progress
     with tempfile.TemporaryDirectory(prefix="envctl-host-") as context:
         _stage(TEMPLATES / "host", Path(context))
         fetch_compose_plugin(Path(context) / "docker-compose", progress)
-        _build(client, context, ref, build_args, source.labels(base), progress)
+        build(client, context, ref, build_args, source.labels(base), progress)
     return ref
 
 
@@ -168,15 +179,8 @@ def _ensure_rootfs_image(client: docker.DockerClient, source: ImageSource, progr
     if image_exists(client, ref):
         return ref
     image_source.require_standin_tools(source)
-    with tempfile.TemporaryDirectory(prefix="envctl-host-rootfs-") as workdir:
-        rootfs = Path(workdir) / "rootfs"
-        mirror = inference_image.debian_mirror()
-        progress(f"debootstrap {inference_image.BASE_SUITE} with systemd from {mirror} (about a minute)")
-        command = ["debootstrap", "--variant=minbase", f"--include={','.join(HOST_PACKAGES)}",
-                   inference_image.BASE_SUITE, str(rootfs), mirror]
-        inference_image._run_streaming(command, progress, failure="debootstrap of the host rootfs failed")
-        inference_image._slim_rootfs(rootfs)
-        inference_image._import_rootfs(client, rootfs, ref, progress)
+    build_rootfs_image(client, ref, HOST_PACKAGES, progress, including=" with systemd",
+                       failure="debootstrap of the host rootfs failed")
     return ref
 
 
@@ -246,7 +250,7 @@ def _ensure_pulled_image(client: docker.DockerClient, ref: str, public: str, sou
         progress(f"building {ref}: {doing}")
     with tempfile.TemporaryDirectory(prefix=f"envctl-{template}-") as context:
         _stage(TEMPLATES / template, Path(context))
-        _build(client, context, ref, {"BASE_IMAGE": base, **build_args}, source.labels(base), progress)
+        build(client, context, ref, {"BASE_IMAGE": base, **build_args}, source.labels(base), progress)
 
 
 def ensure_host_images(airflow_versions: set[str], progress: Progress, *,
@@ -274,8 +278,8 @@ def push_to_registry(image: PushedImage, registry: str, progress: Progress) -> N
     repository = f"{registry}/{name}"
     client.api.tag(image.local_ref, repository, tag)
     progress(f"pushing {image.name} to the sandbox registry")
-    inference_image._follow(lambda: client.api.push(repository, tag=tag, stream=True, decode=True), progress,
-                            failure=f"push of {image.name} to {registry} failed")
+    follow(lambda: client.api.push(repository, tag=tag, stream=True, decode=True), progress,
+           failure=f"push of {image.name} to {registry} failed")
 
 
 def _pushed_digests(client: docker.DockerClient, ref: str, name: str) -> set[str]:
@@ -301,20 +305,7 @@ def _registry_digest(registry: str, name: str, tag: str) -> str | None:
 def _stage(template: Path, context: Path) -> None:
     """The template folder plus this machine's extra CA certificates (the Dockerfiles install them)."""
     shutil.copytree(template, context, dirs_exist_ok=True)
-    for certificate in sorted(inference_image.HOST_CA_DIR.glob("*.crt")):
-        shutil.copy2(certificate, context / certificate.name)
-
-
-def _build(client: docker.DockerClient, context: str, ref: str, build_args: dict[str, str], labels: dict[str, str],
-           progress: Progress) -> None:
-    index_url = inference_image.host_pip_index_url()
-    if index_url:
-        build_args = {**build_args, "PIP_INDEX_URL": index_url}
-    inference_image._follow(
-        lambda: client.api.build(path=context, tag=ref, buildargs=build_args, labels=labels, rm=True, forcerm=True,
-                                 decode=True),
-        progress, failure=f"building {ref} failed",
-    )
+    copy_host_certificates(context)
 
 
 def describe_image(client: docker.DockerClient, ref: str) -> dict[str, object]:

@@ -3,7 +3,7 @@
 One server answers every host of a sandbox; it tells hosts apart by the source address of the
 request (each host container has its own address on the docker bridge; the containers a host
 runs reach it through the host's NAT, so they get the same answers, as with hop limit 2 on EC2).
-A host's identity is the record hosts.py writes when it starts the host.
+A host's identity is the record hosts.py writes when it starts the host (host_records.py).
 
 Where it differs from EC2: only IMDSv2 (a GET without a token gets 401, as with
 `HttpTokens=required`), only the paths the userdata and the AWS SDKs read, and the role
@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
-from provisioner.engines.sandbox.hosts import HostRecord, find_host_record
+from provisioner.engines.sandbox.host_records import HostRecord, find_host_record
 
 TOKEN_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 TOKEN_HEADER = "X-aws-ec2-metadata-token"

@@ -22,12 +22,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from provisioner.engines.base import Progress, no_progress
-from provisioner.engines.sandbox.processes import free_port, pid_alive, terminate, wait_until_ready
+from provisioner.engines.sandbox.processes import ProcessRecord, free_port, pid_alive, terminate, wait_until_ready
 from provisioner.errors import MissingTool
 
 START_TIMEOUT_S = 15.0
@@ -66,18 +66,13 @@ class RegistryServer:
     def __init__(self, sandbox_dir: Path, image_registry: str = "docker.io"):
         self.dir = sandbox_dir
         self.image_registry = image_registry  # where registry:2 comes from when there is no binary
-        self.info_path = sandbox_dir / "registry.json"
+        self.record = ProcessRecord(sandbox_dir / "registry.json", RegistryInfo)
         self.storage = shared_storage()
         self.config_path = sandbox_dir / "registry.yml"
         self.log_path = sandbox_dir / "registry.log"
 
     def running(self) -> RegistryInfo | None:
-        try:
-            info = RegistryInfo(**json.loads(self.info_path.read_text()))
-        except (OSError, json.JSONDecodeError, TypeError):
-            return None
-        alive = _container_running(info.container) if info.container else pid_alive(info.pid)
-        return info if alive and _answers(info.address) else None
+        return self.record.running(lambda info: _alive(info) and _answers(info.address))
 
     def ensure_started(self, progress: Progress = no_progress) -> RegistryInfo:
         return self.running() or self.start(progress)
@@ -96,7 +91,7 @@ class RegistryServer:
         info = RegistryInfo(pid=process.pid, port=port)
         wait_until_ready(process, lambda: _answers(info.address), log_path=self.log_path,
                          failure=f"the sandbox registry did not start on {info.address}", timeout_s=START_TIMEOUT_S)
-        self.info_path.write_text(json.dumps(asdict(info)))
+        self.record.write(info)
         return info
 
     def _start_container(self, port: int, progress: Progress) -> RegistryInfo:
@@ -131,7 +126,7 @@ class RegistryServer:
                 container.remove(force=True)
                 raise MissingTool(f"the sandbox registry container did not start on {info.address}: {logs.strip()[-500:]}")
             time.sleep(0.2)
-        self.info_path.write_text(json.dumps(asdict(info)))
+        self.record.write(info)
         return info
 
     def _config(self, port: int) -> str:
@@ -143,16 +138,11 @@ class RegistryServer:
         }, indent=1)
 
     def stop(self) -> RegistryInfo | None:
-        try:
-            info = RegistryInfo(**json.loads(self.info_path.read_text()))
-        except (OSError, json.JSONDecodeError, TypeError):
-            return None
-        if info.container:
-            _remove_container(info.container)
-        else:
-            terminate(info.pid)
-        self.info_path.unlink(missing_ok=True)
-        return info
+        return self.record.stop(lambda info: _remove_container(info.container) if info.container else terminate(info.pid))
+
+
+def _alive(info: RegistryInfo) -> bool:
+    return _container_running(info.container) if info.container else pid_alive(info.pid)
 
 
 def _docker() -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,12 +17,12 @@ import urllib.request
 import threading
 import uuid
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from provisioner.engines.base import Progress, no_progress
-from provisioner.engines.sandbox.processes import free_port, pid_alive, terminate, wait_until_ready
+from provisioner.engines.sandbox.processes import ProcessRecord, free_port, pid_alive, wait_until_ready
 from provisioner.errors import EnvctlError
 
 SERVER_ID_PARAMETER = "/envctl/sandbox/server-id"
@@ -75,21 +74,15 @@ class SandboxServer:
         self.dir = sandbox_dir
         self.port = port
         self.host = host
-        self.info_path = sandbox_dir / "server.json"
+        self.record = ProcessRecord(sandbox_dir / "server.json", ServerInfo)
         self.log_path = sandbox_dir / "server.log"
 
     def recorded(self) -> ServerInfo | None:
-        try:
-            return ServerInfo(**json.loads(self.info_path.read_text()))
-        except (OSError, json.JSONDecodeError, TypeError):
-            return None
+        return self.record.read()
 
     def running(self) -> ServerInfo | None:
         """The recorded server, if its process is alive and answers."""
-        info = self.recorded()
-        if info and pid_alive(info.pid) and _answers(info.endpoint):
-            return info
-        return None
+        return self.record.running(lambda info: pid_alive(info.pid) and _answers(info.endpoint))
 
     def ensure_started(self, progress: Progress = no_progress) -> ServerInfo:
         """The running server, or a new one; one starter at a time across processes and threads."""
@@ -123,8 +116,7 @@ class SandboxServer:
         wait_until_ready(process, lambda: _answers(endpoint, timeout=0.5), log_path=self.log_path,
                          failure=f"the sandbox's moto server did not start on {endpoint}", timeout_s=START_TIMEOUT_S, poll_s=0.05)
         info = self._bootstrap(process.pid, port)
-        self.info_path.write_text(json.dumps(asdict(info), indent=1))
-        os.chmod(self.info_path, 0o600)
+        self.record.write(info, private=True)
         return info
 
     def _bootstrap(self, pid: int, port: int) -> ServerInfo:
@@ -155,9 +147,4 @@ class SandboxServer:
             return False
 
     def stop(self) -> ServerInfo | None:
-        info = self.recorded()
-        if info is None:
-            return None
-        terminate(info.pid)
-        self.info_path.unlink(missing_ok=True)
-        return info
+        return self.record.stop()

@@ -18,7 +18,8 @@ import boto3
 import pytest
 
 from provisioner.engines.sandbox.engine import SandboxEngine
-from provisioner.engines.sandbox.hosts import SandboxHosts, load_host_record
+from provisioner.engines.sandbox.host_inventory import HostInventory, read_host_file
+from provisioner.engines.sandbox.host_records import load_host_record
 from provisioner.errors import MissingTool
 from provisioner.settings import load_settings
 from provisioner.userdata import AIRFLOW_UID
@@ -39,8 +40,7 @@ class Host:
         self.engine = engine
         self.instance_id = instance_id
         self.create_s = create_s
-        self.hosts = SandboxHosts(engine.settings.sandbox_dir, moto_port=0, account_id="", airflow_versions=set(),
-                                  boot_new_hosts=False)
+        self.hosts = HostInventory(engine.settings.sandbox_dir)
 
     @property
     def record(self):
@@ -52,7 +52,7 @@ class Host:
         return output
 
     def read(self, path: str) -> str:
-        return self.hosts.read_file(self.instance_id, path)
+        return read_host_file(self.hosts.client.containers.get(self.record.container), path)
 
     def aws(self, service: str):
         info = self.engine.server.running()
@@ -60,7 +60,7 @@ class Host:
 
 
 def _require_docker() -> None:
-    from provisioner.inference_image import connect_docker
+    from provisioner.local_images import connect_docker
 
     try:
         connect_docker()

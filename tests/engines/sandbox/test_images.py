@@ -243,12 +243,12 @@ def _path_without(tool: str, shadow_root) -> str:
 def _push_as(client, local_ref: str, registry: str, public: str) -> None:
     """Push local_ref to registry under a public name (`library/postgres:16`), then drop the local tag
     so the Docker engine can only get it by pulling."""
-    from provisioner.inference_image import _follow
+    from provisioner.local_images import follow
 
     repository, tag = f"{registry}/{public}".rsplit(":", 1)
     client.api.tag(local_ref, repository, tag)
-    _follow(lambda: client.api.push(repository, tag=tag, stream=True, decode=True), print,
-            failure=f"push of {public} to the test registry failed")
+    follow(lambda: client.api.push(repository, tag=tag, stream=True, decode=True), print,
+           failure=f"push of {public} to the test registry failed")
     client.images.remove(f"{repository}:{tag}")
 
 
@@ -262,7 +262,8 @@ def test_with_a_registry_and_no_debootstrap_create_hosts_builds_no_stand_in(tmp_
     import sys
     import urllib.request
 
-    from provisioner.inference_image import PYTHON_IMAGE, connect_docker, ensure_base_image
+    from provisioner.inference_image import PYTHON_IMAGE
+    from provisioner.local_images import connect_docker, ensure_base_image
     from tests.conftest import ROOT
 
     client = connect_docker()

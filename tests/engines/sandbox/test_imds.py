@@ -11,7 +11,7 @@ import urllib.request
 import boto3
 import pytest
 
-from provisioner.engines.sandbox.hosts import HostRecord, _save_host_record
+from provisioner.engines.sandbox.host_records import HostRecord, save_host_record
 from provisioner.engines.sandbox.imds import TOKEN_HEADER, TOKEN_TTL_HEADER, MetadataService, RoleCredentials, make_server
 from tests.conftest import SANDBOX_CREDENTIALS, free_port
 
@@ -33,7 +33,7 @@ def imds(moto_endpoint, tmp_path):
     iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
     iam.create_instance_profile(InstanceProfileName=role)
     iam.add_role_to_instance_profile(InstanceProfileName=role, RoleName=role)
-    _save_host_record(tmp_path, HostRecord(
+    save_host_record(tmp_path, HostRecord(
         instance_id="i-0123456789abcdef0", team="fraud", region="eu-west-1", account_id="123456789012",
         container="envctl-host-i-0123456789abcdef0", user_data_b64=base64.b64encode(b"#!/bin/bash\n").decode(),
         instance_profile=role, availability_zone="eu-west-1a", container_ip="127.0.0.1"))

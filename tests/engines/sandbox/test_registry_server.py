@@ -30,7 +30,7 @@ STANDIN_CONFIG = {
 @pytest.fixture(scope="module")
 def docker_client():
     """The Docker engine; fails (never skips) without one: `make test` starts dockerd where it can."""
-    from provisioner.inference_image import connect_docker
+    from provisioner.local_images import connect_docker
 
     try:
         client = connect_docker()
@@ -44,7 +44,7 @@ def _standin_registry_image(client) -> str:
     """`<test registry>/library/registry:2`: Debian's docker-registry on the stand-in base, with the
     official image's contract (listens on :5000, stores under /var/lib/registry)."""
     from provisioner.image_source import ImageSource
-    from provisioner.inference_image import ensure_base_image
+    from provisioner.local_images import ensure_base_image
 
     binary = shutil.which("docker-registry")
     if binary is None:
