@@ -100,7 +100,7 @@ def images(airflow_version: AirflowVersion = "2.10.5", rebuild: Rebuild = False,
     """Build the images of sandbox hosts (host OS, Airflow, Postgres) when missing, FROM the public images
     when a registry answers, else as local stand-ins; cached by content tag. Lists each with its source."""
     from provisioner.engines.sandbox import images as host_images
-    from provisioner.inference_image import connect_docker
+    from provisioner.local_images import connect_docker
 
     settings, _, _ = _server_and_store()
     output.header(f"{settings.describe_target()} · sandbox images")
