@@ -81,7 +81,7 @@ class TeamSecrets:
         return secret_id
 
     def list(self) -> list[SecretInfo]:
-        prefix = f"envctl/{self.names.team}/"
+        prefix = self.names.secrets_prefix
         found: list[SecretInfo] = []
         for page in self.client.get_paginator("list_secrets").paginate(Filters=[{"Key": "name", "Values": [prefix]}]):
             for entry in page["SecretList"]:

@@ -62,7 +62,9 @@ def _apply(team: str, target: Optional[str], as_json: bool, hosts: Optional[bool
 
 def create(team: opt.Team, target: opt.Target = None, as_json: opt.Json = False, hosts: opt.Hosts = None,
            yes: opt.Yes = False) -> None:
-    """Create (or converge) a team's environment. Re-running with no change changes nothing."""
+    """Create (or converge) a team's environment. Re-running with no change changes nothing.
+
+    It asks for no confirmation: --yes is accepted and changes nothing, so scripts can pass it to every command."""
     _apply(team, target, as_json, hosts, must_exist=False)
 
 

@@ -150,7 +150,7 @@ class TeamEnvironment(pulumi.ComponentResource):
             "log_group": self.storage.log_group.name,
             "ecr_repository_url": self.storage.repository.repository_url,
             "sagemaker_role_arn": self.sagemaker.role.arn,
-            "secrets_prefix": f"envctl/{args.team}/",
+            "secrets_prefix": names.secrets_prefix,
         }
         if self.inference_status:
             self.outputs["inference_status"] = self.inference_status

@@ -53,11 +53,16 @@ class TeamNames:
         """The SSM parameter a team's retraining job writes when it promotes model data."""
         return f"/envctl/{self.team}/inference/model-data"
 
+    @property
+    def secrets_prefix(self) -> str:
+        """Every secret of the team is named under this prefix (its roles may read only these)."""
+        return f"envctl/{self.team}/"
+
     def secret(self, name: str) -> str:
-        return f"envctl/{self.team}/{name}"
+        return f"{self.secrets_prefix}{name}"
 
     def airflow_secret(self, name: str) -> str:
-        return f"envctl/{self.team}/airflow/{name}"
+        return f"{self.secrets_prefix}airflow/{name}"
 
 
 def team_tags(team: str, owner: str, cost_center: str) -> dict[str, str]:

@@ -107,13 +107,13 @@ def delete_kept_data(client_for: ClientFor, team: str, region: str, *, bucket: s
         schedule_key_deletion(kms, key_arn)
         notes.append(f"KMS key {key_arn} is scheduled for deletion in {KEY_DELETION_WINDOW_DAYS} days")
     if deleted := delete_team_secrets(client_for("secretsmanager", region), team, progress):
-        notes.append(f"deleted {deleted} secrets under {TeamNames(team).secret('')} without recovery")
+        notes.append(f"deleted {deleted} secrets under {TeamNames(team).secrets_prefix} without recovery")
     return notes
 
 
 def delete_team_secrets(manager: Any, team: str, progress: Progress = no_progress) -> int:
     """Every secret under the team's prefix, those scheduled for deletion too, deleted at once (no recovery window)."""
-    prefix = TeamNames(team).secret("")
+    prefix = TeamNames(team).secrets_prefix
     deleted = 0
     pages = manager.get_paginator("list_secrets").paginate(
         Filters=[{"Key": "name", "Values": [prefix]}], IncludePlannedDeletion=True)
