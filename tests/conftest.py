@@ -37,11 +37,8 @@ def moto_endpoint():
     from provisioner.engines.sandbox.fidelity.middleware import FidelityServer
     from provisioner.engines.sandbox.serve import load_extensions
 
-    from provisioner.engines.sandbox.sagemaker_api import install
-
-    install()  # what the sandbox's server process serves beyond moto (serve.py)
     port = free_port()
-    load_extensions()
+    load_extensions()  # what the sandbox's server process serves beyond moto (UpdateEndpoint…)
     server = FidelityServer(ip_address="127.0.0.1", port=port)
     server.start()
     yield f"http://127.0.0.1:{port}"

@@ -18,13 +18,17 @@ import importlib
 import signal
 import threading
 
-# Modules that register extra operations (or rules) in the server process: add yours here.
-EXTENSIONS: tuple[str, ...] = ()
+# Modules that register extra operations (or rules) in the server process: add yours here. A module
+# with an `install()` (sagemaker_api: UpdateEndpoint, added to moto's own SageMaker classes) has it called.
+EXTENSIONS: tuple[str, ...] = ("provisioner.engines.sandbox.sagemaker_api",)
 
 
 def load_extensions() -> None:
-    for module in EXTENSIONS:
-        importlib.import_module(module)
+    for name in EXTENSIONS:
+        module = importlib.import_module(name)
+        install = getattr(module, "install", None)
+        if install is not None:
+            install()
 
 
 def main() -> None:
@@ -34,9 +38,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from provisioner.engines.sandbox.fidelity.middleware import FidelityServer
-    from provisioner.engines.sandbox.sagemaker_api import install as install_sagemaker_operations
-
-    install_sagemaker_operations()  # UpdateEndpoint, which moto lacks
     load_extensions()
     server = FidelityServer(ip_address=args.host, port=args.port)
     server.start()
