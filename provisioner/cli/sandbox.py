@@ -78,8 +78,18 @@ def stop() -> None:
     settings, server, _ = _server_and_store()
     output.header(f"{settings.describe_target()} · sandbox stop")
     info = server.stop()
+    if info is not None:
+        _remove_endpoint_containers(info.server_id)
     _stop_host_services(settings)
     output.out.print(f"stopped the sandbox at {info.endpoint}" if info else "the sandbox was not running")
+
+
+def _remove_endpoint_containers(server_id: str) -> None:
+    """What the server's own stop left of its endpoints' containers (it was killed before it could remove them)."""
+    from provisioner.engines.sandbox.endpoint_containers import remove_server_containers
+
+    for name in remove_server_containers(server_id):
+        output.err.print(f"removed endpoint container {name}", markup=False)
 
 
 def _stop_host_services(settings) -> None:

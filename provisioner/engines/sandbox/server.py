@@ -106,20 +106,22 @@ class SandboxServer:
             raise EnvctlError(f"the sandbox is already running at {self.running().endpoint}")
         self.dir.mkdir(parents=True, exist_ok=True)
         port = self.port or free_port(self.host)
+        server_id = uuid.uuid4().hex
         progress(f"starting the sandbox's moto server on {self.host}:{port}")
         with open(self.log_path, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "provisioner.engines.sandbox.serve", "--host", self.host, "--port", str(port)],
+                [sys.executable, "-m", "provisioner.engines.sandbox.serve", "--host", self.host, "--port", str(port),
+                 "--sandbox-dir", str(self.dir.resolve()), "--server-id", server_id],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
             )
         endpoint = f"http://{self.host}:{port}"
         wait_until_ready(process, lambda: _answers(endpoint, timeout=0.5), log_path=self.log_path,
                          failure=f"the sandbox's moto server did not start on {endpoint}", timeout_s=START_TIMEOUT_S, poll_s=0.05)
-        info = self._bootstrap(process.pid, port)
+        info = self._bootstrap(process.pid, port, server_id)
         self.record.write(info, private=True)
         return info
 
-    def _bootstrap(self, pid: int, port: int) -> ServerInfo:
+    def _bootstrap(self, pid: int, port: int, server_id: str) -> ServerInfo:
         """Give the new server its identity and the admin user (before any IAM enforcement)."""
         import boto3
 
@@ -130,7 +132,6 @@ class SandboxServer:
         iam.put_user_policy(UserName=ADMIN_USER, PolicyName="sandbox-admin", PolicyDocument=json.dumps(
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
         key = iam.create_access_key(UserName=ADMIN_USER)["AccessKey"]
-        server_id = uuid.uuid4().hex
         session.client("ssm", endpoint_url=endpoint).put_parameter(Name=SERVER_ID_PARAMETER, Value=server_id, Type="String")
         return ServerInfo(pid=pid, host=self.host, port=port, server_id=server_id, started_at=time.time(),
                           access_key_id=key["AccessKeyId"], secret_access_key=key["SecretAccessKey"])

@@ -2,7 +2,8 @@
 
 The service and region come from the SigV4 credential scope of the Authorization header (every
 SDK and the AWS CLI sign), the action from the X-Amz-Target header (JSON protocols), the
-`Action` form field (query protocols) or, for S3, the method, path, query and headers.
+`Action` form field (query protocols), the path of sagemaker-runtime's InvokeEndpoint (signed as
+`sagemaker`, REST) or, for S3, the method, path, query and headers.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from provisioner.engines.sandbox.fidelity.registry import Refusal, Reply
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account
 _SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 MAX_PARSED_BODY = 1 << 20  # rules read the bodies of API calls, never of uploads
+MAX_INVOCATION_BODY = 6 * 1024 * 1024  # SageMaker's real-time payload limit
+_INVOCATION = re.compile(r"^/endpoints/([^/]+)/invocations$")
 
 
 @dataclass
@@ -38,7 +41,8 @@ class AwsRequest:
     params: dict[str, Any] = field(default_factory=dict)  # JSON body or query form fields
     bucket: str | None = None
     key: str | None = None
-    protocol: str = "json"  # json | query | ec2 | s3
+    protocol: str = "json"  # json | query | ec2 | s3 | rest-json
+    body: bytes = b""  # kept for operations that forward it (InvokeEndpoint); rules read params
 
     def header(self, name: str) -> str | None:
         """A header; for S3's x-amz-* headers also the query parameter a presigned URL carries it in."""
@@ -61,13 +65,13 @@ class AwsRequest:
         return key.arn
 
 
-def _read_body(environ: dict[str, Any]) -> bytes:
+def _read_body(environ: dict[str, Any], limit: int = MAX_PARSED_BODY) -> bytes:
     """The request body, put back for moto to read again."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
-    if not length or length > MAX_PARSED_BODY:
+    if not length or length > limit:
         return b""
     body = environ["wsgi.input"].read(length)
     environ["wsgi.input"] = io.BytesIO(body)
@@ -106,6 +110,12 @@ def parse(environ: dict[str, Any]) -> AwsRequest | None:
     if service == "s3":
         request.protocol = "s3"
         _parse_s3(request)
+        return request
+    invocation = _INVOCATION.match(path) if service == "sagemaker" else None
+    if invocation:
+        request.action, request.protocol = "InvokeEndpoint", "rest-json"
+        request.params = {"EndpointName": unquote(invocation.group(1))}
+        request.body = _read_body(environ, limit=MAX_INVOCATION_BODY)
         return request
     body = _read_body(environ)
     target = headers.get("x-amz-target")
@@ -215,9 +225,11 @@ def render_refusal(request: AwsRequest, refusal: Refusal, rule: str = "") -> tup
 
 
 def render_reply(reply: Reply) -> tuple[str, list[tuple[str, str]], bytes]:
+    """A reply's answer; JSON protocols' Content-Type unless the reply names its own."""
     body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-    headers = [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(body))),
-               ("x-amzn-RequestId", uuid.uuid4().hex), *reply.headers]
+    own_type = any(name.lower() == "content-type" for name, _ in reply.headers)
+    headers = [*([] if own_type else [("Content-Type", "application/x-amz-json-1.1")]),
+               ("Content-Length", str(len(body))), ("x-amzn-RequestId", uuid.uuid4().hex), *reply.headers]
     return _status_line(reply.status), headers, body
 
 

@@ -4,6 +4,7 @@ Application Auto Scaling target and policy that scale an endpoint's variant."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -17,6 +18,9 @@ from provisioner.engines.sandbox.state import StoredResource
 from provisioner.errors import EnvctlError
 
 SAGEMAKER_NAME_MAX = 63
+ENDPOINT_IN_PROGRESS = ("Creating", "Updating", "SystemUpdating")  # what the provider waits through
+ENDPOINT_SETTLE_TIMEOUT_S = 20 * 60  # the sandbox's containers: an image pull and four minutes of /ping at most
+ENDPOINT_POLL_S = 0.5
 
 # The endpoint instance types moto 5.2.5 accepts (an old list; AWS has many more).
 MOTO_ENDPOINT_INSTANCE_TYPES = frozenset({
@@ -217,9 +221,12 @@ class Endpoint(Handler):
 
     A new endpoint configuration is applied with UpdateEndpoint, as the provider does on AWS (the
     endpoint keeps its name and ARN; the engine deletes the old configuration only afterwards).
-    Sandbox: the endpoint is InService at once and invoke_endpoint returns a canned body; moto
-    lacks UpdateEndpoint, so the sandbox's server serves it (sagemaker_api.py) and the update is
-    done at once, where AWS moves traffic to a new fleet over minutes.
+    Create and update wait, as the provider does, until the endpoint is no longer Creating or
+    Updating: Failed is an error with SageMaker's FailureReason, and so is an update that left the
+    endpoint InService on its previous configuration (the provider would record that as drift).
+    Sandbox: moto lacks UpdateEndpoint, so the sandbox's server serves it (sagemaker_api.py); with a
+    Docker engine the server runs the model's image as a local container and the endpoint is
+    InService once it answers /ping (endpoint_containers.py), else InService at once.
     """
 
     replace_on = ("name",)
@@ -228,6 +235,7 @@ class Endpoint(Handler):
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         name = reg.inputs.get("name") or autoname(reg.name, max_length=SAGEMAKER_NAME_MAX)
         endpoint_arn = self._create(ctx, reg, name, region)
+        self._wait_until_settled(ctx, name, reg.inputs["endpointConfigName"], region)
         return name, self._outputs(ctx, reg, name, endpoint_arn)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
@@ -236,6 +244,7 @@ class Endpoint(Handler):
         if input_changed(reg, old, "endpointConfigName"):
             endpoint_arn = sagemaker.update_endpoint(
                 EndpointName=old.id, EndpointConfigName=reg.inputs["endpointConfigName"])["EndpointArn"]
+            self._wait_until_settled(ctx, old.id, reg.inputs["endpointConfigName"], region)
         _sync_sagemaker_tags(sagemaker, endpoint_arn, ctx.tags(old), ctx.tags(reg))
         return self._outputs(ctx, reg, old.id, endpoint_arn)
 
@@ -253,6 +262,23 @@ class Endpoint(Handler):
         name = reg.inputs.get("name")
         endpoint = self._describe(ctx, name, region) if name else None
         return (name, self._outputs(ctx, reg, name, endpoint["EndpointArn"])) if endpoint else None
+
+    def _wait_until_settled(self, ctx: SandboxContext, name: str, config_name: str, region: str) -> None:
+        sagemaker = ctx.client("sagemaker", region)
+        deadline = time.monotonic() + ENDPOINT_SETTLE_TIMEOUT_S
+        endpoint = sagemaker.describe_endpoint(EndpointName=name)
+        while endpoint["EndpointStatus"] in ENDPOINT_IN_PROGRESS:
+            if time.monotonic() > deadline:
+                raise EnvctlError(f"endpoint {name} is still {endpoint['EndpointStatus']} after "
+                                  f"{ENDPOINT_SETTLE_TIMEOUT_S / 60:.0f} minutes")
+            time.sleep(ENDPOINT_POLL_S)
+            endpoint = sagemaker.describe_endpoint(EndpointName=name)
+        reason = endpoint.get("FailureReason") or "no reason given"
+        if endpoint["EndpointStatus"] != "InService":
+            raise EnvctlError(f"endpoint {name} is {endpoint['EndpointStatus']}: {reason}")
+        if endpoint["EndpointConfigName"] != config_name:
+            raise EnvctlError(f"endpoint {name} could not move to configuration {config_name} and still serves "
+                              f"{endpoint['EndpointConfigName']}: {reason}")
 
     @staticmethod
     def _create(ctx: SandboxContext, reg: Registration, name: str, region: str) -> str:

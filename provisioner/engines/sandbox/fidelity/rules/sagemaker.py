@@ -6,8 +6,8 @@ import re
 
 from provisioner.engines.sandbox.fidelity.registry import Refusal, rule
 from provisioner.engines.sandbox.fidelity.request import AwsRequest
+from provisioner.engines.sandbox.sagemaker_containers import parse_ecr_image
 
-_ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:@]+)(?::([^@]+))?(?:@(sha256:[0-9a-f]{64}))?$")
 
 # SageMaker ML instance families with local NVMe instance storage (EC2 User Guide, "Instance store
 # volumes": every family whose attribute letters include `d` — m5d, c5d, r5d, g4dn, p3dn, p4d, m6id ... —
@@ -26,10 +26,10 @@ def has_local_storage(instance_type: str) -> bool:
 
 def _image_missing(request: AwsRequest, image: str) -> bool:
     """Whether `image` names this sandbox account's ECR and is not there (repository or tag/digest)."""
-    match = _ECR_IMAGE.match(image or "")
-    if not match or match.group(1) != request.account:
+    ecr = parse_ecr_image(image)
+    if ecr is None or ecr.account != request.account:
         return False  # another registry: the sandbox cannot know, as AWS would (no stricter)
-    _, region, repository, tag, digest = match.groups()
+    region, repository, tag, digest = ecr.region, ecr.repository, ecr.tag, ecr.digest
     from moto.backends import get_backend
     from moto.ecr.exceptions import ImageNotFoundException, RepositoryNotFoundException
 

@@ -1,0 +1,208 @@
+"""Sandbox endpoints without containers: image URIs resolved to the sandbox registry, InvokeEndpoint
+routed by the server (never moto's canned answer), the proxy's answers and ModelError, `envctl invoke`'s
+arguments. A stand-in HTTP server plays the model container here; tests/inference/test_endpoint_containers.py
+runs the real one."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from typer.testing import CliRunner
+
+from provisioner.cli.main import app
+from provisioner.engines.sandbox import endpoint_containers, sagemaker_containers
+from provisioner.engines.sandbox.sagemaker_containers import ImageUnavailable, local_image, parse_ecr_image
+from tests.conftest import SANDBOX_CREDENTIALS, record_pushed_image
+
+pytestmark = [pytest.mark.sandbox]
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/envctl-fraud:default-abc"
+
+
+class _StandIn(http.server.BaseHTTPRequestHandler):
+    """Answers like a model container: /invocations echoes what it got, or fails when told to."""
+
+    registry_manifests: set[str] = set()
+
+    def do_HEAD(self):  # the registry's manifest check
+        self.send_response(200 if self.path in self.registry_manifests else 404)
+        self.end_headers()
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if body == b"fail":
+            payload, status, content_type = b'{"error": "instance 1 has 2 features; the model expects 3"}', 400, "application/json"
+        else:
+            payload, status, content_type = json.dumps({
+                "body": body.decode(), "content_type": self.headers.get("Content-Type"),
+                "accept": self.headers.get("Accept")}).encode(), 200, "application/x-echo"
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def stand_in():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StandIn)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def aws(moto_endpoint, service):
+    return boto3.client(service, endpoint_url=moto_endpoint, region_name=REGION, **SANDBOX_CREDENTIALS)
+
+
+def make_endpoint(moto_endpoint, name: str) -> None:
+    """An endpoint of a model whose image is recorded in ECR only (as a PutImage without push leaves it)."""
+    sagemaker = aws(moto_endpoint, "sagemaker")
+    image = record_pushed_image(aws(moto_endpoint, "ecr"), "serving-model", "1")
+    sagemaker.create_model(ModelName=f"{name}-m", ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/r",
+                           PrimaryContainer={"Image": image})
+    sagemaker.create_endpoint_config(EndpointConfigName=f"{name}-c", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": f"{name}-m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-c")
+
+
+@pytest.fixture
+def served_by_stand_in(moto_endpoint, stand_in):
+    """An endpoint whose variant is served by the stand-in server (what a started container records)."""
+    name = "served-by-stand-in"
+    make_endpoint(moto_endpoint, name)
+    key = (ACCOUNT, REGION, name)
+    endpoint_containers._ENDPOINTS.serving[key] = endpoint_containers.Serving(
+        f"{name}-c", {"AllTraffic": sagemaker_containers.StartedContainer("stand-in", stand_in)}, {"AllTraffic": 1.0})
+    yield name
+    endpoint_containers._ENDPOINTS.serving.pop(key, None)
+    aws(moto_endpoint, "sagemaker").delete_endpoint(EndpointName=name)
+
+
+# ---- image URIs -----------------------------------------------------------------------------
+
+
+def test_an_ecr_uri_resolves_to_the_same_repository_and_tag_in_the_sandbox_registry(stand_in):
+    """<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag> -> 127.0.0.1:<port>/<repo>:<tag>, once the registry holds it."""
+    registry = f"127.0.0.1:{stand_in}"
+    _StandIn.registry_manifests = {"/v2/envctl-fraud/manifests/default-abc"}
+    assert local_image(IMAGE, registry) == f"{registry}/envctl-fraud:default-abc"
+    digest = "sha256:" + "e" * 64
+    _StandIn.registry_manifests = {f"/v2/envctl-fraud/manifests/{digest}"}
+    assert local_image(f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/envctl-fraud@{digest}", registry) == \
+        f"{registry}/envctl-fraud@{digest}"
+
+
+def test_an_image_recorded_in_ecr_but_not_pushed_cannot_run_and_says_to_push(stand_in):
+    _StandIn.registry_manifests = set()
+    with pytest.raises(ImageUnavailable, match="envctl inference push"):
+        local_image(IMAGE, f"127.0.0.1:{stand_in}")
+    with pytest.raises(ImageUnavailable, match="registry is not running"):
+        local_image(IMAGE, None)
+
+
+def test_an_image_of_another_registry_is_pulled_as_written():
+    assert parse_ecr_image("python:3.11-slim") is None
+    assert local_image("ghcr.io/team/model:1", None) == "ghcr.io/team/model:1"
+    parsed = parse_ecr_image(IMAGE)
+    assert (parsed.account, parsed.region, parsed.repository, parsed.tag) == (ACCOUNT, REGION, "envctl-fraud", "default-abc")
+
+
+# ---- InvokeEndpoint in the server -----------------------------------------------------------------
+
+
+def test_invoke_of_a_missing_endpoint_is_a_validation_error(moto_endpoint):
+    with pytest.raises(ClientError) as refused:
+        aws(moto_endpoint, "sagemaker-runtime").invoke_endpoint(EndpointName="nobody", Body=b"{}", ContentType="application/json")
+    assert refused.value.response["Error"]["Code"] == "ValidationError"
+    assert "Endpoint nobody of account" in refused.value.response["Error"]["Message"]
+
+
+def test_an_endpoint_that_cannot_run_is_in_service_and_its_invoke_says_why_never_a_canned_body(moto_endpoint):
+    """No registry behind the sandbox's ECR here: moto's InService stands, InvokeEndpoint names the reason."""
+    make_endpoint(moto_endpoint, "record-only")
+    sagemaker = aws(moto_endpoint, "sagemaker")
+    assert sagemaker.describe_endpoint(EndpointName="record-only")["EndpointStatus"] == "InService"
+    with pytest.raises(ClientError) as refused:
+        aws(moto_endpoint, "sagemaker-runtime").invoke_endpoint(EndpointName="record-only", Body=b"{}",
+                                                               ContentType="application/json")
+    assert refused.value.response["Error"]["Code"] == "ValidationError"
+    assert "cannot serve endpoint record-only" in refused.value.response["Error"]["Message"]
+    assert "envctl inference push" in refused.value.response["Error"]["Message"]
+
+
+def test_without_a_docker_engine_invoke_says_the_sandbox_needs_one(moto_endpoint, monkeypatch):
+    def no_engine():
+        raise ImageUnavailable("the sandbox needs a Docker engine to run SageMaker containers: no Docker engine at unix:///x")
+
+    monkeypatch.setattr(sagemaker_containers, "local_image", lambda uri, registry: "some/image:1")
+    monkeypatch.setattr(sagemaker_containers, "docker_client", no_engine)
+    make_endpoint(moto_endpoint, "no-engine")
+    with pytest.raises(ClientError) as refused:
+        aws(moto_endpoint, "sagemaker-runtime").invoke_endpoint(EndpointName="no-engine", Body=b"{}",
+                                                               ContentType="application/json")
+    assert "needs a Docker engine" in refused.value.response["Error"]["Message"]
+
+
+def test_invoke_is_proxied_with_body_content_type_and_accept(moto_endpoint, served_by_stand_in):
+    answer = aws(moto_endpoint, "sagemaker-runtime").invoke_endpoint(
+        EndpointName=served_by_stand_in, Body=b"1,2,3\n", ContentType="text/csv", Accept="application/json")
+    assert answer["ContentType"] == "application/x-echo"
+    assert answer["InvokedProductionVariant"] == "AllTraffic"
+    assert json.loads(answer["Body"].read()) == {"body": "1,2,3\n", "content_type": "text/csv", "accept": "application/json"}
+
+
+def test_a_4xx_from_the_container_is_sagemakers_model_error(moto_endpoint, served_by_stand_in):
+    with pytest.raises(ClientError) as failed:
+        aws(moto_endpoint, "sagemaker-runtime").invoke_endpoint(EndpointName=served_by_stand_in, Body=b"fail",
+                                                               ContentType="application/json")
+    response = failed.value.response
+    assert response["Error"]["Code"] == "ModelError"
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert response["OriginalStatusCode"] == 400
+    assert "expects 3" in response["OriginalMessage"]
+    assert "Received client error (400) from primary" in response["Error"]["Message"]
+
+
+def test_an_unknown_target_variant_is_refused(moto_endpoint, served_by_stand_in):
+    with pytest.raises(ClientError) as refused:
+        aws(moto_endpoint, "sagemaker-runtime").invoke_endpoint(EndpointName=served_by_stand_in, Body=b"{}",
+                                                               ContentType="application/json", TargetVariant="Shadow")
+    assert refused.value.response["Error"]["Code"] == "ValidationError"
+
+
+# ---- envctl invoke's arguments ----------------------------------------------------------------------
+
+
+def test_invoke_with_a_missing_data_file_is_bad_input(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["invoke", "fraud", "--data", "nothing-here.json"])
+    assert result.exit_code == 2
+    assert "nothing-here.json" in result.output
+
+
+@pytest.mark.parametrize(("data", "expected"), [("sample.csv", "text/csv"), ("req.JSON", "application/json"),
+                                                 ("-", "application/json"), (None, "application/json")])
+def test_the_content_type_follows_the_file_suffix(data, expected):
+    from provisioner.cli.invoke import content_type_of
+
+    assert content_type_of(data) == expected
+
+
+def test_a_team_without_an_endpoint_is_told_to_push():
+    from provisioner.cli.invoke import endpoint_of
+    from provisioner.errors import EnvctlError
+
+    with pytest.raises(EnvctlError) as missing:
+        endpoint_of("fraud", {"inference_status": "no image yet"})
+    assert missing.value.exit_code == 1 and "envctl inference push fraud" in missing.value.hint
