@@ -96,24 +96,27 @@ def test_an_ecr_uri_resolves_to_the_same_repository_and_tag_in_the_sandbox_regis
     """<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag> -> 127.0.0.1:<port>/<repo>:<tag>, once the registry holds it."""
     registry = f"127.0.0.1:{stand_in}"
     _StandIn.registry_manifests = {"/v2/envctl-fraud/manifests/default-abc"}
-    assert local_image(IMAGE, registry) == f"{registry}/envctl-fraud:default-abc"
+    assert local_image(IMAGE, registry, ACCOUNT) == f"{registry}/envctl-fraud:default-abc"
     digest = "sha256:" + "e" * 64
     _StandIn.registry_manifests = {f"/v2/envctl-fraud/manifests/{digest}"}
-    assert local_image(f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/envctl-fraud@{digest}", registry) == \
+    assert local_image(f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/envctl-fraud@{digest}", registry, ACCOUNT) == \
         f"{registry}/envctl-fraud@{digest}"
 
 
 def test_an_image_recorded_in_ecr_but_not_pushed_cannot_run_and_says_to_push(stand_in):
     _StandIn.registry_manifests = set()
     with pytest.raises(ImageUnavailable, match="envctl inference push"):
-        local_image(IMAGE, f"127.0.0.1:{stand_in}")
+        local_image(IMAGE, f"127.0.0.1:{stand_in}", ACCOUNT)
     with pytest.raises(ImageUnavailable, match="registry is not running"):
-        local_image(IMAGE, None)
+        local_image(IMAGE, None, ACCOUNT)
 
 
-def test_an_image_of_another_registry_is_pulled_as_written():
+def test_an_image_of_another_registry_or_account_does_not_run(stand_in):
+    """The sandbox has only what was pushed to it; AWS may pull others (or refuse them): no stricter, no guess."""
     assert parse_ecr_image("python:3.11-slim") is None
-    assert local_image("ghcr.io/team/model:1", None) == "ghcr.io/team/model:1"
+    for image in ("ghcr.io/team/model:1", IMAGE.replace(ACCOUNT, "210987654321")):
+        with pytest.raises(ImageUnavailable, match="not in the sandbox account's ECR"):
+            local_image(image, f"127.0.0.1:{stand_in}", ACCOUNT)
     parsed = parse_ecr_image(IMAGE)
     assert (parsed.account, parsed.region, parsed.repository, parsed.tag) == (ACCOUNT, REGION, "envctl-fraud", "default-abc")
 
@@ -145,7 +148,7 @@ def test_without_a_docker_engine_invoke_says_the_sandbox_needs_one(moto_endpoint
     def no_engine():
         raise ImageUnavailable("the sandbox needs a Docker engine to run SageMaker containers: no Docker engine at unix:///x")
 
-    monkeypatch.setattr(sagemaker_containers, "local_image", lambda uri, registry: "some/image:1")
+    monkeypatch.setattr(sagemaker_containers, "local_image", lambda uri, registry, account: "some/image:1")
     monkeypatch.setattr(sagemaker_containers, "docker_client", no_engine)
     make_endpoint(moto_endpoint, "no-engine")
     with pytest.raises(ClientError) as refused:

@@ -23,9 +23,9 @@ InService at once and answers InvokeEndpoint with a canned body; here, as SageMa
   ModelError (HTTP 424, OriginalStatusCode, OriginalMessage).
 
 Sandbox: one container per variant, whatever the instance count; nothing scales; no CloudWatch
-logs (`docker logs <container>`). Without a Docker engine, or for an image recorded in the
-sandbox's ECR whose layers are not in its registry (only PutImage was called, as tests do), the
-endpoint is InService as moto makes it and InvokeEndpoint answers a ValidationError that says why
+logs (`docker logs <container>`). Without a Docker engine, for an image of another registry or
+account, or for an image recorded in the sandbox's ECR whose layers are not in its registry (only
+PutImage was called, as tests do), the endpoint is InService as moto makes it and InvokeEndpoint answers a ValidationError that says why
 it cannot serve (never moto's canned body). Inference pipelines (several containers per model)
 and uncompressed ModelDataSource are not run either, for the same answer.
 """
@@ -229,7 +229,7 @@ def _plans(backend: Any, config_name: str) -> list[VariantPlan]:
             raise ImageUnavailable(f"the model {model.model_name} names its data with ModelDataSource, which the sandbox "
                                    "does not run: use ModelDataUrl (a model.tar.gz)")
         plans.append(VariantPlan(
-            variant=variant["VariantName"], image=containers.local_image(container.get("Image", ""), registry),
+            variant=variant["VariantName"], image=containers.local_image(container.get("Image", ""), registry, backend.account_id),
             model_data_url=container.get("ModelDataUrl"), environment=dict(container.get("Environment") or {}),
             weight=float(variant.get("InitialVariantWeight") or 1.0),
             ping_timeout_s=float(variant.get("ContainerStartupHealthCheckTimeoutInSeconds") or PING_TIMEOUT_S),

@@ -4,7 +4,7 @@ The sandbox's ECR (moto) records images but holds no layers: `envctl inference p
 the sandbox's registry (registry_server.py) under the repository's name and records the manifest
 in moto's ECR. An ECR URI `<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>` therefore
 resolves to `127.0.0.1:<port>/<repo>:<tag>` in that registry, which the local engine pulls
-(dockerd allows plain HTTP to 127.0.0.0/8). Any other URI is pulled as written.
+(dockerd allows plain HTTP to 127.0.0.0/8). Images of other registries or accounts do not run.
 
 Used in the moto server process: endpoint_containers.py serves with it (`serve`); a training
 job's runner can start `train` the same way. It knows nothing of endpoints or jobs: an image,
@@ -74,11 +74,14 @@ def registry_holds(registry_address: str, repository: str, reference: str) -> bo
         return False
 
 
-def local_image(uri: str, registry_address: str | None) -> str:
-    """What the local engine pulls for a model's or a job's image URI (ImageUnavailable when it cannot)."""
+def local_image(uri: str, registry_address: str | None, account: str) -> str:
+    """What the local engine pulls for a model's or a job's image URI in the sandbox account's ECR
+    (ImageUnavailable when it cannot: not pushed, or an image of another registry or account,
+    whose content the sandbox does not have and AWS may or may not pull)."""
     ecr = parse_ecr_image(uri)
-    if ecr is None:
-        return uri
+    if ecr is None or ecr.account != account:
+        raise ImageUnavailable(f"the image {uri} is not in the sandbox account's ECR, and the sandbox runs only images "
+                               "pushed there (`envctl inference push <team>`, or `docker push` to the sandbox's registry)")
     if registry_address is None:
         raise ImageUnavailable(f"the image {uri} is in the sandbox's ECR, whose layers live in the sandbox's registry, "
                                "and that registry is not running: push the image with `envctl inference push <team>`")
