@@ -209,3 +209,40 @@ def test_a_team_without_an_endpoint_is_told_to_push():
     with pytest.raises(EnvctlError) as missing:
         endpoint_of("fraud", {"inference_status": "no image yet"})
     assert missing.value.exit_code == 1 and "envctl inference push fraud" in missing.value.hint
+
+
+# ---- the endpoint handler waits as the provider does ----------------------------------------------
+
+
+class _Answers:
+    """DescribeEndpoint answers in turn (the handler's wait at the boto3 boundary)."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+
+    def client(self, service, region):
+        return self
+
+    def describe_endpoint(self, EndpointName):
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+@pytest.mark.parametrize(("answers", "error"), [
+    ([{"EndpointStatus": "Creating"}, {"EndpointStatus": "InService", "EndpointConfigName": "c2"}], None),
+    ([{"EndpointStatus": "Creating"}, {"EndpointStatus": "Failed", "FailureReason": "did not pass the ping health check"}],
+     "is Failed: did not pass the ping health check"),
+    ([{"EndpointStatus": "Updating"}, {"EndpointStatus": "InService", "EndpointConfigName": "c1",
+                                       "FailureReason": "Failed to extract model data archive"}],
+     "could not move to configuration c2 and still serves c1: Failed to extract"),
+])
+def test_the_endpoint_handler_waits_through_creating_and_updating(answers, error, monkeypatch):
+    from provisioner.engines.sandbox.handlers import inference
+    from provisioner.errors import EnvctlError
+
+    monkeypatch.setattr(inference, "ENDPOINT_POLL_S", 0)
+    wait = lambda: inference.Endpoint()._wait_until_settled(_Answers(*answers), "e", "c2", REGION)  # noqa: E731
+    if error is None:
+        wait()
+    else:
+        with pytest.raises(EnvctlError, match=error):
+            wait()

@@ -100,6 +100,7 @@ class _Endpoints:
     generation: dict[EndpointKey, int] = field(default_factory=dict)  # the latest create/update/delete wins
     sandbox_dir: Path | None = None
     server_id: str = ""
+    started_any: bool = False  # whether this process ever started a container (else its stop needs no engine)
 
 
 _ENDPOINTS = _Endpoints()
@@ -129,7 +130,7 @@ def shutdown() -> None:
         for key in list(_ENDPOINTS.generation):
             _ENDPOINTS.generation[key] += 1  # bring-ups still running discard what they start
         _ENDPOINTS.serving.clear()
-    if _ENDPOINTS.server_id:
+    if _ENDPOINTS.server_id and _ENDPOINTS.started_any:
         remove_server_containers(_ENDPOINTS.server_id)
 
 
@@ -207,6 +208,7 @@ def _bring_up(backend: Any, endpoint: Any, previous: _Previous | None) -> None:
         if served is not None:  # it serves the old configuration no longer
             _remove(served.variants.values())
         return  # moto's answer stands: InService at once, and InvokeEndpoint says why nothing serves
+    _ENDPOINTS.started_any = True
     endpoint.endpoint_status = "Updating" if previous is not None else "Creating"
     endpoint.failure_reason = None
     threading.Thread(target=_start_variants, args=(client, backend, endpoint, key, generation, plans, previous),
@@ -258,7 +260,7 @@ def _start_variants(client: Any, backend: Any, endpoint: Any, key: EndpointKey, 
     except Exception as exc:  # noqa: BLE001 - any surprise must end as Failed, never as Creating forever
         log.exception("starting the containers of endpoint %s failed", endpoint.endpoint_name)
         failure = f"The sandbox could not start the endpoint's containers: {exc}"[:FAILURE_REASON_MAX]
-    with _ENDPOINTS.lock:
+    with _ENDPOINTS.lock:  # the new containers take the traffic ...
         current = _ENDPOINTS.generation.get(key) == generation
         old = None
         if current and failure is None:
@@ -266,18 +268,22 @@ def _start_variants(client: Any, backend: Any, endpoint: Any, key: EndpointKey, 
             _ENDPOINTS.serving[key] = Serving(endpoint.endpoint_config_name, started,
                                               {plan.variant: plan.weight for plan in plans})
             _ENDPOINTS.not_served.pop(key, None)
+    if not current or failure is not None:
+        _remove(started.values())  # deleted or updated again meanwhile, or failed: nothing of it serves
+    if old is not None:
+        _remove(old.variants.values())  # ... then the old ones go, and only then is the update done
+    with _ENDPOINTS.lock:
+        if _ENDPOINTS.generation.get(key) != generation:
+            return  # a later create, update or delete decides the status
+        if failure is None:
             endpoint.endpoint_status, endpoint.failure_reason = "InService", None
-        elif current and previous is not None:  # a failed update: back to what served before
+        elif previous is not None:  # a failed update: back to what served before
             endpoint.endpoint_config_name = previous.config_name
             endpoint.production_variants = previous.variants
             endpoint.data_capture_config = previous.data_capture
             endpoint.endpoint_status, endpoint.failure_reason = "InService", failure
-        elif current:
+        else:
             endpoint.endpoint_status, endpoint.failure_reason = "Failed", failure
-    if not current or failure is not None:
-        _remove(started.values())  # deleted or updated again meanwhile, or failed: nothing of it serves
-    if old is not None:
-        _remove(old.variants.values())
 
 
 def _start_variant(client: Any, backend: Any, endpoint_name: str, plan: VariantPlan) -> containers.StartedContainer:

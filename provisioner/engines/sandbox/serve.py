@@ -79,8 +79,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
     stopped.wait()
+    stop_extensions()  # first: `envctl sandbox stop` kills the process after a few seconds
     server.stop()
-    stop_extensions()
 
 
 if __name__ == "__main__":
