@@ -57,9 +57,11 @@ def read_body(data: str | None) -> bytes:
     if data is None or data == "-":
         return sys.stdin.buffer.read()
     path = Path(data)
-    if not path.is_file():
+    if not path.exists():
         raise InvalidInput(f"--data {data}: no such file")
-    return path.read_bytes()
+    if path.is_dir():
+        raise InvalidInput(f"--data {data} is a folder; give a file (or - for standard input)")
+    return path.read_bytes()  # a pipe or /dev/stdin too
 
 
 def content_type_of(data: str | None) -> str:

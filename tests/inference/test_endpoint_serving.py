@@ -246,3 +246,11 @@ def test_the_endpoint_handler_waits_through_creating_and_updating(answers, error
     else:
         with pytest.raises(EnvctlError, match=error):
             wait()
+
+
+def test_a_body_over_sagemakers_6_mb_limit_is_refused_not_forwarded_empty(moto_endpoint, served_by_stand_in):
+    with pytest.raises(ClientError) as refused:
+        aws(moto_endpoint, "sagemaker-runtime").invoke_endpoint(EndpointName=served_by_stand_in, Body=b"x" * (6 * 1024 * 1024 + 1),
+                                                               ContentType="text/csv")
+    assert refused.value.response["Error"]["Code"] == "ValidationError"
+    assert "exceeds" in refused.value.response["Error"]["Message"]

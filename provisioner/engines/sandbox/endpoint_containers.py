@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from provisioner.engines.sandbox import sagemaker_containers as containers
 from provisioner.engines.sandbox.fidelity.registry import Refusal, Reply, operation
+from provisioner.engines.sandbox.fidelity.request import MAX_INVOCATION_BODY
 from provisioner.engines.sandbox.sagemaker_containers import ImageUnavailable
 
 if TYPE_CHECKING:
@@ -400,6 +401,10 @@ def invoke_endpoint(request: AwsRequest) -> Reply | Refusal:
             return Refusal("ValidationError", f"The sandbox cannot serve endpoint {name}: {reason}.")
         return Refusal("ValidationError", f"Endpoint {name} of account {request.account} is not ready to serve "
                                           f"(status {endpoint.endpoint_status}); wait until it is InService.")
+    size = int(request.header("content-length") or 0) if (request.header("content-length") or "").isdigit() else 0
+    if size > MAX_INVOCATION_BODY:
+        return Refusal("ValidationError", f"The request payload of {size} bytes exceeds the real-time inference "
+                                          f"limit of {MAX_INVOCATION_BODY} bytes.")
     variant = _pick_variant(served, request.header("x-amzn-sagemaker-target-variant"))
     if variant is None:
         return Refusal("ValidationError", f"The target variant {request.header('x-amzn-sagemaker-target-variant')} "

@@ -95,6 +95,8 @@ def parse(environ: dict[str, Any]) -> AwsRequest | None:
     headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
     if environ.get("CONTENT_TYPE"):
         headers["content-type"] = environ["CONTENT_TYPE"]
+    if environ.get("CONTENT_LENGTH"):
+        headers["content-length"] = environ["CONTENT_LENGTH"]
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     presigned = query.get("X-Amz-Credential", [""])[0]
     scope = _SCOPE.search(headers.get("authorization", "")) or _SCOPE.search(f"Credential={presigned}/")
