@@ -17,6 +17,7 @@ import time
 import urllib.request
 
 import pytest
+from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
 from provisioner.cli.main import app
@@ -200,6 +201,9 @@ def test_a_container_that_exits_at_start_fails_the_endpoint_with_its_reason(proj
     assert "did not pass the ping health check" in endpoint["FailureReason"]
     assert "invalid" in endpoint["FailureReason"]  # the container's own last words (app.py: "invalid .../model.json")
     assert endpoint_containers(docker_client, "fraud-bad-json") == []
+    with pytest.raises(ClientError, match="Cannot update failed endpoint"):  # only DeleteEndpoint is left to it
+        sagemaker.update_endpoint(EndpointName="fraud-bad-json", EndpointConfigName="fraud-bad-json")
+    sagemaker.delete_endpoint(EndpointName="fraud-bad-json")
 
 
 def test_sandbox_stop_leaves_no_endpoint_container(project, docker_client):

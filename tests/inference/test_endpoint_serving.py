@@ -254,3 +254,29 @@ def test_a_body_over_sagemakers_6_mb_limit_is_refused_not_forwarded_empty(moto_e
                                                                ContentType="text/csv")
     assert refused.value.response["Error"]["Code"] == "ValidationError"
     assert "exceeds" in refused.value.response["Error"]["Message"]
+
+
+def test_invoke_on_aws_calls_the_endpoint_in_the_outputs_with_the_engines_client(moto_endpoint, served_by_stand_in,
+                                                                                monkeypatch, tmp_path):
+    """Target-independent: the endpoint name and region from the engine's outputs, the engine's own AWS client
+    (here a real sagemaker-runtime client to the in-process server); only the model's answer on stdout."""
+    from provisioner.cli import invoke
+
+    asked = []
+
+    class Engine:  # the two engine calls invoke makes (the Pulumi engine's need a Pulumi CLI)
+        def outputs(self, team):
+            return {"endpoint_name": served_by_stand_in, "region": REGION}
+
+        def aws_client(self, service, region):
+            asked.append((service, region))
+            return aws(moto_endpoint, service)
+
+    monkeypatch.setattr(invoke, "engine_for", lambda settings: Engine())
+    request = tmp_path / "rows.csv"
+    request.write_text("1,2,3\n")
+    result = CliRunner().invoke(app, ["invoke", "fraud", "--target", "aws", "--data", str(request), "--accept", "text/csv"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"body": "1,2,3\n", "content_type": "text/csv", "accept": "text/csv"}
+    assert asked == [("sagemaker-runtime", REGION)]
+    assert "target aws" in result.stderr

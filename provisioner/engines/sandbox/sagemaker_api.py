@@ -10,14 +10,17 @@ UpdateEndpoint, as AWS documents it
 (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateEndpoint.html):
 - the endpoint and the new endpoint configuration must exist (ValidationException otherwise:
   "Could not find endpoint ..." / "Could not find endpoint configuration ...");
-- an endpoint that is not InService (or Failed) cannot be updated: "Cannot update in-progress endpoint";
+- an endpoint that is not InService cannot be updated: "Cannot update in-progress endpoint"; a Failed one
+  neither (DescribeEndpoint: "DeleteEndpoint is the only operation that can be performed on a failed endpoint");
 - the endpoint then serves the new configuration's variants; with RetainAllVariantProperties
   a variant of the same name keeps its current instance count and weight;
 - "If the update would change the instance type for any model that is a target for auto
   scaling, the update fails" (and so does removing such a variant): deregister the scalable
   target first (https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-scaling-update.html).
-Sandbox: the update is done at once (AWS goes Updating -> InService over minutes, shifting
-traffic to a new fleet); deployment configs (blue/green, rolling) are accepted and not applied.
+Sandbox: the update is done at once here (AWS goes Updating -> InService over minutes, shifting
+traffic to a new fleet); with a Docker engine, endpoint_containers.py then keeps the endpoint
+Updating until the new model's containers answer. Deployment configs (blue/green, rolling) are
+accepted and not applied.
 """
 
 from __future__ import annotations
@@ -57,7 +60,9 @@ def _backend_update_endpoint(self: Any, endpoint_name: str, endpoint_config_name
     if endpoint is None:
         arn = FakeEndpoint.arn_formatter(endpoint_name, self.account_id, self.region_name)
         raise ValidationError(message=f"Could not find endpoint '{arn}'.")
-    if endpoint.endpoint_status not in ("InService", "Failed"):
+    if endpoint.endpoint_status == "Failed":  # "DeleteEndpoint is the only operation that can be performed on a failed endpoint"
+        raise ValidationError(message=f"Cannot update failed endpoint '{endpoint.arn}': delete it and create it again.")
+    if endpoint.endpoint_status != "InService":
         raise ValidationError(message=f"Cannot update in-progress endpoint '{endpoint.arn}'.")
     config = self.describe_endpoint_config(endpoint_config_name)  # ValidationException when missing
     _refuse_changes_to_scaled_variants(self, endpoint, config["ProductionVariants"])
