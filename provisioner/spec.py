@@ -80,7 +80,7 @@ class Network(_Model):
 
 
 class Dags(_Model):
-    source: Literal["s3"] = Field("s3", description="Where DAGs come from: s3 (the team bucket, synced every minute).")
+    source: Literal["s3"] = Field("s3", description="Where DAGs come from: s3 (the team bucket, synced every 20 seconds).")
     prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_./-]{1,128}/$")] = Field(
         "dags/", description="Key prefix in the team bucket that holds the DAG files; ends with '/'."
     )
