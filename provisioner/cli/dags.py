@@ -69,8 +69,6 @@ def deploy(team: opt.Team, folder: Folder, check: Check = CheckKind.airflow, tar
     if result.problems:
         raise InvalidInput(f"{len(result.problems)} problem(s) in {folder} ({result.method}); nothing was uploaded",
                            errors=[problem.describe() for problem in result.problems])
-    found = f": {len(result.dags)} DAG(s) ({', '.join(sorted(result.dags))})" if result.dags else ""
-    output.out.print(f"checked with {result.method}{found}")
     prefix = spec.spec.airflow.dags.prefix
     s3 = engine.aws_client("s3", spec.region)
     with output.progress(f"syncing {folder} to s3://{outputs['bucket_name']}/{prefix}") as report:
@@ -80,6 +78,8 @@ def deploy(team: opt.Team, folder: Folder, check: Check = CheckKind.airflow, tar
         output.print_json({"team": team, "bucket": outputs["bucket_name"], "prefix": prefix, "check": result.method,
                            "dags": result.dags, **plan.to_json()})
         return
+    found = f": {len(result.dags)} DAG(s) ({', '.join(sorted(result.dags))})" if result.dags else ""
+    output.out.print(f"checked with {result.method}{found}")
     if not plan.changed:
         output.out.print(f"no change: s3://{outputs['bucket_name']}/{prefix} holds these {plan.unchanged} file(s) already")
         return

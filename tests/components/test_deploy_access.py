@@ -131,3 +131,14 @@ def test_pushes_in_the_boundary_widen_no_other_role():
     for identity in (policies.host_policy(FRAUD), policies.sagemaker_policy(FRAUD)):
         assert not allowed(identity, BOUNDARY, "ecr:PutImage", repository)
         assert allowed(identity, BOUNDARY, "ecr:BatchGetImage", repository)
+
+
+def test_the_deploy_policy_and_the_boundary_pass_parliament():
+    """No parliament finding of MEDIUM severity or worse, as for the team's other identity policies (parliament
+    reads identity policies only: the trust policy is checked by the trust test above)."""
+    from parliament import analyze_policy_string, enhance_finding
+
+    for document in (DEPLOY, BOUNDARY):
+        policy = analyze_policy_string(document, ignore_private_auditors=True)
+        serious = [f for f in map(enhance_finding, policy.findings) if f.severity in ("MEDIUM", "HIGH", "CRITICAL")]
+        assert serious == [], [(f.issue, f.detail) for f in serious]
