@@ -117,7 +117,9 @@ def sandbox_trust_policy(assume_role_policy: Any, admin_arn: str) -> str:
 
     moto's AssumeRole works only when the trust policy names the caller's exact ARN, and it
     fails with HTTP 500 on any statement whose principal has no "AWS" entry (a Service-only
-    trust), even when another statement would match: so the admin joins each statement.
+    trust), even when another statement would match: so the admin joins each statement, and each
+    statement allows sts:AssumeRole too (a GitHub-OIDC trust allows only AssumeRoleWithWebIdentity,
+    which moto accepts with any token: the tests act as that role by AssumeRole instead).
     """
     document = json.loads(policy_text(assume_role_policy))
     statements = document.get("Statement") or []
@@ -128,7 +130,9 @@ def sandbox_trust_policy(assume_role_policy: Any, admin_arn: str) -> str:
         principal = dict(statement.get("Principal") or {})
         existing = principal.get("AWS", [])
         principal["AWS"] = sorted({*([existing] if isinstance(existing, str) else existing), admin_arn})
-        adapted.append({**statement, "Principal": principal})
+        actions = statement.get("Action") or []
+        actions = sorted({*([actions] if isinstance(actions, str) else actions), "sts:AssumeRole"})
+        adapted.append({**statement, "Principal": principal, "Action": actions[0] if len(actions) == 1 else actions})
     return json.dumps({**document, "Statement": adapted})
 
 
