@@ -170,6 +170,8 @@ def _run_report(client, image: str, files: dict[str, Path], environment: dict[st
         "AIRFLOW__CORE__DAGS_FOLDER": HOST_DAGS_FOLDER,
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
+        # Deep enough to hold the DAG file's own frame when the error is raised in a library it calls.
+        "AIRFLOW__CORE__DAGBAG_IMPORT_ERROR_TRACEBACK_DEPTH": "50",
     }
     container = client.containers.create(image, command=["python", "-c", CHECK_SCRIPT.read_text()],
                                          network_mode="none", environment=env, labels={"envctl.role": "dag-check"})

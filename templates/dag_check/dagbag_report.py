@@ -26,7 +26,7 @@ def line_of(path, detail, dag_id=None):
     frames = re.findall(r'File "%s", line (\d+)' % re.escape(path), detail)
     if frames:
         return int(frames[-1])
-    for name in ([dag_id] if dag_id else []) + re.findall(r"DAG:? '?([\w.-]+)'?", detail):
+    for name in ([dag_id] if dag_id else []) + [n.rstrip(".") for n in re.findall(r"DAG:? '?([\w.-]+)'?", detail)]:
         for number, text in enumerate(source.splitlines(), 1):
             if re.search(r"""['"]%s['"]""" % re.escape(name), text):
                 return number

@@ -117,7 +117,7 @@ DEPLOY, BOUNDARY = policies.deploy_policy(FRAUD, "dags/"), policies.permissions_
     ("kms:GenerateDataKey", TREASURY.kms_key_arn, {}, False),
     ("ecr:PutImage", TREASURY.ecr_repository_arn, {}, False),
     # nothing else of the team's
-    ("secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:envctl/fraud/x", {}, False),
+    ("secretsmanager:GetSecretValue", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:envctl/fraud/x", {}, False),
     ("iam:PassRole", FRAUD.sagemaker_role_arn, {}, False),
     ("sagemaker:CreateTrainingJob", FRAUD.sagemaker_resources_arn, {}, False),
 ])
