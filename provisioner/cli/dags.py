@@ -45,6 +45,13 @@ def _environment(team: str, target: str | None, action: str):
     return settings, spec, engine, outputs
 
 
+def _airflow_environment(spec, outputs) -> dict[str, str]:
+    """What the host's Airflow containers get from envctl (templates/docker-compose.yml.j2), without
+    secrets: a DAG that reads these while it is parsed loads in the check as it does on the host."""
+    return {"ENVCTL_TEAM": spec.team, "ENVCTL_ENVIRONMENT": spec.spec.environment,
+            "ENVCTL_BUCKET": outputs["bucket_name"], "AWS_DEFAULT_REGION": spec.region}
+
+
 @app.command()
 def deploy(team: opt.Team, folder: Folder, check: Check = CheckKind.airflow, target: opt.Target = None,
            as_json: opt.Json = False) -> None:
@@ -63,8 +70,7 @@ def deploy(team: opt.Team, folder: Folder, check: Check = CheckKind.airflow, tar
             result = dag_check.check_with_airflow(
                 {name: item.path for name, item in files.items()}, airflow_version=version,
                 candidates=dag_check.airflow_images(settings, version), registry=settings.image_registry,
-                environment={"ENVCTL_TEAM": team, "ENVCTL_ENVIRONMENT": spec.spec.environment,
-                             "ENVCTL_BUCKET": outputs["bucket_name"], "AWS_DEFAULT_REGION": spec.region},
+                environment=_airflow_environment(spec, outputs),
                 progress=report)
     if result.problems:
         raise InvalidInput(f"{len(result.problems)} problem(s) in {folder} ({result.method}); nothing was uploaded",

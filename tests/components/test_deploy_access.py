@@ -4,14 +4,16 @@ repository only, under the team boundary; GitHub's OIDC provider made once per a
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
+import boto3
 import pytest
 
 from provisioner.components import policies
 from provisioner.engines.mocked import run_program
 from provisioner.engines.offline import OfflineMaterialiser
 from provisioner.engines.sandbox.fidelity.policy import allowing_statements
-from provisioner.live_inputs import LiveInputs
+from provisioner.live_inputs import LiveInputs, github_oidc_provider
 from provisioner.program import BuildOptions, build
 
 PROVIDER_ARN = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
@@ -19,7 +21,7 @@ OIDC_TYPE = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
 
 
 def registrations(spec, provider_arn=None):
-    live = LiveInputs(**{**LiveInputs.assumed().__dict__, "github_oidc_provider_arn": provider_arn})
+    live = replace(LiveInputs.assumed(), github_oidc_provider_arn=provider_arn)
     run = run_program(lambda: build(spec, BuildOptions(live=live)).outputs, OfflineMaterialiser(spec.region),
                       project="envctl", stack=spec.team, config={"aws:region": spec.region})
     return [r for r in run.registrations if r.custom and not r.is_provider], run.outputs
@@ -73,6 +75,22 @@ def test_without_a_provider_in_the_account_the_program_makes_it_and_keeps_it(wit
     role = named(found, "aws:iam/role:Role", "-deploy-role")
     (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
     assert statement["Principal"] == {"Federated": provider.outputs["arn"]}
+
+
+@pytest.mark.sandbox
+def test_the_engine_finds_the_account_s_github_provider_among_others(moto_endpoint):
+    from tests.conftest import SANDBOX_CREDENTIALS
+
+    iam = boto3.client("iam", endpoint_url=moto_endpoint, region_name="eu-west-1", **SANDBOX_CREDENTIALS)
+    other = iam.create_open_id_connect_provider(Url="https://oidc.example.com", ClientIDList=["x"])["OpenIDConnectProviderArn"]
+    try:
+        assert github_oidc_provider(iam) is None
+        github = iam.create_open_id_connect_provider(Url="https://token.actions.githubusercontent.com",
+                                                     ClientIDList=["sts.amazonaws.com"])["OpenIDConnectProviderArn"]
+        assert github_oidc_provider(iam) == github
+        iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=github)
+    finally:
+        iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=other)
 
 
 def test_every_type_the_deploy_role_needs_has_a_sandbox_handler(with_deploy):
