@@ -63,7 +63,7 @@ RETENTION_DAYS = 30  # metadata (`airflow db clean`) and task logs
 # Airflow's scan of its DAG folder for new files (300 s by default: dag_dir_list_interval on
 # Airflow 2, [dag_processor] refresh_interval on 3), and the parse.
 SCHEDULED_JOBS = {"dag-sync": "*-*-* *:*:00/20", "daily": "*-*-* 02:00:00"}
-DAG_FOLDER_SCAN_SECONDS = 30
+DAG_FOLDER_SCAN_SECONDS = 20
 
 AIRFLOW_COMPONENTS = {2: ("webserver", "scheduler"), 3: ("api-server", "scheduler", "dag-processor")}
 HEALTH_PATHS = {2: "/health", 3: "/api/v2/monitor/health"}
