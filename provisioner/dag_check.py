@@ -25,7 +25,7 @@ import io
 import json
 import tarfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Callable
 
 from provisioner.errors import EnvctlError, MissingTool
@@ -141,11 +141,13 @@ def check_with_airflow(files: dict[str, Path], *, airflow_version: str, candidat
 
 
 def _archive(files: dict[str, Path]) -> bytes:
-    """The files as a tar owned by root, readable (not writable) by the image's airflow user."""
+    """The files under dags/ as a tar owned by root, readable (not writable) by the image's airflow user."""
     buffer = io.BytesIO()
+    top = PurePosixPath(HOST_DAGS_FOLDER).name
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         folders: set[str] = set()
         for relative, path in sorted(files.items()):
+            relative = f"{top}/{relative}"
             parts = relative.split("/")[:-1]
             for depth in range(1, len(parts) + 1):
                 folder = "/".join(parts[:depth])
@@ -176,7 +178,7 @@ def _run_report(client, image: str, files: dict[str, Path], environment: dict[st
     container = client.containers.create(image, command=["python", "-c", CHECK_SCRIPT.read_text()],
                                          network_mode="none", environment=env, labels={"envctl.role": "dag-check"})
     try:
-        if not container.put_archive(HOST_DAGS_FOLDER, _archive(files)):
+        if not container.put_archive(str(PurePosixPath(HOST_DAGS_FOLDER).parent), _archive(files)):
             raise EnvctlError(f"could not copy the DAG files into a container of {image}")
         container.start()
         try:
