@@ -12,7 +12,11 @@ facts that live in the team's account are read by the engine and handed to `buil
   the team's retraining job when it points the endpoint at new model data. The program serves
   that model data, so the next `envctl update` keeps the promoted model instead of reverting it.
 
-Both go into the sandbox's no-change fingerprint: a push or a promotion makes the next apply run.
+- **GitHub's OIDC provider** (only for a request with `deploy:`): the account has one for
+  token.actions.githubusercontent.com, shared by every team's deploy role, or none yet, and the
+  program creates it (components/deploy.py).
+
+All go into the sandbox's no-change fingerprint: a push or a promotion makes the next apply run.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class LiveInputs:
     default_image_tag: str | None  # the default image tag the endpoint serves; None: not pushed yet
     wanted_image_tag: str  # the tag of the default image this envctl builds
     promoted_model_data: str | None = None  # from the promotion record, if the team's job wrote one
+    github_oidc_provider_arn: str | None = None  # the account's GitHub OIDC provider (requests with `deploy:`)
 
     @classmethod
     def assumed(cls) -> "LiveInputs":
@@ -62,13 +67,28 @@ def read_live_inputs(spec: ResolvedSpec, client: ClientFactory) -> LiveInputs:
     from provisioner.inference_image import default_image_tag
 
     wanted = default_image_tag()
+    oidc_provider = github_oidc_provider(client("iam", spec.region)) if spec.spec.deploy else None
     inference = spec.spec.sagemaker.inference
     if not inference.enabled:
-        return LiveInputs(default_image_tag=None, wanted_image_tag=wanted)
+        return LiveInputs(default_image_tag=None, wanted_image_tag=wanted, github_oidc_provider_arn=oidc_provider)
     names = TeamNames(spec.team)
     tag = pushed_default_tag(client("ecr", spec.region), names.ecr_repository, wanted) if inference.image == "default" else None
     promoted = promoted_model_data(client("ssm", spec.region), names.inference_promotion_parameter)
-    return LiveInputs(default_image_tag=tag, wanted_image_tag=wanted, promoted_model_data=promoted)
+    return LiveInputs(default_image_tag=tag, wanted_image_tag=wanted, promoted_model_data=promoted,
+                      github_oidc_provider_arn=oidc_provider)
+
+
+def github_oidc_provider(iam: Any) -> str | None:
+    """The ARN of the account's OIDC provider for GitHub Actions, or None when there is none."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from provisioner.components.policies import GITHUB_OIDC_HOST
+
+    try:
+        providers = iam.list_open_id_connect_providers().get("OpenIDConnectProviderList", [])
+    except (ClientError, BotoCoreError) as error:
+        raise EnvctlError(f"could not list the account's OIDC providers (for the team's deploy role): {error}") from None
+    return next((p["Arn"] for p in providers if p["Arn"].endswith(f":oidc-provider/{GITHUB_OIDC_HOST}")), None)
 
 
 def pushed_default_tag(ecr: Any, repository: str, wanted: str) -> str | None:

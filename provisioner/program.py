@@ -14,6 +14,7 @@ from typing import Callable
 import pulumi
 import pulumi_aws as aws
 
+from provisioner.components.deploy import DeploySettings
 from provisioner.components.environment import TeamEnvironment, TeamEnvironmentArgs, UserdataInputs
 from provisioner.components.inference import InferenceSettings
 from provisioner.components.kept import KeptData
@@ -100,6 +101,15 @@ def inference_settings(spec: ResolvedSpec, live: LiveInputs) -> InferenceSetting
     return settings
 
 
+def deploy_settings(spec: ResolvedSpec, live: LiveInputs) -> DeploySettings | None:
+    """The team's CI role the request asks for (`deploy.github`), with the account's GitHub OIDC provider if any."""
+    if spec.spec.deploy is None:
+        return None
+    github = spec.spec.deploy.github
+    return DeploySettings(repository=github.repository, branch=github.branch, environment=github.environment,
+                          oidc_provider_arn=live.github_oidc_provider_arn)
+
+
 def build(spec: ResolvedSpec, options: BuildOptions | None = None) -> TeamEnvironment:
     options = options or BuildOptions()
     live = options.live or LiveInputs.assumed()
@@ -113,6 +123,7 @@ def build(spec: ResolvedSpec, options: BuildOptions | None = None) -> TeamEnviro
         render_user_data_base64=lambda inputs: user_data_base64(spec, inputs),
         inference=inference_settings(spec, live), inference_image_tag=live.default_image_tag,
         notebook_instance_type=notebook.instance_type if notebook.enabled else None, kept=options.kept,
+        dags_prefix=spec.spec.airflow.dags.prefix, deploy=deploy_settings(spec, live),
     )
     return TeamEnvironment(spec.team, args, opts=pulumi.ResourceOptions(provider=provider))
 

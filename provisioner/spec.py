@@ -80,7 +80,7 @@ class Network(_Model):
 
 
 class Dags(_Model):
-    source: Literal["s3"] = Field("s3", description="Where DAGs come from: s3 (the team bucket, synced every minute).")
+    source: Literal["s3"] = Field("s3", description="Where DAGs come from: s3 (the team bucket, synced every 20 seconds).")
     prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_./-]{1,128}/$")] = Field(
         "dags/", description="Key prefix in the team bucket that holds the DAG files; ends with '/'."
     )
@@ -151,6 +151,38 @@ class SageMaker(_Model):
     inference: Inference = Inference(enabled=False)
 
 
+GITHUB_REPOSITORY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$"
+# A branch name as GitHub's OIDC subject carries it (refs/heads/<branch>); no wildcards: the trust
+# policy matches it exactly.
+BRANCH_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$"
+GITHUB_ENVIRONMENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
+class GitHubDeploy(_Model):
+    repository: Annotated[str, StringConstraints(pattern=GITHUB_REPOSITORY_PATTERN)] = Field(
+        description="owner/name of the GitHub repository whose workflows may deploy the team's DAGs and images."
+    )
+    branch: Annotated[str, StringConstraints(pattern=BRANCH_PATTERN)] = Field(
+        "main", description="Only workflow runs on this branch may assume the deploy role (a name, no wildcards)."
+    )
+    environment: Annotated[str, StringConstraints(pattern=GITHUB_ENVIRONMENT_PATTERN)] | None = Field(
+        None, description="A GitHub environment: when set, only jobs in it may assume the role (its protection rules "
+                          "decide which branches deploy) and `branch` only names the branch the starter workflow runs on."
+    )
+
+    @field_validator("branch")
+    @classmethod
+    def _git_branch(cls, value: str) -> str:
+        if ".." in value or "//" in value or value.endswith(("/", ".", ".lock")):
+            raise ValueError(f"{value!r} is not a git branch name (no '..', '//', and no '/', '.' or '.lock' at the end)")
+        return value
+
+
+class Deploy(_Model):
+    github: GitHubDeploy = Field(description="A GitHub-OIDC role for the team's own CI: it may write only the team's "
+                                             "DAG prefix and push only to the team's ECR repository.")
+
+
 class TeamSpec(_Model):
     """One team's request. The file `stacks/<team>.yaml` holds exactly this."""
 
@@ -166,6 +198,7 @@ class TeamSpec(_Model):
     airflow: Airflow = Airflow()
     sagemaker: SageMaker = SageMaker()
     secrets: list[SecretName] = Field(default_factory=list, max_length=50, description="Names of secrets the Airflow host loads (values are set with `envctl secrets set`).")
+    deploy: Deploy | None = Field(None, description="Optional: the team's own CI (a GitHub repository) gets a deploy role.")
     budget_usd_month: int = Field(ge=50, le=100_000, description="Monthly budget in USD (an AWS Budget alerts the owners at 80% and 100%).")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

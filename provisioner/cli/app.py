@@ -15,7 +15,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from provisioner.cli import backups, doctor, inference, lifecycle, next_steps, output, requests, sandbox, secrets, validate
+from provisioner.cli import backups, dags, doctor, inference, lifecycle, next_steps, output, requests, sandbox, secrets, validate
 from provisioner.cli import invoke
 from provisioner.errors import EnvctlError
 
@@ -58,7 +58,7 @@ COMMANDS = {
     "list": lifecycle.list_stacks,
     "connect": lifecycle.connect,
 }
-NOUNS = {"sandbox": sandbox.app, "secrets": secrets.app, "inference": inference.app}
+NOUNS = {"sandbox": sandbox.app, "secrets": secrets.app, "inference": inference.app, "dags": dags.app}
 MORE_COMMANDS = {
     "doctor": doctor.doctor,
     "plan": requests.plan,

@@ -11,6 +11,7 @@ import pulumi_aws as aws
 from provisioner.components import policies
 from provisioner.components.airflow_host import AirflowHost, AirflowHostArgs
 from provisioner.components.boundary import PermissionsBoundary, PermissionsBoundaryArgs
+from provisioner.components.deploy import DeployAccess, DeployAccessArgs, DeploySettings
 from provisioner.components.inference import InferenceService, InferenceServiceArgs, InferenceSettings
 from provisioner.components.kept import KeptData
 from provisioner.components.names import TeamNames
@@ -49,6 +50,8 @@ class TeamEnvironmentArgs:
     inference_image_tag: str | None
     notebook_instance_type: str | None
     kept: KeptData = field(default_factory=KeptData)  # the team's data an earlier destroy kept
+    dags_prefix: str = "dags/"
+    deploy: DeploySettings | None = None  # the team's own CI (`deploy:`); None: no deploy role
 
 
 class TeamEnvironment(pulumi.ComponentResource):
@@ -103,6 +106,14 @@ class TeamEnvironment(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self.deploy = None
+        if args.deploy is not None:
+            self.deploy = DeployAccess(
+                f"{name}-deploy",
+                DeployAccessArgs(team=args.team, settings=args.deploy, dags_prefix=args.dags_prefix, arns=arns,
+                                 boundary_arn=self.boundary.arn),
+                opts=child,
+            )
         self.inference = None
         self.inference_status = ""
         if args.inference is not None:
@@ -157,6 +168,8 @@ class TeamEnvironment(pulumi.ComponentResource):
         if self.inference is not None:
             self.outputs["endpoint_name"] = self.inference.endpoint.name
             self.outputs["inference_image"] = self.inference_image
+        if self.deploy is not None:
+            self.outputs["deploy_role_arn"] = self.deploy.role.arn
         if self.sagemaker.notebook is not None:
             self.outputs["notebook_name"] = self.sagemaker.notebook.name
         self.register_outputs(self.outputs)

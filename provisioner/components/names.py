@@ -37,6 +37,11 @@ class TeamNames:
         return f"{self.prefix}-sagemaker"
 
     @property
+    def deploy_role(self) -> str:
+        """The role the team's own CI assumes with GitHub OIDC (`deploy:` in the request)."""
+        return f"{self.prefix}-deploy"
+
+    @property
     def boundary_policy(self) -> str:
         return f"{self.prefix}-boundary"
 

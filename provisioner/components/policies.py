@@ -87,6 +87,9 @@ def assume_role_policy(service: str) -> str:
 # aborting one that failed is an action of its own, so the parts do not linger in the bucket.
 S3_OBJECT_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
 KMS_USE_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"]
+ECR_PUSH_ACTIONS = ["ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"]
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+GITHUB_OIDC_AUDIENCE = "sts.amazonaws.com"  # what aws-actions/configure-aws-credentials asks GitHub for
 ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:DescribeImages"]
 
 
@@ -193,11 +196,49 @@ def sagemaker_policy(arns: TeamArns) -> str:
     )
 
 
+def github_subject(repository: str, branch: str, environment: str | None) -> str:
+    """The `sub` claim of GitHub's OIDC token for a job of that repository on that branch (or in that
+    environment: a job that names an environment carries it instead of the ref), per GitHub's docs
+    "About security hardening with OpenID Connect" (example subject claims)."""
+    if environment:
+        return f"repo:{repository}:environment:{environment}"
+    return f"repo:{repository}:ref:refs/heads/{branch}"
+
+
+def github_trust_policy(provider_arn: str, subject: str) -> str:
+    """Only GitHub's OIDC tokens minted for AWS (aud) and for that repository and branch/environment (sub)."""
+    return _doc({
+        "Effect": "Allow",
+        "Principal": {"Federated": provider_arn},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {f"{GITHUB_OIDC_HOST}:aud": GITHUB_OIDC_AUDIENCE, f"{GITHUB_OIDC_HOST}:sub": subject}},
+    })
+
+
+def deploy_policy(arns: TeamArns, dags_prefix: str) -> str:
+    """The team's CI: the objects under its DAG prefix (with the team key) and pushes to its repository, nothing else."""
+    return _doc(
+        {"Sid": "DagPrefixList", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": arns.bucket_arn,
+         "Condition": {"StringLike": {"s3:prefix": [dags_prefix, f"{dags_prefix}*"]}}},
+        {"Sid": "DagPrefixObjects", "Effect": "Allow",
+         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+         "Resource": f"{arns.bucket_arn}/{dags_prefix}*"},
+        {"Sid": "TeamKey", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+         "Resource": arns.kms_key_arn},
+        # GetAuthorizationToken has no resource-level permissions in IAM.
+        {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+        {"Sid": "TeamRepositoryPush", "Effect": "Allow", "Action": ECR_PULL_ACTIONS + ECR_PUSH_ACTIONS,
+         "Resource": arns.ecr_repository_arn},
+    )
+
+
 def permissions_boundary(arns: TeamArns) -> str:
     """The most any team role may ever do, whatever policies are attached to it later."""
     return _doc(
         *_bucket_statements(arns),
         *_ecr_pull_statements(arns),
+        # Pushes: only the deploy role's policy grants them (the team's CI, `deploy:` in the request).
+        {"Sid": "TeamRepositoryPush", "Effect": "Allow", "Action": ECR_PUSH_ACTIONS, "Resource": arns.ecr_repository_arn},
         {"Sid": "TeamSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "secretsmanager:PutSecretValue"], "Resource": arns.secrets_arn},
         {"Sid": "TeamLogs", "Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], "Resource": [arns.log_group_arn, arns.sagemaker_log_arn]},
         {"Sid": "TeamParameters", "Effect": "Allow", "Action": ["ssm:PutParameter", "ssm:GetParameter"], "Resource": arns.parameters_arn},

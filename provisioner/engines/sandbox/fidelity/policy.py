@@ -135,3 +135,21 @@ def denying_statements(document: dict[str, Any], *, action: str, resource: str, 
 
 # Keys the sandbox models as absent when the request does not carry them.
 KNOWN_ABSENT_KEYS = {"s3:x-amz-server-side-encryption", "s3:x-amz-server-side-encryption-aws-kms-key-id"}
+
+
+def allowing_statements(document: dict[str, Any], *, action: str, resource: str,
+                        context: dict[str, str]) -> list[dict[str, Any]]:
+    """The Allow statements of an identity policy (or permissions boundary) that grant the request,
+    conditions included; for tests that evaluate what a team's role may do where moto does not scope
+    by resource (every service but S3 and IAM)."""
+    allowing = []
+    for statement in _as_list(document.get("Statement") or []):
+        if statement.get("Effect") != "Allow":
+            continue
+        if not _element_matches(statement, "Action", action, ignore_case=True):
+            continue
+        if not _element_matches(statement, "Resource", resource, ignore_case=False):
+            continue
+        if _conditions_hold(statement.get("Condition") or {}, context, set(context)):
+            allowing.append(statement)
+    return allowing

@@ -117,7 +117,9 @@ def sandbox_trust_policy(assume_role_policy: Any, admin_arn: str) -> str:
 
     moto's AssumeRole works only when the trust policy names the caller's exact ARN, and it
     fails with HTTP 500 on any statement whose principal has no "AWS" entry (a Service-only
-    trust), even when another statement would match: so the admin joins each statement.
+    trust), even when another statement would match: so the admin joins each statement, and each
+    statement allows sts:AssumeRole too (a GitHub-OIDC trust allows only AssumeRoleWithWebIdentity,
+    which moto accepts with any token: the tests act as that role by AssumeRole instead).
     """
     document = json.loads(policy_text(assume_role_policy))
     statements = document.get("Statement") or []
@@ -128,7 +130,9 @@ def sandbox_trust_policy(assume_role_policy: Any, admin_arn: str) -> str:
         principal = dict(statement.get("Principal") or {})
         existing = principal.get("AWS", [])
         principal["AWS"] = sorted({*([existing] if isinstance(existing, str) else existing), admin_arn})
-        adapted.append({**statement, "Principal": principal})
+        actions = statement.get("Action") or []
+        actions = sorted({*([actions] if isinstance(actions, str) else actions), "sts:AssumeRole"})
+        adapted.append({**statement, "Principal": principal, "Action": actions[0] if len(actions) == 1 else actions})
     return json.dumps({**document, "Statement": adapted})
 
 
@@ -416,3 +420,55 @@ class InstanceProfile(Handler):
             **reg.inputs, "arn": profile["Arn"], "name": profile["InstanceProfileName"],
             "uniqueId": profile["InstanceProfileId"], "tagsAll": ctx.tags(reg),
         }
+
+
+@register("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+class OpenIdConnectProvider(Handler):
+    """An IAM OIDC identity provider (GitHub Actions' for the teams' deploy roles); its ARN is its id.
+
+    Sandbox: moto stores the provider and refuses a second one for the same URL, as AWS does; it
+    never verifies a token against it (AssumeRoleWithWebIdentity accepts any token), so the
+    segregation tests act as a deploy role by AssumeRole (the admin is in every trust policy).
+    """
+
+    replace_on = ("url",)
+    delete_before_replace = True
+
+    def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
+        provider = ctx.client("iam", region).create_open_id_connect_provider(
+            Url=reg.inputs["url"], ClientIDList=list(reg.inputs.get("clientIdLists") or []),
+            ThumbprintList=list(reg.inputs.get("thumbprintLists") or []), Tags=tag_list(ctx.tags(reg)),
+        )
+        return provider["OpenIDConnectProviderArn"], self._outputs(ctx, reg, provider["OpenIDConnectProviderArn"])
+
+    def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
+        iam = ctx.client("iam", region)
+        for client_id in set(old.inputs.get("clientIdLists") or []) - set(reg.inputs.get("clientIdLists") or []):
+            iam.remove_client_id_from_open_id_connect_provider(OpenIDConnectProviderArn=old.id, ClientID=client_id)
+        for client_id in set(reg.inputs.get("clientIdLists") or []) - set(old.inputs.get("clientIdLists") or []):
+            iam.add_client_id_to_open_id_connect_provider(OpenIDConnectProviderArn=old.id, ClientID=client_id)
+        if input_changed(reg, old, "thumbprintLists"):
+            iam.update_open_id_connect_provider_thumbprint(OpenIDConnectProviderArn=old.id,
+                                                           ThumbprintList=list(reg.inputs.get("thumbprintLists") or []))
+        return self._outputs(ctx, reg, old.id)
+
+    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
+        with missing_ok(NOT_FOUND):
+            ctx.client("iam", region).delete_open_id_connect_provider(OpenIDConnectProviderArn=old.id)
+
+    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
+        with missing_ok(NOT_FOUND):
+            ctx.client("iam", region).get_open_id_connect_provider(OpenIDConnectProviderArn=old.id)
+            return True
+        return False
+
+    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
+        arn = f"arn:aws:iam::{ctx.account_id}:oidc-provider/{reg.inputs['url'].removeprefix('https://')}"
+        with missing_ok(NOT_FOUND):
+            ctx.client("iam", region).get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+            return arn, self._outputs(ctx, reg, arn)
+        return None
+
+    @staticmethod
+    def _outputs(ctx: SandboxContext, reg: Registration, arn: str) -> dict[str, Any]:
+        return {**reg.inputs, "arn": arn, "tagsAll": ctx.tags(reg)}
