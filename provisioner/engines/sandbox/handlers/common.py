@@ -24,6 +24,11 @@ def autoname(logical_name: str, max_length: int = 63, suffix_length: int = 7) ->
     return f"{prefix}-{suffix}"
 
 
+def name_or_autoname(inputs: dict[str, Any], logical_name: str, max_length: int) -> str:
+    """The `name` input, else an autoname from the `namePrefix` input or the logical name (as Pulumi does)."""
+    return inputs.get("name") or autoname(inputs.get("namePrefix") or logical_name, max_length=max_length)
+
+
 def unsecret(value: Any) -> Any:
     """The plain value of a Pulumi secret marker (recursively); other values unchanged."""
     if isinstance(value, dict):
