@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 from botocore.exceptions import ClientError
 
-from provisioner.engines.sandbox.handlers.common import is_error, removed_tag_keys, tag_list
+from provisioner.engines.sandbox.handlers.common import arn, is_error, removed_tag_keys, tag_list
 
 if TYPE_CHECKING:
     from provisioner.engines.mocked import Registration
@@ -48,9 +48,10 @@ class TagApi:
 
 
 class Handler:
-    """Base class. Subclasses declare `service` (and `not_found`, `tag_api`) and implement create and
-    `remove`; `update` when AWS can change the resource in place; `describe` (and `adopted`) to be
-    checked by `exists` and adopted by `find`."""
+    """Base class. A handler declares its `service` (and `not_found`, `tag_api`, `arn_field` or
+    `arn_resource`) and implements `create`; `update` when AWS can change the resource in place;
+    `remove` (or declares `remove_call`) to delete it; `describe` (or declares `describe_call`) to
+    be checked by `exists` and adopted by `find`."""
 
     type_token: ClassVar[str] = ""
     # Input keys whose change forces a new resource (AWS cannot change them in place).
@@ -62,6 +63,15 @@ class Handler:
     # The error codes with which the service says a resource is not there (describe and delete).
     not_found: ClassVar[tuple[str, ...]] = ()
     tag_api: ClassVar[TagApi | None] = None
+    # The one call that deletes the resource and the parameter that takes its id, e.g. ("delete_vpc", "VpcId").
+    remove_call: ClassVar[tuple[str, str] | None] = None
+    # The call that describes the resource, the parameter that takes its id and the key of the answer
+    # that holds the resource ("" for the whole answer), e.g. ("get_role", "RoleName", "Role").
+    describe_call: ClassVar[tuple[str, str, str] | None] = None
+    # Where the ARN is: `arn_field` of what describe returns, else built from the name with
+    # `arn_resource` (e.g. "log-group:{name}" makes arn:aws:<service>:<region>:<account>:log-group:<name>).
+    arn_field: ClassVar[str] = ""
+    arn_resource: ClassVar[str] = ""
 
     # --- what a handler implements -------------------------------------------------------------
 
@@ -74,22 +84,35 @@ class Handler:
 
     def remove(self, client: Any, old: StoredResource) -> None:
         """The calls that delete the resource; a not-found error from them means it is gone already."""
-        raise NotImplementedError
+        assert self.remove_call is not None, f"{type(self).__name__} neither declares remove_call nor implements remove"
+        method, parameter = self.remove_call
+        getattr(client, method)(**{parameter: old.id})
 
     def describe(self, client: Any, resource_id: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
         """The resource as the service describes it; None (or a not-found error) when it is not there."""
-        raise NotImplementedError
+        assert self.describe_call is not None, f"{type(self).__name__} neither declares describe_call nor implements describe"
+        method, parameter, key = self.describe_call
+        answer = getattr(client, method)(**{parameter: resource_id})
+        return answer[key] if key else answer
 
     def adoptable_id(self, ctx: SandboxContext, reg: Registration) -> str | None:
         """The id `find` looks for: the resource's `name` input by default (None: nothing to look for)."""
         return reg.inputs.get("name")
 
-    def adopted(self, ctx: SandboxContext, reg: Registration, region: str, resource_id: str,
+    def result(self, ctx: SandboxContext, reg: Registration, region: str, resource_id: str,
                 described: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """The physical id and outputs of a resource `find` found (`described` is what `describe` returned)."""
-        raise NotImplementedError
+        """The physical id and outputs that create and `find` return for the resource (`described` is what
+        `describe` returned for it); by default the id, and the `named_outputs` with the ARN at `arn_field`."""
+        return resource_id, self.named_outputs(ctx, reg, region, resource_id, described.get(self.arn_field) if self.arn_field else None)
 
     # --- what the base does with that ----------------------------------------------------------
+
+    def named_outputs(self, ctx: SandboxContext, reg: Registration, region: str, name: str,
+                      resource_arn: str | None = None) -> dict[str, Any]:
+        """The outputs most resources have: the inputs, the name, the ARN and the merged tags (`tagsAll`)."""
+        if resource_arn is None:
+            resource_arn = arn(self.service, region, ctx.account_id, self.arn_resource.format(name=name))
+        return {**reg.inputs, "name": name, "arn": resource_arn, "tagsAll": ctx.tags(reg)}
 
     def client(self, ctx: SandboxContext, region: str) -> Any:
         return ctx.client(self.service, region)
@@ -126,7 +149,7 @@ class Handler:
         """After an interrupted create, or for an import: the resource if it exists."""
         resource_id = self.adoptable_id(ctx, reg) if self.can_describe else None
         described = self.described(ctx, resource_id, reg.inputs, region) if resource_id else None
-        return None if described is None else self.adopted(ctx, reg, region, resource_id, described)
+        return None if described is None else self.result(ctx, reg, region, resource_id, described)
 
     def sync_tags(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str,
                   resource: str | None = None) -> None:
@@ -142,5 +165,9 @@ class Handler:
 
     @property
     def can_describe(self) -> bool:
-        return type(self).describe is not Handler.describe
+        return self.describe_call is not None or type(self).describe is not Handler.describe
 
+
+def updated_outputs(reg: Registration, old: StoredResource) -> dict[str, Any]:
+    """An update's outputs where AWS computes nothing new: the old computed outputs with the new inputs."""
+    return {**{key: value for key, value in old.outputs.items() if key not in old.inputs}, **reg.inputs}

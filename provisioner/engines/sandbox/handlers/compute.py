@@ -106,7 +106,7 @@ class InstanceHandler(Ec2Handler):
         reservations = ec2.describe_instances(Filters=by + filters("instance-state-name", *LIVE_STATES))["Reservations"]
         return [instance for reservation in reservations for instance in reservation["Instances"]]
 
-    def adopted(self, ctx, reg, region, instance_id, instance):
+    def result(self, ctx, reg, region, instance_id, instance):
         return instance_id, self._outputs(ctx, reg, region, instance)
 
     @staticmethod
@@ -142,7 +142,7 @@ class VolumeHandler(Ec2Handler):
     """
 
     replace_on = ("availabilityZone", "encrypted", "kmsKeyId", "snapshotId")
-    not_found = ("InvalidVolume.NotFound",)
+    not_found, remove_call = ("InvalidVolume.NotFound",), ("delete_volume", "VolumeId")
     listing, id_filter, kind = ("describe_volumes", "Volumes", "VolumeId"), "volume-id", "volume"
 
     def create(self, ctx, reg, region):
@@ -166,10 +166,7 @@ class VolumeHandler(Ec2Handler):
         if ctx.hosts is not None:
             ctx.hosts.delete_volume(old.id)
 
-    def remove(self, ec2, old):
-        ec2.delete_volume(VolumeId=old.id)
-
-    def adopted(self, ctx, reg, region, volume_id, volume):
+    def result(self, ctx, reg, region, volume_id, volume):
         return volume_id, self._outputs(ctx, reg, region, volume_id)
 
     def _outputs(self, ctx, reg, region, volume_id):
@@ -222,5 +219,5 @@ class VolumeAttachmentHandler(Handler):
     def adoptable_id(self, ctx, reg):
         return attachment_id(reg.inputs["deviceName"], reg.inputs["instanceId"], reg.inputs["volumeId"])
 
-    def adopted(self, ctx, reg, region, resource_id, volume):
+    def result(self, ctx, reg, region, resource_id, volume):
         return resource_id, dict(reg.inputs)

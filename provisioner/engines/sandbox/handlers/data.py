@@ -78,7 +78,7 @@ class KmsKeyHandler(Handler):
         """A key has no name to be found by: only an import (the id of a kept key) finds one."""
         return reg.import_id
 
-    def adopted(self, ctx, reg, region, resource_id, metadata):
+    def result(self, ctx, reg, region, resource_id, metadata):
         return metadata["KeyId"], self._outputs(ctx, reg, metadata["Arn"], metadata["KeyId"])
 
     @staticmethod
@@ -112,6 +112,7 @@ class KmsAliasHandler(Handler):
     delete_before_replace = True
     service = "kms"
     not_found = ("NotFoundException",)
+    remove_call = ("delete_alias", "AliasName")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         name = reg.inputs.get("name") or f"alias/{autoname(reg.name, max_length=250)}"
@@ -122,9 +123,6 @@ class KmsAliasHandler(Handler):
         self.client(ctx, region).update_alias(AliasName=old.id, TargetKeyId=reg.inputs["targetKeyId"])
         return self._outputs(ctx, reg, old.id, region)
 
-    def remove(self, kms: Any, old: StoredResource) -> None:
-        kms.delete_alias(AliasName=old.id)
-
     def describe(self, kms: Any, alias_name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
         """The alias while it points at a key."""
         for page in kms.get_paginator("list_aliases").paginate():
@@ -133,7 +131,7 @@ class KmsAliasHandler(Handler):
                     return alias
         return None
 
-    def adopted(self, ctx, reg, region, name, alias):
+    def result(self, ctx, reg, region, name, alias):
         return name, self._outputs(ctx, reg, name, region)
 
     @staticmethod
@@ -147,6 +145,8 @@ class KmsAliasHandler(Handler):
 
 
 class _S3Handler(Handler):
+    """S3's not-found errors (a bucket's and, in the settings' handlers, a setting's)."""
+
     service = "s3"
     not_found = ("404", "NoSuchBucket", "NotFound")  # HeadBucket answers a bare 404
 
@@ -164,6 +164,7 @@ class BucketHandler(_S3Handler):
 
     replace_on = ("bucket", "bucketPrefix", "objectLockEnabled")
     delete_before_replace = True
+    describe_call = ("head_bucket", "Bucket", "")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         name = self._bucket_name(reg)
@@ -194,13 +195,10 @@ class BucketHandler(_S3Handler):
             self._delete_every_version(s3, old.id)
         s3.delete_bucket(Bucket=old.id)
 
-    def describe(self, s3: Any, bucket: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
-        return s3.head_bucket(Bucket=bucket)
-
     def adoptable_id(self, ctx: SandboxContext, reg: Registration) -> str | None:
         return reg.inputs.get("bucket")
 
-    def adopted(self, ctx, reg, region, name, head):
+    def result(self, ctx, reg, region, name, head):
         return name, self._outputs(ctx, reg, name, region)
 
     @staticmethod
@@ -245,12 +243,9 @@ class BucketHandler(_S3Handler):
 
 
 class _BucketSettingHandler(_S3Handler):
-    """Base for a bucket's setting resources: id = bucket name, put on create and update, read by
-    `read_call` and deleted by `delete_call`."""
+    """Base for a bucket's setting resources: id = bucket name, put on create and update."""
 
     replace_on = ("bucket", "expectedBucketOwner")
-    read_call: str = ""
-    delete_call: str = ""
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         bucket = reg.inputs["bucket"]
@@ -263,12 +258,6 @@ class _BucketSettingHandler(_S3Handler):
         """Apply the setting; the resource's outputs."""
         raise NotImplementedError
 
-    def remove(self, s3: Any, old: StoredResource) -> None:
-        getattr(s3, self.delete_call)(Bucket=old.id)
-
-    def describe(self, s3: Any, bucket: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
-        return getattr(s3, self.read_call)(Bucket=bucket)
-
 
 @register("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
 class BucketPublicAccessBlockHandler(_BucketSettingHandler):
@@ -277,7 +266,7 @@ class BucketPublicAccessBlockHandler(_BucketSettingHandler):
     Sandbox: moto stores the switches but does not enforce them.
     """
 
-    read_call, delete_call = "get_public_access_block", "delete_public_access_block"
+    describe_call, remove_call = ("get_public_access_block", "Bucket", ""), ("delete_public_access_block", "Bucket")
     not_found = _S3Handler.not_found + ("NoSuchPublicAccessBlockConfiguration",)
 
     def put(self, s3: Any, bucket: str, reg: Registration) -> dict[str, Any]:
@@ -298,7 +287,7 @@ class BucketEncryptionHandler(_BucketSettingHandler):
     call KMS, so key policies and grants play no part.
     """
 
-    read_call, delete_call = "get_bucket_encryption", "delete_bucket_encryption"
+    describe_call, remove_call = ("get_bucket_encryption", "Bucket", ""), ("delete_bucket_encryption", "Bucket")
     not_found = _S3Handler.not_found + ("ServerSideEncryptionConfigurationNotFoundError",)
 
     def put(self, s3: Any, bucket: str, reg: Registration) -> dict[str, Any]:
@@ -325,8 +314,6 @@ class BucketVersioningHandler(_BucketSettingHandler):
 
     Sandbox: same as AWS for what envctl uses (MFA delete is stored, never asked for).
     """
-
-    read_call = "get_bucket_versioning"
 
     def put(self, s3: Any, bucket: str, reg: Registration) -> dict[str, Any]:
         config = reg.inputs.get("versioningConfiguration") or {}
@@ -370,7 +357,7 @@ class BucketPolicyHandler(_BucketSettingHandler):
     conditions, as AWS does (provisioner/engines/sandbox/fidelity/rules/s3.py).
     """
 
-    read_call, delete_call = "get_bucket_policy", "delete_bucket_policy"
+    describe_call, remove_call = ("get_bucket_policy", "Bucket", ""), ("delete_bucket_policy", "Bucket")
     not_found = _S3Handler.not_found + ("NoSuchBucketPolicy",)
 
     def put(self, s3: Any, bucket: str, reg: Registration) -> dict[str, Any]:
@@ -429,7 +416,7 @@ class EcrRepositoryHandler(Handler):
     def describe(self, ecr: Any, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
         return ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
 
-    def adopted(self, ctx, reg, region, name, repository):
+    def result(self, ctx, reg, region, name, repository):
         return name, self._outputs(ctx, reg, repository)
 
     @staticmethod
@@ -477,7 +464,7 @@ class SecretHandler(Handler):
             KmsKeyId=reg.inputs.get("kmsKeyId"),
             Tags=tag_list(ctx.tags(reg)),
         ))
-        return created["ARN"], self._outputs(ctx, reg, created["ARN"], name)
+        return created["ARN"], self.named_outputs(ctx, reg, region, name, created["ARN"])
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
         if input_changed(reg, old, "description") or input_changed(reg, old, "kmsKeyId"):
@@ -485,7 +472,7 @@ class SecretHandler(Handler):
                 SecretId=old.id, Description=reg.inputs.get("description") or "", KmsKeyId=reg.inputs.get("kmsKeyId"),
             ))
         self.sync_tags(ctx, reg, old, region)
-        return self._outputs(ctx, reg, old.id, old.outputs["name"])
+        return self.named_outputs(ctx, reg, region, old.outputs["name"], old.id)
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
         window = old.inputs.get("recoveryWindowInDays")
@@ -502,9 +489,5 @@ class SecretHandler(Handler):
         """By its ARN when imported, else by its name."""
         return reg.import_id or reg.inputs.get("name")
 
-    def adopted(self, ctx, reg, region, secret_id, secret):
-        return secret["ARN"], self._outputs(ctx, reg, secret["ARN"], secret["Name"])
-
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, secret_arn: str, name: str) -> dict[str, Any]:
-        return {**reg.inputs, "name": name, "arn": secret_arn, "tagsAll": ctx.tags(reg)}
+    def result(self, ctx, reg, region, secret_id, secret):
+        return secret["ARN"], self.named_outputs(ctx, reg, region, secret["Name"], secret["ARN"])

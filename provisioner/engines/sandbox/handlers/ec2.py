@@ -11,7 +11,7 @@ import hashlib
 from typing import Any, ClassVar
 
 from provisioner.engines.mocked import Registration
-from provisioner.engines.sandbox.handlers.base import Handler
+from provisioner.engines.sandbox.handlers.base import Handler, updated_outputs
 from provisioner.engines.sandbox.handlers.common import tag_list
 from provisioner.engines.sandbox.handlers.context import SandboxContext
 from provisioner.engines.sandbox.state import StoredResource
@@ -30,7 +30,8 @@ def filters(name: str, *values: str) -> list[dict[str, Any]]:
 
 class Ec2Handler(Handler):
     """Base of the EC2 handlers: a handler declares how EC2 lists its kind of resource; `find` adopts
-    the one with the registration's URN tag, `exists` looks for the id (when `id_filter` is set)."""
+    the one with the registration's URN tag, `exists` looks for the id (when `id_filter` is set), and
+    `update` configures and retags in place."""
 
     service = "ec2"
     # The describe call that lists the kind, the key of its list in the answer, and the field with the id.
@@ -39,6 +40,14 @@ class Ec2Handler(Handler):
     id_filter: ClassVar[str] = ""
     # The kind in TagSpecifications and in the resource's ARN (e.g. "vpc").
     kind: ClassVar[str] = ""
+
+    def configure(self, ec2: Any, resource_id: str, inputs: dict[str, Any]) -> None:
+        """What create and update both set once the resource exists (attributes, rules, routes): nothing by default."""
+
+    def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
+        self.configure(self.client(ctx, region), old.id, reg.inputs)
+        self.sync_tags(ctx, reg, old, region)
+        return updated_outputs(reg, old)
 
     def listed(self, ec2: Any, by: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The resources of this kind that match the filters `by` (and are not on their way out)."""
@@ -56,7 +65,7 @@ class Ec2Handler(Handler):
         found = self.listed(self.client(ctx, region), filters(f"tag:{URN_TAG}", urn_digest(reg.urn)))
         if not found:
             return None
-        return self.adopted(ctx, reg, region, found[0][self.listing[2]], found[0])
+        return self.result(ctx, reg, region, found[0][self.listing[2]], found[0])
 
     @staticmethod
     def ec2_tags(ctx: SandboxContext, reg: Registration | StoredResource) -> dict[str, str]:

@@ -23,24 +23,33 @@ AWS_MANAGED_POLICY_PREFIX = "arn:aws:iam::aws:policy/"
 
 
 class _IamHandler(Handler):
+    """IAM's one not-found error."""
+
     service = "iam"
     not_found = ("NoSuchEntity",)
+
+
+class _NamedIamHandler(_IamHandler):
+    """An IAM entity whose name (and path) is its identity: a new name is a new entity, made once the old is gone."""
+
+    replace_on = ("name", "namePrefix", "path")
+    delete_before_replace = True
 
 
 # --- managed policies ------------------------------------------------------------------------
 
 
 @register("aws:iam/policy:Policy")
-class PolicyHandler(_IamHandler):
+class PolicyHandler(_NamedIamHandler):
     """A customer managed IAM policy; a changed document becomes its new default version.
 
     Sandbox: same as AWS for what envctl uses (moto validates the document's grammar; it
     ignores conditions when it enforces the policy).
     """
 
-    replace_on = ("name", "namePrefix", "path", "description")
-    delete_before_replace = True
+    replace_on = _NamedIamHandler.replace_on + ("description",)
     tag_api = TagApi("tag_policy", "untag_policy", resource="PolicyArn")
+    describe_call = ("get_policy", "PolicyArn", "Policy")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         policy = self.client(ctx, region).create_policy(**compact(
@@ -50,7 +59,7 @@ class PolicyHandler(_IamHandler):
             Description=reg.inputs.get("description"),
             Tags=tag_list(ctx.tags(reg)),
         ))["Policy"]
-        return policy["Arn"], self._outputs(ctx, reg, policy)
+        return policy["Arn"], self._outputs(ctx, reg, region, policy)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
         iam = self.client(ctx, region)
@@ -58,7 +67,7 @@ class PolicyHandler(_IamHandler):
             self._make_room_for_a_version(iam, old.id)
             iam.create_policy_version(PolicyArn=old.id, PolicyDocument=policy_text(reg.inputs["policy"]), SetAsDefault=True)
         self.sync_tags(ctx, reg, old, region)
-        return self._outputs(ctx, reg, iam.get_policy(PolicyArn=old.id)["Policy"])
+        return self._outputs(ctx, reg, region, self.describe(iam, old.id, reg.inputs))
 
     def remove(self, iam: Any, old: StoredResource) -> None:
         for version in self._versions(iam, old.id):
@@ -66,16 +75,13 @@ class PolicyHandler(_IamHandler):
                 iam.delete_policy_version(PolicyArn=old.id, VersionId=version["VersionId"])
         iam.delete_policy(PolicyArn=old.id)
 
-    def describe(self, iam: Any, policy_arn: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
-        return iam.get_policy(PolicyArn=policy_arn)["Policy"]
-
     def adoptable_id(self, ctx: SandboxContext, reg: Registration) -> str | None:
         if not reg.inputs.get("name"):
             return None
         return f"arn:aws:iam::{ctx.account_id}:policy{reg.inputs.get('path') or '/'}{reg.inputs['name']}"
 
-    def adopted(self, ctx, reg, region, policy_arn, policy):
-        return policy_arn, self._outputs(ctx, reg, policy)
+    def result(self, ctx, reg, region, policy_arn, policy):
+        return policy_arn, self._outputs(ctx, reg, region, policy)
 
     @staticmethod
     def _versions(iam: Any, policy_arn: str) -> list[dict[str, Any]]:
@@ -88,12 +94,8 @@ class PolicyHandler(_IamHandler):
         oldest = min((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])
         iam.delete_policy_version(PolicyArn=policy_arn, VersionId=oldest["VersionId"])
 
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, policy: dict[str, Any]) -> dict[str, Any]:
-        return {
-            **reg.inputs, "arn": policy["Arn"], "name": policy["PolicyName"], "policyId": policy["PolicyId"],
-            "tagsAll": ctx.tags(reg),
-        }
+    def _outputs(self, ctx: SandboxContext, reg: Registration, region: str, policy: dict[str, Any]) -> dict[str, Any]:
+        return {**self.named_outputs(ctx, reg, region, policy["PolicyName"], policy["Arn"]), "policyId": policy["PolicyId"]}
 
 
 # --- roles -----------------------------------------------------------------------------------
@@ -120,7 +122,7 @@ def sandbox_trust_policy(assume_role_policy: Any, admin_arn: str) -> str:
 
 
 @register("aws:iam/role:Role")
-class RoleHandler(_IamHandler):
+class RoleHandler(_NamedIamHandler):
     """An IAM role: trust policy, description, permissions boundary, session duration, tags.
 
     Sandbox: the trust policy sent to moto also names the sandbox's admin user (`ctx.admin_arn`)
@@ -130,9 +132,8 @@ class RoleHandler(_IamHandler):
     program's. moto stores the permissions boundary but ignores it when enforcing policies.
     """
 
-    replace_on = ("name", "namePrefix", "path")
-    delete_before_replace = True
     tag_api = TagApi("tag_role", "untag_role", resource="RoleName")
+    describe_call = ("get_role", "RoleName", "Role")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         name = name_or_autoname(reg.inputs, reg.name, max_length=64)
@@ -146,7 +147,7 @@ class RoleHandler(_IamHandler):
             PermissionsBoundary=reg.inputs.get("permissionsBoundary") or None,
             Tags=tag_list(ctx.tags(reg)),
         ))["Role"]
-        return name, self._outputs(ctx, reg, role)
+        return self.result(ctx, reg, region, name, role)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
         iam = self.client(ctx, region)
@@ -160,7 +161,7 @@ class RoleHandler(_IamHandler):
         if input_changed(reg, old, "permissionsBoundary"):
             self._set_boundary(iam, old.id, reg.inputs.get("permissionsBoundary"))
         self.sync_tags(ctx, reg, old, region)
-        return self._outputs(ctx, reg, iam.get_role(RoleName=old.id)["Role"])
+        return self.result(ctx, reg, region, old.id, self.describe(iam, old.id, reg.inputs))[1]
 
     def remove(self, iam: Any, old: StoredResource) -> None:
         """What AWS requires before a role can go: no managed or inline policies, no profiles."""
@@ -173,11 +174,8 @@ class RoleHandler(_IamHandler):
             iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"], RoleName=name)
         iam.delete_role(RoleName=name)
 
-    def describe(self, iam: Any, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
-        return iam.get_role(RoleName=name)["Role"]
-
-    def adopted(self, ctx, reg, region, name, role):
-        return name, self._outputs(ctx, reg, role)
+    def result(self, ctx, reg, region, name, role):
+        return name, {**self.named_outputs(ctx, reg, region, role["RoleName"], role["Arn"]), "uniqueId": role["RoleId"]}
 
     @staticmethod
     def _set_boundary(iam: Any, name: str, boundary: str | None) -> None:
@@ -185,13 +183,6 @@ class RoleHandler(_IamHandler):
             iam.put_role_permissions_boundary(RoleName=name, PermissionsBoundary=boundary)
         else:
             iam.delete_role_permissions_boundary(RoleName=name)
-
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, role: dict[str, Any]) -> dict[str, Any]:
-        return {
-            **reg.inputs, "arn": role["Arn"], "name": role["RoleName"], "uniqueId": role["RoleId"],
-            "tagsAll": ctx.tags(reg),
-        }
 
 
 @register("aws:iam/rolePolicy:RolePolicy")
@@ -219,7 +210,7 @@ class RolePolicyHandler(_IamHandler):
     def adoptable_id(self, ctx: SandboxContext, reg: Registration) -> str | None:
         return f"{reg.inputs['role']}:{reg.inputs['name']}" if reg.inputs.get("name") else None
 
-    def adopted(self, ctx, reg, region, policy_id, policy):
+    def result(self, ctx, reg, region, policy_id, policy):
         return policy_id, {**reg.inputs, "name": reg.inputs["name"]}
 
     def _put(self, ctx: SandboxContext, reg: Registration, name: str, region: str) -> tuple[str, dict[str, Any]]:
@@ -297,15 +288,14 @@ class RolePolicyAttachmentHandler(_IamHandler):
 
 
 @register("aws:iam/instanceProfile:InstanceProfile")
-class InstanceProfileHandler(_IamHandler):
+class InstanceProfileHandler(_NamedIamHandler):
     """An instance profile holding one role (the Airflow host's); the role can be swapped in place.
 
     Sandbox: same as AWS for what envctl uses.
     """
 
-    replace_on = ("name", "namePrefix", "path")
-    delete_before_replace = True
     tag_api = TagApi("tag_instance_profile", "untag_instance_profile", resource="InstanceProfileName")
+    describe_call = ("get_instance_profile", "InstanceProfileName", "InstanceProfile")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         name = name_or_autoname(reg.inputs, reg.name, max_length=128)
@@ -315,7 +305,7 @@ class InstanceProfileHandler(_IamHandler):
         ))["InstanceProfile"]
         if reg.inputs.get("role"):
             iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=reg.inputs["role"])
-        return name, self._outputs(ctx, reg, profile)
+        return name, self._outputs(ctx, reg, region, profile)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
         iam = self.client(ctx, region)
@@ -324,29 +314,23 @@ class InstanceProfileHandler(_IamHandler):
             if reg.inputs.get("role"):
                 iam.add_role_to_instance_profile(InstanceProfileName=old.id, RoleName=reg.inputs["role"])
         self.sync_tags(ctx, reg, old, region)
-        return self._outputs(ctx, reg, iam.get_instance_profile(InstanceProfileName=old.id)["InstanceProfile"])
+        return self._outputs(ctx, reg, region, self.describe(iam, old.id, reg.inputs))
 
     def remove(self, iam: Any, old: StoredResource) -> None:
         self._remove_roles(iam, old.id)
         iam.delete_instance_profile(InstanceProfileName=old.id)
 
-    def describe(self, iam: Any, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
-        return iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
-
-    def adopted(self, ctx, reg, region, name, profile):
+    def result(self, ctx, reg, region, name, profile):
         if reg.inputs.get("role") and not profile["Roles"]:
             # The create was interrupted between making the profile and adding its role.
             self.client(ctx, region).add_role_to_instance_profile(InstanceProfileName=name, RoleName=reg.inputs["role"])
-        return name, self._outputs(ctx, reg, profile)
+        return name, self._outputs(ctx, reg, region, profile)
 
     @staticmethod
     def _remove_roles(iam: Any, name: str) -> None:
         for role in iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]["Roles"]:
             iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=role["RoleName"])
 
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, profile: dict[str, Any]) -> dict[str, Any]:
-        return {
-            **reg.inputs, "arn": profile["Arn"], "name": profile["InstanceProfileName"],
-            "uniqueId": profile["InstanceProfileId"], "tagsAll": ctx.tags(reg),
-        }
+    def _outputs(self, ctx: SandboxContext, reg: Registration, region: str, profile: dict[str, Any]) -> dict[str, Any]:
+        return {**self.named_outputs(ctx, reg, region, profile["InstanceProfileName"], profile["Arn"]),
+                "uniqueId": profile["InstanceProfileId"]}

@@ -4,7 +4,7 @@ Application Auto Scaling target and policy that scale an endpoint's variant."""
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -61,26 +61,20 @@ def sandbox_instance_type(instance_type: str) -> str:
     return _FALLBACK_INSTANCE_TYPE
 
 
+# --- SageMaker -------------------------------------------------------------------------------
+
+
 class _SageMakerHandler(Handler):
+    """SageMaker's not-found errors and tag API."""
+
     service = "sagemaker"
     tag_api = TagApi("add_tags", "delete_tags", resource="ResourceArn", by_arn=True)
-    arn_field: ClassVar[str] = ""  # where describe's answer holds the resource's ARN
 
     def is_not_found(self, error: ClientError) -> bool:
         """SageMaker answers a missing resource with a ValidationException ('Could not find ...', 'RecordNotFound')."""
         message = error.response.get("Error", {}).get("Message", "")
         return is_error(error, "ValidationException", "ResourceNotFound") and any(
             marker in message for marker in ("Could not find", "does not exist", "RecordNotFound"))
-
-    def adopted(self, ctx, reg, region, name, described):
-        return name, self._outputs(ctx, reg, name, described[self.arn_field])
-
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, name: str, resource_arn: str) -> dict[str, Any]:
-        return {**reg.inputs, "name": name, "arn": resource_arn, "tagsAll": ctx.tags(reg)}
-
-
-# --- SageMaker -------------------------------------------------------------------------------
 
 
 @register("aws:sagemaker/model:Model")
@@ -93,7 +87,8 @@ class ModelHandler(_SageMakerHandler):
     refuses, so the handler checks first and refuses as AWS does; moto never pulls the image.
     """
 
-    arn_field = "ModelArn"
+    arn_field, describe_call = "ModelArn", ("describe_model", "ModelName", "")
+    remove_call = ("delete_model", "ModelName")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         name = name_or_autoname(reg.inputs, reg.name, max_length=SAGEMAKER_NAME_MAX)
@@ -110,13 +105,8 @@ class ModelHandler(_SageMakerHandler):
             EnableNetworkIsolation=inputs.get("enableNetworkIsolation"),
             Tags=tag_list(ctx.tags(reg)),
         ))
-        return name, self._outputs(ctx, reg, name, model["ModelArn"])
+        return name, self.named_outputs(ctx, reg, region, name, model["ModelArn"])
 
-    def remove(self, sagemaker: Any, old: StoredResource) -> None:
-        sagemaker.delete_model(ModelName=old.id)
-
-    def describe(self, sagemaker: Any, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
-        return sagemaker.describe_model(ModelName=name)
 
     @staticmethod
     def _container(container: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +134,8 @@ class EndpointConfigurationHandler(_SageMakerHandler):
     are sent as they are.
     """
 
-    arn_field = "EndpointConfigArn"
+    arn_field, describe_call = "EndpointConfigArn", ("describe_endpoint_config", "EndpointConfigName", "")
+    remove_call = ("delete_endpoint_config", "EndpointConfigName")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         name = name_or_autoname(reg.inputs, reg.name, max_length=SAGEMAKER_NAME_MAX)
@@ -155,22 +146,13 @@ class EndpointConfigurationHandler(_SageMakerHandler):
             KmsKeyId=reg.inputs.get("kmsKeyArn") or None,
             Tags=tag_list(ctx.tags(reg)),
         ))
-        return name, self._outputs(ctx, reg, name, config["EndpointConfigArn"])
+        return name, self.named_outputs(ctx, reg, region, name, config["EndpointConfigArn"])
 
-    def remove(self, sagemaker: Any, old: StoredResource) -> None:
-        sagemaker.delete_endpoint_config(EndpointConfigName=old.id)
-
-    def describe(self, sagemaker: Any, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
-        return sagemaker.describe_endpoint_config(EndpointConfigName=name)
-
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, name: str, resource_arn: str) -> dict[str, Any]:
+    def named_outputs(self, ctx, reg, region, name, resource_arn=None):
         mapped = {item["instanceType"]: sandbox_instance_type(item["instanceType"])
                   for item in reg.inputs["productionVariants"] if item.get("instanceType")}
-        return {
-            **reg.inputs, "name": name, "arn": resource_arn, "tagsAll": ctx.tags(reg),
-            "sandboxInstanceTypes": {requested: used for requested, used in mapped.items() if requested != used},
-        }
+        return {**super().named_outputs(ctx, reg, region, name, resource_arn),
+                "sandboxInstanceTypes": {requested: used for requested, used in mapped.items() if requested != used}}
 
     @staticmethod
     def _variant(variant: dict[str, Any]) -> dict[str, Any]:
@@ -194,7 +176,6 @@ class EndpointConfigurationHandler(_SageMakerHandler):
         )
 
 
-
 @register("aws:sagemaker/endpoint:Endpoint")
 class EndpointHandler(_SageMakerHandler):
     """A SageMaker real-time endpoint serving an endpoint configuration; repointed in place.
@@ -208,14 +189,15 @@ class EndpointHandler(_SageMakerHandler):
 
     replace_on = ("name",)
     delete_before_replace = True
-    arn_field = "EndpointArn"
+    arn_field, describe_call = "EndpointArn", ("describe_endpoint", "EndpointName", "")
+    remove_call = ("delete_endpoint", "EndpointName")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         name = name_or_autoname(reg.inputs, reg.name, max_length=SAGEMAKER_NAME_MAX)
         endpoint_arn = self.client(ctx, region).create_endpoint(
             EndpointName=name, EndpointConfigName=reg.inputs["endpointConfigName"], Tags=tag_list(ctx.tags(reg)),
         )["EndpointArn"]
-        return name, self._outputs(ctx, reg, name, endpoint_arn)
+        return name, self.named_outputs(ctx, reg, region, name, endpoint_arn)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
         endpoint_arn = old.outputs["arn"]
@@ -223,13 +205,7 @@ class EndpointHandler(_SageMakerHandler):
             endpoint_arn = self.client(ctx, region).update_endpoint(
                 EndpointName=old.id, EndpointConfigName=reg.inputs["endpointConfigName"])["EndpointArn"]
         self.sync_tags(ctx, reg, old, region, endpoint_arn)
-        return self._outputs(ctx, reg, old.id, endpoint_arn)
-
-    def remove(self, sagemaker: Any, old: StoredResource) -> None:
-        sagemaker.delete_endpoint(EndpointName=old.id)
-
-    def describe(self, sagemaker: Any, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
-        return sagemaker.describe_endpoint(EndpointName=name)
+        return self.named_outputs(ctx, reg, region, old.id, endpoint_arn)
 
 
 @register("aws:sagemaker/notebookInstance:NotebookInstance")
@@ -242,7 +218,7 @@ class NotebookInstanceHandler(_SageMakerHandler):
     """
 
     delete_before_replace = True
-    arn_field = "NotebookInstanceArn"
+    arn_field, describe_call = "NotebookInstanceArn", ("describe_notebook_instance", "NotebookInstanceName", "")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         inputs = reg.inputs
@@ -264,7 +240,7 @@ class NotebookInstanceHandler(_SageMakerHandler):
             PlatformIdentifier=inputs.get("platformIdentifier"),
             Tags=tag_list(ctx.tags(reg)),
         ))
-        return name, self._outputs(ctx, reg, name, notebook["NotebookInstanceArn"])
+        return name, self.named_outputs(ctx, reg, region, name, notebook["NotebookInstanceArn"])
 
     def remove(self, sagemaker: Any, old: StoredResource) -> None:
         notebook = self.describe(sagemaker, old.id, old.inputs)
@@ -272,9 +248,6 @@ class NotebookInstanceHandler(_SageMakerHandler):
             sagemaker.stop_notebook_instance(NotebookInstanceName=old.id)
             sagemaker.get_waiter("notebook_instance_stopped").wait(NotebookInstanceName=old.id)
         sagemaker.delete_notebook_instance(NotebookInstanceName=old.id)
-
-    def describe(self, sagemaker: Any, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
-        return sagemaker.describe_notebook_instance(NotebookInstanceName=name)
 
 
 # --- Application Auto Scaling ----------------------------------------------------------------
@@ -329,7 +302,7 @@ class ScalableTargetHandler(_ScalingHandler):
     def adoptable_id(self, ctx: SandboxContext, reg: Registration) -> str | None:
         return reg.inputs["resourceId"]
 
-    def adopted(self, ctx, reg, region, resource_id, target):
+    def result(self, ctx, reg, region, resource_id, target):
         return resource_id, self._outputs(ctx, reg, target.get("ScalableTargetARN"))
 
     def _register(self, ctx: SandboxContext, reg: Registration, region: str) -> dict[str, Any]:
@@ -375,7 +348,7 @@ class ScalingPolicyHandler(_ScalingHandler):
         return next((policy for policy in policies
                      if policy["PolicyName"] == name and policy["ResourceId"] == inputs["resourceId"]), None)
 
-    def adopted(self, ctx, reg, region, name, policy):
+    def result(self, ctx, reg, region, name, policy):
         return name, self._outputs(reg, name, policy["PolicyARN"], policy.get("Alarms", []))
 
     def _put(self, ctx: SandboxContext, reg: Registration, name: str, region: str) -> dict[str, Any]:

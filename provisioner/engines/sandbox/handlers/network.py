@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from provisioner.engines.sandbox.handlers.base import Handler
+from provisioner.engines.sandbox.handlers.base import Handler, updated_outputs
 from provisioner.engines.sandbox.handlers.catalog import register
 from provisioner.engines.sandbox.handlers.common import as_int, ignore_missing, tag_list
 from provisioner.engines.sandbox.handlers.ec2 import Ec2Handler, filters, urn_digest
@@ -21,36 +21,24 @@ class VpcHandler(Ec2Handler):
     """
 
     replace_on = ("cidrBlock", "instanceTenancy")
-    not_found = ("InvalidVpcID.NotFound",)
+    not_found, remove_call = ("InvalidVpcID.NotFound",), ("delete_vpc", "VpcId")
     listing, id_filter, kind = ("describe_vpcs", "Vpcs", "VpcId"), "vpc-id", "vpc"
 
     def create(self, ctx, reg, region):
         ec2 = self.client(ctx, region)
         vpc = ec2.create_vpc(CidrBlock=reg.inputs["cidrBlock"], TagSpecifications=self.tag_spec(ctx, reg))["Vpc"]
-        self._attributes(ec2, vpc["VpcId"], reg.inputs)
-        return vpc["VpcId"], self._outputs(ctx, reg, region, vpc["VpcId"])
+        self.configure(ec2, vpc["VpcId"], reg.inputs)
+        return self.result(ctx, reg, region, vpc["VpcId"], vpc)
 
-    def update(self, ctx, reg, old, region):
-        self._attributes(self.client(ctx, region), old.id, reg.inputs)
-        self.sync_tags(ctx, reg, old, region)
-        return self._outputs(ctx, reg, region, old.id)
-
-    def remove(self, ec2, old):
-        ec2.delete_vpc(VpcId=old.id)
-
-    def adopted(self, ctx, reg, region, vpc_id, vpc):
-        return vpc_id, self._outputs(ctx, reg, region, vpc_id)
-
-    @staticmethod
-    def _attributes(ec2, vpc_id: str, inputs: dict[str, Any]) -> None:
+    def configure(self, ec2, vpc_id, inputs):
         ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsSupport={"Value": bool(inputs.get("enableDnsSupport", True))})
         ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": bool(inputs.get("enableDnsHostnames", False))})
 
-    def _outputs(self, ctx, reg, region, vpc_id):
+    def result(self, ctx, reg, region, vpc_id, vpc):
         ec2 = self.client(ctx, region)
         default_sg = ec2.describe_security_groups(Filters=filters("vpc-id", vpc_id) + filters("group-name", "default"))
         main_rt = ec2.describe_route_tables(Filters=filters("vpc-id", vpc_id) + filters("association.main", "true"))
-        return {
+        return vpc_id, {
             **reg.inputs, "id": vpc_id, "arn": self.arn(ctx, region, vpc_id), "ownerId": ctx.account_id,
             "defaultSecurityGroupId": default_sg["SecurityGroups"][0]["GroupId"] if default_sg["SecurityGroups"] else "",
             "mainRouteTableId": main_rt["RouteTables"][0]["RouteTableId"] if main_rt["RouteTables"] else "",
@@ -84,13 +72,7 @@ class _GroupRulesHandler(Ec2Handler):
 
     kind = "security-group"
 
-    def update(self, ctx, reg, old, region):
-        self.sync_rules(self.client(ctx, region), old.id, reg.inputs)
-        self.sync_tags(ctx, reg, old, region)
-        return self._outputs(ctx, reg, region, old.id, old.outputs.get("name", ""))
-
-    @staticmethod
-    def sync_rules(ec2, group_id: str, inputs: dict[str, Any]) -> None:
+    def configure(self, ec2, group_id, inputs):
         """Make the group's rules exactly the `ingress` and `egress` inputs."""
         group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
         if group.get("IpPermissions"):
@@ -116,7 +98,7 @@ class SecurityGroupHandler(_GroupRulesHandler):
     """
 
     replace_on = ("name", "namePrefix", "description", "vpcId")
-    not_found = ("InvalidGroup.NotFound",)
+    not_found, remove_call = ("InvalidGroup.NotFound",), ("delete_security_group", "GroupId")
     listing, id_filter = ("describe_security_groups", "SecurityGroups", "GroupId"), "group-id"
 
     def create(self, ctx, reg, region):
@@ -126,13 +108,10 @@ class SecurityGroupHandler(_GroupRulesHandler):
             GroupName=name, Description=reg.inputs.get("description") or "Managed by Pulumi", VpcId=reg.inputs["vpcId"],
             TagSpecifications=self.tag_spec(ctx, reg),
         )["GroupId"]
-        self.sync_rules(ec2, group_id, reg.inputs)
+        self.configure(ec2, group_id, reg.inputs)
         return group_id, self._outputs(ctx, reg, region, group_id, name)
 
-    def remove(self, ec2, old):
-        ec2.delete_security_group(GroupId=old.id)
-
-    def adopted(self, ctx, reg, region, group_id, group):
+    def result(self, ctx, reg, region, group_id, group):
         return group_id, self._outputs(ctx, reg, region, group_id, group["GroupName"])
 
 
@@ -149,13 +128,9 @@ class DefaultSecurityGroupHandler(_GroupRulesHandler):
         ec2 = self.client(ctx, region)
         group = ec2.describe_security_groups(
             Filters=filters("vpc-id", reg.inputs["vpcId"]) + filters("group-name", "default"))["SecurityGroups"][0]
-        self.sync_rules(ec2, group["GroupId"], reg.inputs)
+        self.configure(ec2, group["GroupId"], reg.inputs)
         ec2.create_tags(Resources=[group["GroupId"]], Tags=tag_list(self.ec2_tags(ctx, reg)))
         return group["GroupId"], self._outputs(ctx, reg, region, group["GroupId"], "default")
-
-    def update(self, ctx, reg, old, region):
-        super().update(ctx, reg, old, region)
-        return {**old.outputs, **reg.inputs}
 
     def delete(self, ctx, old, region):
         return None
@@ -172,7 +147,7 @@ class SubnetHandler(Ec2Handler):
     """
 
     replace_on = ("vpcId", "cidrBlock", "availabilityZone")
-    not_found = ("InvalidSubnetID.NotFound",)
+    not_found, remove_call = ("InvalidSubnetID.NotFound",), ("delete_subnet", "SubnetId")
     listing, id_filter, kind = ("describe_subnets", "Subnets", "SubnetId"), "subnet-id", "subnet"
 
     def create(self, ctx, reg, region):
@@ -181,38 +156,18 @@ class SubnetHandler(Ec2Handler):
             VpcId=reg.inputs["vpcId"], CidrBlock=reg.inputs["cidrBlock"], AvailabilityZone=reg.inputs.get("availabilityZone"),
             TagSpecifications=self.tag_spec(ctx, reg),
         )["Subnet"]
-        self._public_ip(ec2, subnet["SubnetId"], reg.inputs)
-        return subnet["SubnetId"], self._outputs(ctx, reg, region, subnet["SubnetId"])
+        self.configure(ec2, subnet["SubnetId"], reg.inputs)
+        return self.result(ctx, reg, region, subnet["SubnetId"], subnet)
 
-    def update(self, ctx, reg, old, region):
-        self._public_ip(self.client(ctx, region), old.id, reg.inputs)
-        self.sync_tags(ctx, reg, old, region)
-        return self._outputs(ctx, reg, region, old.id)
-
-    def remove(self, ec2, old):
-        ec2.delete_subnet(SubnetId=old.id)
-
-    def adopted(self, ctx, reg, region, subnet_id, subnet):
-        return subnet_id, self._outputs(ctx, reg, region, subnet_id)
-
-    @staticmethod
-    def _public_ip(ec2, subnet_id, inputs):
+    def configure(self, ec2, subnet_id, inputs):
         ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": bool(inputs.get("mapPublicIpOnLaunch", False))})
 
-    def _outputs(self, ctx, reg, region, subnet_id):
-        return {**reg.inputs, "id": subnet_id, "arn": self.arn(ctx, region, subnet_id), "ownerId": ctx.account_id}
-
-
-class _TagsOnlyHandler(Ec2Handler):
-    """An EC2 resource of which only the tags change in place."""
-
-    def update(self, ctx, reg, old, region):
-        self.sync_tags(ctx, reg, old, region)
-        return {**old.outputs, **reg.inputs}
+    def result(self, ctx, reg, region, subnet_id, subnet):
+        return subnet_id, {**reg.inputs, "id": subnet_id, "arn": self.arn(ctx, region, subnet_id), "ownerId": ctx.account_id}
 
 
 @register("aws:ec2/internetGateway:InternetGateway")
-class InternetGatewayHandler(_TagsOnlyHandler):
+class InternetGatewayHandler(Ec2Handler):
     """An internet gateway attached to the team's VPC (only the NAT's public subnet routes to it).
 
     Sandbox: same as AWS for what envctl uses.
@@ -233,7 +188,7 @@ class InternetGatewayHandler(_TagsOnlyHandler):
                        *self.not_found, "Gateway.NotAttached", "InvalidVpcID.NotFound")
         ec2.delete_internet_gateway(InternetGatewayId=old.id)
 
-    def adopted(self, ctx, reg, region, gateway_id, gateway):
+    def result(self, ctx, reg, region, gateway_id, gateway):
         if not gateway.get("Attachments"):
             self.client(ctx, region).attach_internet_gateway(InternetGatewayId=gateway_id, VpcId=reg.inputs["vpcId"])
         return gateway_id, self._outputs(ctx, reg, region, gateway_id)
@@ -243,51 +198,45 @@ class InternetGatewayHandler(_TagsOnlyHandler):
 
 
 @register("aws:ec2/eip:Eip")
-class EipHandler(_TagsOnlyHandler):
+class EipHandler(Ec2Handler):
     """An Elastic IP for the NAT gateway.
 
     Sandbox: moto hands out addresses from a fake pool; nothing is reachable through them.
     """
 
     replace_on = ("domain",)
-    not_found = ("InvalidAllocationID.NotFound",)
+    not_found, remove_call = ("InvalidAllocationID.NotFound",), ("release_address", "AllocationId")
     listing, kind = ("describe_addresses", "Addresses", "AllocationId"), "elastic-ip"
 
     def create(self, ctx, reg, region):
         address = self.client(ctx, region).allocate_address(Domain="vpc", TagSpecifications=self.tag_spec(ctx, reg))
-        return self.adopted(ctx, reg, region, address["AllocationId"], address)
+        return self.result(ctx, reg, region, address["AllocationId"], address)
 
-    def remove(self, ec2, old):
-        ec2.release_address(AllocationId=old.id)
-
-    def adopted(self, ctx, reg, region, allocation_id, address):
+    def result(self, ctx, reg, region, allocation_id, address):
         return allocation_id, {**reg.inputs, "id": allocation_id, "allocationId": allocation_id, "publicIp": address["PublicIp"]}
 
 
 @register("aws:ec2/natGateway:NatGateway")
-class NatGatewayHandler(_TagsOnlyHandler):
+class NatGatewayHandler(Ec2Handler):
     """A NAT gateway in the public subnet: the host's only way out.
 
     Sandbox: moto makes it available at once and moves no traffic.
     """
 
     replace_on = ("subnetId", "allocationId", "connectivityType")
-    not_found = ("NatGatewayNotFound",)
+    not_found, remove_call = ("NatGatewayNotFound",), ("delete_nat_gateway", "NatGatewayId")
     listing, kind = ("describe_nat_gateways", "NatGateways", "NatGatewayId"), "natgateway"
 
     def create(self, ctx, reg, region):
         nat = self.client(ctx, region).create_nat_gateway(
             SubnetId=reg.inputs["subnetId"], AllocationId=reg.inputs["allocationId"], TagSpecifications=self.tag_spec(ctx, reg),
         )["NatGateway"]
-        return self.adopted(ctx, reg, region, nat["NatGatewayId"], nat)
-
-    def remove(self, ec2, old):
-        ec2.delete_nat_gateway(NatGatewayId=old.id)
+        return self.result(ctx, reg, region, nat["NatGatewayId"], nat)
 
     def listed(self, ec2, by):
         return [nat for nat in super().listed(ec2, by) if nat.get("State") not in ("deleted", "deleting")]
 
-    def adopted(self, ctx, reg, region, nat_id, nat):
+    def result(self, ctx, reg, region, nat_id, nat):
         return nat_id, {**reg.inputs, "id": nat_id}
 
 
@@ -307,30 +256,26 @@ class RouteTableHandler(Ec2Handler):
     """
 
     replace_on = ("vpcId",)
-    not_found = ("InvalidRouteTableID.NotFound",)
+    not_found, remove_call = ("InvalidRouteTableID.NotFound",), ("delete_route_table", "RouteTableId")
     listing, kind = ("describe_route_tables", "RouteTables", "RouteTableId"), "route-table"
 
     def create(self, ctx, reg, region):
         table_id = self.client(ctx, region).create_route_table(
             VpcId=reg.inputs["vpcId"], TagSpecifications=self.tag_spec(ctx, reg))["RouteTable"]["RouteTableId"]
-        return self.adopted(ctx, reg, region, table_id, {})
+        return self.result(ctx, reg, region, table_id, {})
 
-    def update(self, ctx, reg, old, region):
-        self.sync_tags(ctx, reg, old, region)
-        return self.adopted(ctx, reg, region, old.id, {})[1]
-
-    def remove(self, ec2, old):
-        ec2.delete_route_table(RouteTableId=old.id)
-
-    def adopted(self, ctx, reg, region, table_id, table):
-        """The table with the program's routes (replacing the ones it has)."""
-        ec2 = self.client(ctx, region)
-        described = ec2.describe_route_tables(RouteTableIds=[table_id])["RouteTables"][0]
-        for route in described.get("Routes", []):
+    def configure(self, ec2, table_id, inputs):
+        """Exactly the program's routes."""
+        table = ec2.describe_route_tables(RouteTableIds=[table_id])["RouteTables"][0]
+        for route in table.get("Routes", []):
             if route.get("GatewayId") != "local" and route.get("DestinationCidrBlock"):
                 ec2.delete_route(RouteTableId=table_id, DestinationCidrBlock=route["DestinationCidrBlock"])
-        for route in reg.inputs.get("routes") or []:
+        for route in inputs.get("routes") or []:
             ec2.create_route(RouteTableId=table_id, DestinationCidrBlock=route["cidrBlock"], **_route_target(route))
+
+    def result(self, ctx, reg, region, table_id, table):
+        """The table with the program's routes (an interrupted create may have stopped before them)."""
+        self.configure(self.client(ctx, region), table_id, reg.inputs)
         return table_id, {**reg.inputs, "id": table_id, "arn": self.arn(ctx, region, table_id), "ownerId": ctx.account_id}
 
 
@@ -343,15 +288,12 @@ class RouteTableAssociationHandler(Handler):
 
     replace_on = ("subnetId", "gatewayId", "routeTableId")
     service = "ec2"
-    not_found = ("InvalidAssociationID.NotFound",)
+    not_found, remove_call = ("InvalidAssociationID.NotFound",), ("disassociate_route_table", "AssociationId")
 
     def create(self, ctx, reg, region):
         association_id = self.client(ctx, region).associate_route_table(
             SubnetId=reg.inputs["subnetId"], RouteTableId=reg.inputs["routeTableId"])["AssociationId"]
         return association_id, {**reg.inputs, "id": association_id}
-
-    def remove(self, ec2, old):
-        ec2.disassociate_route_table(AssociationId=old.id)
 
     def find(self, ctx, reg, region):
         tables = self.client(ctx, region).describe_route_tables(
@@ -379,7 +321,7 @@ class VpcEndpointHandler(Ec2Handler):
             VpcEndpointType=reg.inputs.get("vpcEndpointType", "Gateway"), RouteTableIds=reg.inputs.get("routeTableIds") or [],
             TagSpecifications=self.tag_spec(ctx, reg),
         )["VpcEndpoint"]
-        return self.adopted(ctx, reg, region, endpoint["VpcEndpointId"], endpoint)
+        return self.result(ctx, reg, region, endpoint["VpcEndpointId"], endpoint)
 
     def update(self, ctx, reg, old, region):
         before, after = set(old.inputs.get("routeTableIds") or []), set(reg.inputs.get("routeTableIds") or [])
@@ -387,10 +329,10 @@ class VpcEndpointHandler(Ec2Handler):
             self.client(ctx, region).modify_vpc_endpoint(
                 VpcEndpointId=old.id, AddRouteTableIds=sorted(after - before), RemoveRouteTableIds=sorted(before - after))
         self.sync_tags(ctx, reg, old, region)
-        return {**old.outputs, **reg.inputs}
+        return updated_outputs(reg, old)
 
     def remove(self, ec2, old):
         ec2.delete_vpc_endpoints(VpcEndpointIds=[old.id])
 
-    def adopted(self, ctx, reg, region, endpoint_id, endpoint):
+    def result(self, ctx, reg, region, endpoint_id, endpoint):
         return endpoint_id, {**reg.inputs, "id": endpoint_id, "arn": self.arn(ctx, region, endpoint_id)}

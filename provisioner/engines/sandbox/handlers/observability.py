@@ -33,6 +33,8 @@ class LogGroupHandler(Handler):
     service = "logs"
     not_found = ("ResourceNotFoundException",)
     tag_api = TagApi("tag_log_group", "untag_log_group", resource="logGroupName", tags="tags", keys="tags", fields=None)
+    remove_call = ("delete_log_group", "logGroupName")
+    arn_resource = "log-group:{name}"  # the AWS provider's `arn` has no trailing ":*" (DescribeLogGroups' arn has one)
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         name = name_or_autoname(reg.inputs, reg.name, max_length=512)
@@ -42,7 +44,7 @@ class LogGroupHandler(Handler):
             logGroupClass=reg.inputs.get("logGroupClass"), tags=ctx.tags(reg) or None,
         ))
         self._set_retention(logs, name, reg.inputs.get("retentionInDays"))
-        return name, self._outputs(ctx, reg, name, region)
+        return name, self.named_outputs(ctx, reg, region, name)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
         logs = self.client(ctx, region)
@@ -54,17 +56,11 @@ class LogGroupHandler(Handler):
             else:
                 logs.disassociate_kms_key(logGroupName=old.id)
         self.sync_tags(ctx, reg, old, region)
-        return self._outputs(ctx, reg, old.id, region)
-
-    def remove(self, logs: Any, old: StoredResource) -> None:
-        logs.delete_log_group(logGroupName=old.id)
+        return self.named_outputs(ctx, reg, region, old.id)
 
     def describe(self, logs: Any, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
         groups = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
         return next((group for group in groups if group["logGroupName"] == name), None)
-
-    def adopted(self, ctx, reg, region, name, group):
-        return name, self._outputs(ctx, reg, name, region)
 
     @staticmethod
     def _set_retention(logs: Any, name: str, days: float | None) -> None:
@@ -72,12 +68,6 @@ class LogGroupHandler(Handler):
             logs.put_retention_policy(logGroupName=name, retentionInDays=int(days))
         else:
             logs.delete_retention_policy(logGroupName=name)
-
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, name: str, region: str) -> dict[str, Any]:
-        # The AWS provider's `arn` has no trailing ":*" (DescribeLogGroups' arn has one).
-        return {**reg.inputs, "name": name, "arn": arn("logs", region, ctx.account_id, f"log-group:{name}"),
-                "tagsAll": ctx.tags(reg)}
 
 
 # --- CloudWatch alarms -----------------------------------------------------------------------
@@ -94,25 +84,23 @@ class MetricAlarmHandler(Handler):
     replace_on = ("name",)
     service = "cloudwatch"
     tag_api = TagApi("tag_resource", "untag_resource", resource="ResourceARN", by_arn=True)
+    arn_resource = "alarm:{name}"
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         name = name_or_autoname(reg.inputs, reg.name, max_length=255)
         self.client(ctx, region).put_metric_alarm(**self._alarm(reg.inputs, name), Tags=tag_list(ctx.tags(reg)))
-        return name, self._outputs(ctx, reg, name, region)
+        return name, self.named_outputs(ctx, reg, region, name)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
         self.client(ctx, region).put_metric_alarm(**self._alarm(reg.inputs, old.id))
         self.sync_tags(ctx, reg, old, region)
-        return self._outputs(ctx, reg, old.id, region)
+        return self.named_outputs(ctx, reg, region, old.id)
 
     def remove(self, cloudwatch: Any, old: StoredResource) -> None:
         cloudwatch.delete_alarms(AlarmNames=[old.id])  # deleting an alarm that is gone is no error
 
     def describe(self, cloudwatch: Any, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
         return next(iter(cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]), None)
-
-    def adopted(self, ctx, reg, region, name, alarm):
-        return name, self._outputs(ctx, reg, name, region)
 
     @staticmethod
     def _alarm(inputs: dict[str, Any], name: str) -> dict[str, Any]:
@@ -139,11 +127,6 @@ class MetricAlarmHandler(Handler):
             TreatMissingData=inputs.get("treatMissingData"),
         )
 
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, name: str, region: str) -> dict[str, Any]:
-        return {**reg.inputs, "name": name, "arn": arn("cloudwatch", region, ctx.account_id, f"alarm:{name}"),
-                "tagsAll": ctx.tags(reg)}
-
 
 # --- SSM parameters --------------------------------------------------------------------------
 
@@ -163,29 +146,26 @@ class ParameterHandler(Handler):
     not_found = ("ParameterNotFound",)
     tag_api = TagApi("add_tags_to_resource", "remove_tags_from_resource", resource="ResourceId",
                      fixed=(("ResourceType", "Parameter"),))
+    remove_call = ("delete_parameter", "Name")
+    describe_call = ("get_parameter", "Name", "Parameter")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         name = name_or_autoname(reg.inputs, reg.name, max_length=2048)
         value = unsecret(reg.inputs.get("value", reg.inputs.get("insecureValue")))
         self.client(ctx, region).put_parameter(**self._settings(reg.inputs), Name=name, Value=value,
                                                Tags=tag_list(ctx.tags(reg)))
-        return name, self._outputs(ctx, reg, name, region)
+        return name, self.named_outputs(ctx, reg, region, name)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
         ssm = self.client(ctx, region)
         current = ssm.get_parameter(Name=old.id, WithDecryption=True)["Parameter"]["Value"]
         ssm.put_parameter(**self._settings(reg.inputs), Name=old.id, Value=current, Overwrite=True)
         self.sync_tags(ctx, reg, old, region)
-        return self._outputs(ctx, reg, old.id, region)
+        return self.named_outputs(ctx, reg, region, old.id)
 
-    def remove(self, ssm: Any, old: StoredResource) -> None:
-        ssm.delete_parameter(Name=old.id)
-
-    def describe(self, ssm: Any, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
-        return ssm.get_parameter(Name=name)["Parameter"]
-
-    def adopted(self, ctx, reg, region, name, parameter):
-        return name, self._outputs(ctx, reg, name, region)
+    def named_outputs(self, ctx, reg, region, name, resource_arn=None):
+        """A parameter's ARN has one slash after `parameter`, whether or not its name starts with one."""
+        return super().named_outputs(ctx, reg, region, name, arn("ssm", region, ctx.account_id, f"parameter/{name.lstrip('/')}"))
 
     @staticmethod
     def _settings(inputs: dict[str, Any]) -> dict[str, Any]:
@@ -198,11 +178,6 @@ class ParameterHandler(Handler):
             DataType=inputs.get("dataType"),
             AllowedPattern=inputs.get("allowedPattern"),
         )
-
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, name: str, region: str) -> dict[str, Any]:
-        return {**reg.inputs, "name": name, "arn": arn("ssm", region, ctx.account_id, f"parameter/{name.lstrip('/')}"),
-                "tagsAll": ctx.tags(reg)}
 
 
 # --- Budgets ---------------------------------------------------------------------------------
@@ -247,14 +222,13 @@ class BudgetHandler(Handler):
         name = reg.inputs.get("name")
         return f"{reg.inputs.get('accountId') or ctx.account_id}:{name}" if name else None
 
-    def adopted(self, ctx, reg, region, budget_id, budget):
+    def result(self, ctx, reg, region, budget_id, budget):
         account_id, name = budget_id.split(":", 1)
         return budget_id, self._outputs(ctx, reg, account_id, name)
 
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, account_id: str, name: str) -> dict[str, Any]:
-        return {**reg.inputs, "name": name, "accountId": account_id,
-                "arn": f"arn:aws:budgets::{account_id}:budget/{name}", "tagsAll": ctx.tags(reg)}
+    def _outputs(self, ctx: SandboxContext, reg: Registration, account_id: str, name: str) -> dict[str, Any]:
+        budget_arn = f"arn:aws:budgets::{account_id}:budget/{name}"
+        return {**self.named_outputs(ctx, reg, BUDGETS_REGION, name, budget_arn), "accountId": account_id}
 
     @staticmethod
     def _budget(inputs: dict[str, Any], name: str) -> dict[str, Any]:
