@@ -48,7 +48,7 @@ def moto_endpoint():
 @pytest.fixture
 def sandbox_context(moto_endpoint):
     """A SandboxContext factory bound to the session's moto server."""
-    from provisioner.engines.sandbox.handlers.registry import SandboxContext
+    from provisioner.engines.sandbox.handlers.context import SandboxContext
 
     def make(provider_tags=None, delete_data=False):
         return SandboxContext(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from provisioner.engines.base import (EnvironmentStatus, HostCommandResult, OperationResult, Progress, ResourceChange,
                                      StackInfo, no_progress)
 from provisioner.engines.sandbox.handlers import handler_for
-from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, region_of
+from provisioner.engines.sandbox.handlers.context import SandboxContext, region_of
 from provisioner.engines.sandbox.server import ACCOUNT_ID, SandboxServer, ServerInfo, aws_command
 from provisioner.engines.sandbox.state import StackState, StateStore, StoredResource, inputs_hash, now_iso
 from provisioner.errors import EnvctlError, NotFound
@@ -23,6 +23,7 @@ from provisioner.settings import Settings
 if TYPE_CHECKING:  # pulumi and the spec model are heavy: list, status and outputs need neither
     from provisioner.engines.kept_data import FoundData
     from provisioner.engines.mocked import Registration
+    from provisioner.engines.sandbox.handlers.base import Handler
     from provisioner.spec import ResolvedSpec
 
 

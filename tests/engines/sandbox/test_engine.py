@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from provisioner.engines.sandbox.engine import SandboxEngine
-from provisioner.engines.sandbox.handlers.network import URN_TAG
+from provisioner.engines.sandbox.handlers.ec2 import URN_TAG
 from provisioner.errors import LockConflict
 from provisioner.program import UserdataInputs, userdata_context
 from provisioner.settings import load_settings

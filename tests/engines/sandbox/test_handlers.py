@@ -11,7 +11,9 @@ from botocore.exceptions import ClientError
 
 from provisioner.engines.mocked import Registration
 from provisioner.engines.sandbox.handlers import data, identity, inference, observability  # noqa: F401 (registers)
-from provisioner.engines.sandbox.handlers.registry import HANDLERS, Handler, SandboxContext
+from provisioner.engines.sandbox.handlers.base import Handler
+from provisioner.engines.sandbox.handlers.catalog import HANDLERS
+from provisioner.engines.sandbox.handlers.context import SandboxContext
 from provisioner.engines.sandbox.state import StoredResource
 from provisioner.errors import EnvctlError
 from tests.conftest import SANDBOX_CREDENTIALS, record_pushed_image

@@ -9,7 +9,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from provisioner.engines.sandbox.handlers.registry import HANDLERS
+from provisioner.engines.sandbox.handlers.catalog import HANDLERS
 from provisioner.engines.sandbox.state import StoredResource
 from tests.engines.sandbox.test_engine import client, make_engine, spec_for
 

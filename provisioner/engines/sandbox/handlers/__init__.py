@@ -1,8 +1,9 @@
-"""The sandbox's handlers, one module per group of AWS services; each fills `registry.HANDLERS` on import.
+"""The sandbox's handlers, one module per group of AWS services; each fills `catalog.HANDLERS` on import.
 
-The package loads its members (`load_all`), the registry imports none of them. They load on
+The package loads its members (`load_all`), the catalog imports none of them. They load on
 first use, not on import, so the engine's `list`, `status` and `outputs` need neither botocore
-nor pulumi (the members import both).
+nor pulumi (the members import both). `base.Handler` is what every handler builds on;
+`context.SandboxContext` is what each call gets.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from provisioner.engines.sandbox.handlers.registry import Handler
+    from provisioner.engines.sandbox.handlers.base import Handler
 
 
 def load_all() -> dict[str, Handler]:
@@ -18,7 +19,7 @@ def load_all() -> dict[str, Handler]:
     from provisioner.engines.sandbox.handlers import (  # noqa: F401
         compute, data, identity, inference, network, observability,
     )
-    from provisioner.engines.sandbox.handlers.registry import HANDLERS
+    from provisioner.engines.sandbox.handlers.catalog import HANDLERS
 
     return HANDLERS
 

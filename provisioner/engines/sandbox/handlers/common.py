@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import string
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -22,6 +21,11 @@ def autoname(logical_name: str, max_length: int = 63, suffix_length: int = 7) ->
     suffix = "".join(secrets.choice(_AUTONAME_ALPHABET) for _ in range(suffix_length))
     prefix = logical_name[: max_length - suffix_length - 1]
     return f"{prefix}-{suffix}"
+
+
+def name_or_autoname(inputs: dict[str, Any], logical_name: str, max_length: int) -> str:
+    """The `name` input, else an autoname from the `namePrefix` input or the logical name (as Pulumi does)."""
+    return inputs.get("name") or autoname(inputs.get("namePrefix") or logical_name, max_length=max_length)
 
 
 def unsecret(value: Any) -> Any:
@@ -72,21 +76,14 @@ def is_error(error: ClientError, *codes: str) -> bool:
     return error_code(error) in codes
 
 
-@contextmanager
-def missing_ok(*codes: str) -> Iterator[None]:
-    """Deleting (or reading) what is already gone is not an error: the block's ClientErrors with one of
-    the codes that say "not found" end it quietly; any other error goes on."""
-    try:
-        yield
-    except ClientError as exc:
-        if not is_error(exc, *codes):
-            raise
-
-
 def ignore_missing(call: Any, *codes: str) -> None:
-    """missing_ok for one call."""
-    with missing_ok(*codes):
+    """Make the call; a ClientError with one of the codes that say "not found" means there was nothing to do
+    (a handler's own codes are ignored by `Handler.missing_ok`)."""
+    try:
         call()
+    except ClientError as error:
+        if not is_error(error, *codes):
+            raise
 
 
 def arn(service: str, region: str, account_id: str, resource: str) -> str:

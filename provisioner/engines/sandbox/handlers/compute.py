@@ -8,11 +8,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from provisioner.engines.sandbox.handlers.common import as_int, compact, ignore_missing, is_error
-from provisioner.engines.sandbox.handlers.network import by_urn_filter, sync_tags, tag_spec
-from provisioner.engines.sandbox.handlers.registry import Handler, register
+from provisioner.engines.sandbox.handlers.base import Handler
+from provisioner.engines.sandbox.handlers.catalog import register
+from provisioner.engines.sandbox.handlers.common import as_int, compact
+from provisioner.engines.sandbox.handlers.ec2 import Ec2Handler, filters
 
-LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+LIVE_STATES = ("pending", "running", "stopping", "stopped")
 
 
 def user_data_bytes(inputs: dict[str, Any]) -> bytes | None:
@@ -24,7 +25,7 @@ def user_data_bytes(inputs: dict[str, Any]) -> bytes | None:
 
 
 @register("aws:ec2/instance:Instance")
-class InstanceHandler(Handler):
+class InstanceHandler(Ec2Handler):
     """The Airflow host: private subnet, no public IP, IMDSv2 required, encrypted root, userdata.
 
     Sandbox: moto records the instance and its userdata byte for byte but boots nothing and runs
@@ -37,9 +38,11 @@ class InstanceHandler(Handler):
 
     replace_on = ("ami", "subnetId", "userData", "userDataBase64", "availabilityZone", "rootBlockDevice",
                   "associatePublicIpAddress", "iamInstanceProfile", "keyName", "privateIp")
+    not_found = ("InvalidInstanceID.NotFound",)
+    listing, id_filter, kind = ("describe_instances", "Reservations", "InstanceId"), "instance-id", "instance"
 
     def create(self, ctx, reg, region):
-        ec2 = ctx.client("ec2", region)
+        ec2 = self.client(ctx, region)
         inputs = reg.inputs
         root_device = self._root_device_name(ec2, inputs["ami"])
         root = inputs.get("rootBlockDevice") or {}
@@ -57,7 +60,7 @@ class InstanceHandler(Handler):
                 VolumeSize=as_int(root.get("volumeSize")), VolumeType=root.get("volumeType"),
                 Encrypted=root.get("encrypted"), KmsKeyId=root.get("kmsKeyId"), DeleteOnTermination=True,
             )}] if root else None,
-            TagSpecifications=tag_spec(ctx, reg, "instance") + tag_spec(ctx, reg, "volume"),
+            TagSpecifications=self.tag_spec(ctx, reg) + self.tag_spec(ctx, reg, "volume"),
         )
         instance = ec2.run_instances(**request)["Instances"][0]
         outputs = self._outputs(ctx, reg, region, instance)
@@ -78,7 +81,7 @@ class InstanceHandler(Handler):
         ))
 
     def update(self, ctx, reg, old, region):
-        ec2 = ctx.client("ec2", region)
+        ec2 = self.client(ctx, region)
         inputs = reg.inputs
         if inputs.get("metadataOptions") != old.inputs.get("metadataOptions"):
             ec2.modify_instance_metadata_options(InstanceId=old.id, **self._metadata_options(inputs.get("metadataOptions")))
@@ -86,32 +89,25 @@ class InstanceHandler(Handler):
             ec2.modify_instance_attribute(InstanceId=old.id, Groups=inputs.get("vpcSecurityGroupIds") or [])
         if bool(inputs.get("monitoring")) != bool(old.inputs.get("monitoring")):
             (ec2.monitor_instances if inputs.get("monitoring") else ec2.unmonitor_instances)(InstanceIds=[old.id])
-        sync_tags(ctx, reg, old, region, old.id)
+        self.sync_tags(ctx, reg, old, region)
         instance = ec2.describe_instances(InstanceIds=[old.id])["Reservations"][0]["Instances"][0]
         return self._outputs(ctx, reg, region, instance)
 
     def delete(self, ctx, old, region):
         if ctx.hosts is not None:
             ctx.hosts.remove(old.id)
-        ignore_missing(lambda: ctx.client("ec2", region).terminate_instances(InstanceIds=[old.id]), "InvalidInstanceID.NotFound")
+        super().delete(ctx, old, region)
 
-    def exists(self, ctx, old, region):
-        try:
-            reservations = ctx.client("ec2", region).describe_instances(
-                InstanceIds=[old.id], Filters=[{"Name": "instance-state-name", "Values": LIVE_STATES}])["Reservations"]
-        except ClientError as exc:
-            if is_error(exc, "InvalidInstanceID.NotFound"):
-                return False
-            raise
-        return bool(reservations)
+    def remove(self, ec2, old):
+        ec2.terminate_instances(InstanceIds=[old.id])
 
-    def find(self, ctx, reg, region):
-        reservations = ctx.client("ec2", region).describe_instances(
-            Filters=by_urn_filter(reg) + [{"Name": "instance-state-name", "Values": LIVE_STATES}])["Reservations"]
-        if not reservations:
-            return None
-        instance = reservations[0]["Instances"][0]
-        return instance["InstanceId"], self._outputs(ctx, reg, region, instance)
+    def listed(self, ec2, by):
+        """The live (not terminated) instances the filters match."""
+        reservations = ec2.describe_instances(Filters=by + filters("instance-state-name", *LIVE_STATES))["Reservations"]
+        return [instance for reservation in reservations for instance in reservation["Instances"]]
+
+    def result(self, ctx, reg, region, instance_id, instance):
+        return instance_id, self._outputs(ctx, reg, region, instance)
 
     @staticmethod
     def _metadata_options(options: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -128,11 +124,9 @@ class InstanceHandler(Handler):
             images = []
         return images[0].get("RootDeviceName", "/dev/xvda") if images else "/dev/xvda"
 
-    @staticmethod
-    def _outputs(ctx, reg, region, instance: dict[str, Any]) -> dict[str, Any]:
+    def _outputs(self, ctx, reg, region, instance: dict[str, Any]) -> dict[str, Any]:
         return {
-            **reg.inputs, "id": instance["InstanceId"],
-            "arn": f"arn:aws:ec2:{region}:{ctx.account_id}:instance/{instance['InstanceId']}",
+            **reg.inputs, "id": instance["InstanceId"], "arn": self.arn(ctx, region, instance["InstanceId"]),
             "privateIp": instance.get("PrivateIpAddress", ""), "publicIp": instance.get("PublicIpAddress", ""),
             "availabilityZone": instance.get("Placement", {}).get("AvailabilityZone", ""),
             "primaryNetworkInterfaceId": (instance.get("NetworkInterfaces") or [{}])[0].get("NetworkInterfaceId", ""),
@@ -140,7 +134,7 @@ class InstanceHandler(Handler):
 
 
 @register("aws:ebs/volume:Volume")
-class VolumeHandler(Handler):
+class VolumeHandler(Ec2Handler):
     """The encrypted data volume that holds Postgres and outlives host replacements.
 
     Sandbox: moto stores size, type and encryption; no data is written to it. With sandbox hosts
@@ -148,38 +142,35 @@ class VolumeHandler(Handler):
     """
 
     replace_on = ("availabilityZone", "encrypted", "kmsKeyId", "snapshotId")
+    not_found, remove_call = ("InvalidVolume.NotFound",), ("delete_volume", "VolumeId")
+    listing, id_filter, kind = ("describe_volumes", "Volumes", "VolumeId"), "volume-id", "volume"
 
     def create(self, ctx, reg, region):
         inputs = reg.inputs
-        volume = ctx.client("ec2", region).create_volume(**compact(
+        volume = self.client(ctx, region).create_volume(**compact(
             AvailabilityZone=inputs["availabilityZone"], Size=as_int(inputs.get("size")), VolumeType=inputs.get("type"),
             Encrypted=inputs.get("encrypted"), KmsKeyId=inputs.get("kmsKeyId"), Iops=as_int(inputs.get("iops")),
-            TagSpecifications=tag_spec(ctx, reg, "volume"),
+            TagSpecifications=self.tag_spec(ctx, reg),
         ))
         return volume["VolumeId"], self._outputs(ctx, reg, region, volume["VolumeId"])
 
     def update(self, ctx, reg, old, region):
         inputs = reg.inputs
         if (inputs.get("size"), inputs.get("type")) != (old.inputs.get("size"), old.inputs.get("type")):
-            ctx.client("ec2", region).modify_volume(**compact(VolumeId=old.id, Size=as_int(inputs.get("size")), VolumeType=inputs.get("type")))
-        sync_tags(ctx, reg, old, region, old.id)
+            self.client(ctx, region).modify_volume(**compact(VolumeId=old.id, Size=as_int(inputs.get("size")), VolumeType=inputs.get("type")))
+        self.sync_tags(ctx, reg, old, region)
         return self._outputs(ctx, reg, region, old.id)
 
     def delete(self, ctx, old, region):
-        ignore_missing(lambda: ctx.client("ec2", region).delete_volume(VolumeId=old.id), "InvalidVolume.NotFound")
+        super().delete(ctx, old, region)
         if ctx.hosts is not None:
             ctx.hosts.delete_volume(old.id)
 
-    def exists(self, ctx, old, region):
-        return bool(ctx.client("ec2", region).describe_volumes(Filters=[{"Name": "volume-id", "Values": [old.id]}])["Volumes"])
+    def result(self, ctx, reg, region, volume_id, volume):
+        return volume_id, self._outputs(ctx, reg, region, volume_id)
 
-    def find(self, ctx, reg, region):
-        found = ctx.client("ec2", region).describe_volumes(Filters=by_urn_filter(reg))["Volumes"]
-        return (found[0]["VolumeId"], self._outputs(ctx, reg, region, found[0]["VolumeId"])) if found else None
-
-    @staticmethod
-    def _outputs(ctx, reg, region, volume_id):
-        return {**reg.inputs, "id": volume_id, "arn": f"arn:aws:ec2:{region}:{ctx.account_id}:volume/{volume_id}"}
+    def _outputs(self, ctx, reg, region, volume_id):
+        return {**reg.inputs, "id": volume_id, "arn": self.arn(ctx, region, volume_id)}
 
 
 def attachment_id(device: str, instance_id: str, volume_id: str) -> str:
@@ -197,10 +188,12 @@ class VolumeAttachmentHandler(Handler):
 
     replace_on = ("deviceName", "instanceId", "volumeId")
     delete_before_replace = True
+    service = "ec2"
+    not_found = ("InvalidVolume.NotFound", "IncorrectState", "InvalidAttachment.NotFound", "InvalidInstanceID.NotFound")
 
     def create(self, ctx, reg, region):
         inputs = reg.inputs
-        ec2 = ctx.client("ec2", region)
+        ec2 = self.client(ctx, region)
         ec2.attach_volume(Device=inputs["deviceName"], InstanceId=inputs["instanceId"], VolumeId=inputs["volumeId"])
         if ctx.hosts is not None:
             size = ec2.describe_volumes(VolumeIds=[inputs["volumeId"]])["Volumes"][0]["Size"]
@@ -211,17 +204,20 @@ class VolumeAttachmentHandler(Handler):
         inputs = old.inputs
         if ctx.hosts is not None:
             ctx.hosts.detach_volume(inputs["instanceId"], inputs["volumeId"])
-        ignore_missing(lambda: ctx.client("ec2", region).detach_volume(
-            VolumeId=inputs["volumeId"], InstanceId=inputs["instanceId"], Device=inputs["deviceName"]),
-            "InvalidVolume.NotFound", "IncorrectState", "InvalidAttachment.NotFound", "InvalidInstanceID.NotFound")
+        super().delete(ctx, old, region)
 
-    def exists(self, ctx, old, region):
-        volumes = ctx.client("ec2", region).describe_volumes(Filters=[{"Name": "volume-id", "Values": [old.inputs["volumeId"]]}])["Volumes"]
-        return any(a.get("InstanceId") == old.inputs["instanceId"] for v in volumes for a in v.get("Attachments", []))
+    def remove(self, ec2, old):
+        inputs = old.inputs
+        ec2.detach_volume(VolumeId=inputs["volumeId"], InstanceId=inputs["instanceId"], Device=inputs["deviceName"])
 
-    def find(self, ctx, reg, region):
-        inputs = reg.inputs
-        volumes = ctx.client("ec2", region).describe_volumes(Filters=[{"Name": "volume-id", "Values": [inputs["volumeId"]]}])["Volumes"]
-        if any(a.get("InstanceId") == inputs["instanceId"] for v in volumes for a in v.get("Attachments", [])):
-            return attachment_id(inputs["deviceName"], inputs["instanceId"], inputs["volumeId"]), dict(inputs)
-        return None
+    def describe(self, ec2, resource_id, inputs):
+        """The volume while it is attached to the instance."""
+        volumes = ec2.describe_volumes(Filters=filters("volume-id", inputs["volumeId"]))["Volumes"]
+        attached = any(a.get("InstanceId") == inputs["instanceId"] for v in volumes for a in v.get("Attachments", []))
+        return volumes[0] if attached else None
+
+    def adoptable_id(self, ctx, reg):
+        return attachment_id(reg.inputs["deviceName"], reg.inputs["instanceId"], reg.inputs["volumeId"])
+
+    def result(self, ctx, reg, region, resource_id, volume):
+        return resource_id, dict(reg.inputs)

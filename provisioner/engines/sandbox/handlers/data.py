@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from provisioner.engines.mocked import Registration
+from provisioner.engines.sandbox.handlers.base import Handler, TagApi
+from provisioner.engines.sandbox.handlers.catalog import register
 from provisioner.engines.sandbox.handlers.common import (
-    arn, autoname, compact, ignore_missing, input_changed, is_error, policy_text, removed_tag_keys, tag_list,
+    arn, autoname, compact, input_changed, name_or_autoname, policy_text, tag_list,
 )
-from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, register
+from provisioner.engines.sandbox.handlers.context import SandboxContext
 from provisioner.engines.sandbox.state import StoredResource
 from provisioner.errors import EnvctlError
 
@@ -23,7 +23,7 @@ KMS_MIN_DELETION_WINDOW, KMS_MAX_DELETION_WINDOW = 7, 30
 
 
 @register("aws:kms/key:Key")
-class KmsKey(Handler):
+class KmsKeyHandler(Handler):
     """A customer managed KMS key with its description, key policy, rotation and tags.
 
     Sandbox: moto stores the key policy but never evaluates it, and "scheduled for deletion"
@@ -31,9 +31,12 @@ class KmsKey(Handler):
     """
 
     replace_on = ("keyUsage", "customerMasterKeySpec", "keySpec", "multiRegion")
+    service = "kms"
+    not_found = ("NotFoundException", "KMSInvalidStateException")  # the second: already pending deletion
+    tag_api = TagApi("tag_resource", "untag_resource", resource="KeyId", fields=("TagKey", "TagValue"))
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
-        kms = ctx.client("kms", region)
+        kms = self.client(ctx, region)
         inputs = reg.inputs
         metadata = kms.create_key(**compact(
             Description=inputs.get("description"),
@@ -49,7 +52,7 @@ class KmsKey(Handler):
         return key_id, self._outputs(ctx, reg, metadata["Arn"], key_id)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
-        kms = ctx.client("kms", region)
+        kms = self.client(ctx, region)
         if input_changed(reg, old, "description"):
             kms.update_key_description(KeyId=old.id, Description=reg.inputs.get("description") or "")
         if input_changed(reg, old, "policy") and reg.inputs.get("policy"):
@@ -58,32 +61,25 @@ class KmsKey(Handler):
             self._set_rotation(kms, old.id, reg.inputs)
         if input_changed(reg, old, "isEnabled"):
             self._set_enabled(kms, old.id, reg.inputs)
-        self._sync_tags(kms, old.id, ctx.tags(old), ctx.tags(reg))
+        self.sync_tags(ctx, reg, old, region)
         return self._outputs(ctx, reg, old.outputs["arn"], old.id)
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
+    def remove(self, kms: Any, old: StoredResource) -> None:
         window = int(old.inputs.get("deletionWindowInDays") or KMS_MAX_DELETION_WINDOW)
         window = min(max(window, KMS_MIN_DELETION_WINDOW), KMS_MAX_DELETION_WINDOW)
-        ignore_missing(lambda: ctx.client("kms", region).schedule_key_deletion(KeyId=old.id, PendingWindowInDays=window), "NotFoundException", "KMSInvalidStateException")
+        kms.schedule_key_deletion(KeyId=old.id, PendingWindowInDays=window)
 
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return self._live_metadata(ctx, old.id, region) is not None
-
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        """A key has no name to be found by: only an import (the id of a kept key) finds one."""
-        metadata = self._live_metadata(ctx, reg.import_id, region) if reg.import_id else None
-        return (metadata["KeyId"], self._outputs(ctx, reg, metadata["Arn"], metadata["KeyId"])) if metadata else None
-
-    @staticmethod
-    def _live_metadata(ctx: SandboxContext, key_id: str, region: str) -> dict[str, Any] | None:
+    def describe(self, kms: Any, key_id: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
         """The key's metadata, None when it is gone or scheduled for deletion."""
-        try:
-            metadata = ctx.client("kms", region).describe_key(KeyId=key_id)["KeyMetadata"]
-        except ClientError as error:
-            if is_error(error, "NotFoundException"):
-                return None
-            raise
+        metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
         return None if metadata["KeyState"] in ("PendingDeletion", "PendingReplicaDeletion") else metadata
+
+    def adoptable_id(self, ctx: SandboxContext, reg: Registration) -> str | None:
+        """A key has no name to be found by: only an import (the id of a kept key) finds one."""
+        return reg.import_id
+
+    def result(self, ctx, reg, region, resource_id, metadata):
+        return metadata["KeyId"], self._outputs(ctx, reg, metadata["Arn"], metadata["KeyId"])
 
     @staticmethod
     def _set_rotation(kms: Any, key_id: str, inputs: dict[str, Any]) -> None:
@@ -101,19 +97,12 @@ class KmsKey(Handler):
             kms.enable_key(KeyId=key_id)
 
     @staticmethod
-    def _sync_tags(kms: Any, key_id: str, old_tags: dict[str, str], new_tags: dict[str, str]) -> None:
-        if removed := removed_tag_keys(old_tags, new_tags):
-            kms.untag_resource(KeyId=key_id, TagKeys=removed)
-        if new_tags and new_tags != old_tags:
-            kms.tag_resource(KeyId=key_id, Tags=tag_list(new_tags, key="TagKey", value="TagValue"))
-
-    @staticmethod
     def _outputs(ctx: SandboxContext, reg: Registration, key_arn: str, key_id: str) -> dict[str, Any]:
         return {**reg.inputs, "arn": key_arn, "keyId": key_id, "tagsAll": ctx.tags(reg)}
 
 
 @register("aws:kms/alias:Alias")
-class KmsAlias(Handler):
+class KmsAliasHandler(Handler):
     """A KMS alias (`alias/<name>`) pointing at a key; retargeted in place.
 
     Sandbox: same as AWS for what envctl uses.
@@ -121,36 +110,29 @@ class KmsAlias(Handler):
 
     replace_on = ("name", "namePrefix")
     delete_before_replace = True
+    service = "kms"
+    not_found = ("NotFoundException",)
+    remove_call = ("delete_alias", "AliasName")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         name = reg.inputs.get("name") or f"alias/{autoname(reg.name, max_length=250)}"
-        ctx.client("kms", region).create_alias(AliasName=name, TargetKeyId=reg.inputs["targetKeyId"])
+        self.client(ctx, region).create_alias(AliasName=name, TargetKeyId=reg.inputs["targetKeyId"])
         return name, self._outputs(ctx, reg, name, region)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
-        ctx.client("kms", region).update_alias(AliasName=old.id, TargetKeyId=reg.inputs["targetKeyId"])
+        self.client(ctx, region).update_alias(AliasName=old.id, TargetKeyId=reg.inputs["targetKeyId"])
         return self._outputs(ctx, reg, old.id, region)
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        ignore_missing(lambda: ctx.client("kms", region).delete_alias(AliasName=old.id), "NotFoundException")
-
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return self._target_of(ctx, old.id, region) is not None
-
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        name = reg.inputs.get("name")
-        if not name or self._target_of(ctx, name, region) is None:
-            return None
-        return name, self._outputs(ctx, reg, name, region)
-
-    @staticmethod
-    def _target_of(ctx: SandboxContext, alias_name: str, region: str) -> str | None:
-        paginator = ctx.client("kms", region).get_paginator("list_aliases")
-        for page in paginator.paginate():
+    def describe(self, kms: Any, alias_name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        """The alias while it points at a key."""
+        for page in kms.get_paginator("list_aliases").paginate():
             for alias in page["Aliases"]:
-                if alias["AliasName"] == alias_name:
-                    return alias.get("TargetKeyId")
+                if alias["AliasName"] == alias_name and alias.get("TargetKeyId") is not None:
+                    return alias
         return None
+
+    def result(self, ctx, reg, region, name, alias):
+        return name, self._outputs(ctx, reg, name, region)
 
     @staticmethod
     def _outputs(ctx: SandboxContext, reg: Registration, name: str, region: str) -> dict[str, Any]:
@@ -162,18 +144,15 @@ class KmsAlias(Handler):
 # --- S3 --------------------------------------------------------------------------------------
 
 
-def _bucket_exists(s3: Any, bucket: str) -> bool:
-    try:
-        s3.head_bucket(Bucket=bucket)
-    except ClientError as error:
-        if is_error(error, "404", "NoSuchBucket", "NotFound"):
-            return False
-        raise
-    return True
+class _S3Handler(Handler):
+    """S3's not-found errors (a bucket's and, in the settings' handlers, a setting's)."""
+
+    service = "s3"
+    not_found = ("404", "NoSuchBucket", "NotFound")  # HeadBucket answers a bare 404
 
 
 @register("aws:s3/bucket:Bucket")
-class Bucket(Handler):
+class BucketHandler(_S3Handler):
     """An S3 bucket in the stack's region, with tags; deleted only when empty unless data may go.
 
     Sandbox: moto keeps objects in the server's memory; the bucket's settings (encryption,
@@ -185,10 +164,11 @@ class Bucket(Handler):
 
     replace_on = ("bucket", "bucketPrefix", "objectLockEnabled")
     delete_before_replace = True
+    describe_call = ("head_bucket", "Bucket", "")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         name = self._bucket_name(reg)
-        s3 = ctx.client("s3", region)
+        s3 = self.client(ctx, region)
         if region == "us-east-1":
             s3.create_bucket(Bucket=name)
         else:
@@ -199,12 +179,12 @@ class Bucket(Handler):
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
         # Only tags (and forceDestroy, which is no AWS setting) can change in place.
-        self._put_tags(ctx.client("s3", region), old.id, ctx.tags(reg))
+        self._put_tags(self.client(ctx, region), old.id, ctx.tags(reg))
         return self._outputs(ctx, reg, old.id, region)
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        s3 = ctx.client("s3", region)
-        if not _bucket_exists(s3, old.id):
+        s3 = self.client(ctx, region)
+        if self.described(ctx, old.id, old.inputs, region) is None:
             return
         if self._holds_objects(s3, old.id):
             if not (ctx.delete_data or old.inputs.get("forceDestroy")):
@@ -215,13 +195,10 @@ class Bucket(Handler):
             self._delete_every_version(s3, old.id)
         s3.delete_bucket(Bucket=old.id)
 
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return _bucket_exists(ctx.client("s3", region), old.id)
+    def adoptable_id(self, ctx: SandboxContext, reg: Registration) -> str | None:
+        return reg.inputs.get("bucket")
 
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        name = reg.inputs.get("bucket")
-        if not name or not _bucket_exists(ctx.client("s3", region), name):
-            return None
+    def result(self, ctx, reg, region, name, head):
         return name, self._outputs(ctx, reg, name, region)
 
     @staticmethod
@@ -265,17 +242,17 @@ class Bucket(Handler):
         }
 
 
-class _BucketSetting(Handler):
+class _BucketSettingHandler(_S3Handler):
     """Base for a bucket's setting resources: id = bucket name, put on create and update."""
 
     replace_on = ("bucket", "expectedBucketOwner")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         bucket = reg.inputs["bucket"]
-        return bucket, self.put(ctx.client("s3", region), bucket, reg)
+        return bucket, self.put(self.client(ctx, region), bucket, reg)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
-        return self.put(ctx.client("s3", region), old.id, reg)
+        return self.put(self.client(ctx, region), old.id, reg)
 
     def put(self, s3: Any, bucket: str, reg: Registration) -> dict[str, Any]:
         """Apply the setting; the resource's outputs."""
@@ -283,11 +260,14 @@ class _BucketSetting(Handler):
 
 
 @register("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
-class BucketPublicAccessBlock(_BucketSetting):
+class BucketPublicAccessBlockHandler(_BucketSettingHandler):
     """A bucket's public access block (the four block/ignore/restrict switches).
 
     Sandbox: moto stores the switches but does not enforce them.
     """
+
+    describe_call, remove_call = ("get_public_access_block", "Bucket", ""), ("delete_public_access_block", "Bucket")
+    not_found = _S3Handler.not_found + ("NoSuchPublicAccessBlockConfiguration",)
 
     def put(self, s3: Any, bucket: str, reg: Registration) -> dict[str, Any]:
         s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
@@ -298,26 +278,17 @@ class BucketPublicAccessBlock(_BucketSetting):
         })
         return dict(reg.inputs)
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        ignore_missing(lambda: ctx.client("s3", region).delete_public_access_block(Bucket=old.id), "NoSuchBucket")
-
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        try:
-            ctx.client("s3", region).get_public_access_block(Bucket=old.id)
-        except ClientError as error:
-            if is_error(error, "NoSuchBucket", "NoSuchPublicAccessBlockConfiguration"):
-                return False
-            raise
-        return True
-
 
 @register("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
-class BucketEncryption(_BucketSetting):
+class BucketEncryptionHandler(_BucketSettingHandler):
     """A bucket's default encryption (SSE-KMS with the team's key, bucket key on).
 
     Sandbox: moto records the default encryption and reports it on objects, but does not
     call KMS, so key policies and grants play no part.
     """
+
+    describe_call, remove_call = ("get_bucket_encryption", "Bucket", ""), ("delete_bucket_encryption", "Bucket")
+    not_found = _S3Handler.not_found + ("ServerSideEncryptionConfigurationNotFoundError",)
 
     def put(self, s3: Any, bucket: str, reg: Registration) -> dict[str, Any]:
         rules = [self._rule(rule) for rule in reg.inputs.get("rules") or []]
@@ -336,21 +307,9 @@ class BucketEncryption(_BucketSetting):
             translated["BucketKeyEnabled"] = bool(rule["bucketKeyEnabled"])
         return translated
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        ignore_missing(lambda: ctx.client("s3", region).delete_bucket_encryption(Bucket=old.id), "NoSuchBucket")
-
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        try:
-            ctx.client("s3", region).get_bucket_encryption(Bucket=old.id)
-        except ClientError as error:
-            if is_error(error, "NoSuchBucket", "ServerSideEncryptionConfigurationNotFoundError"):
-                return False
-            raise
-        return True
-
 
 @register("aws:s3/bucketVersioning:BucketVersioning")
-class BucketVersioning(_BucketSetting):
+class BucketVersioningHandler(_BucketSettingHandler):
     """A bucket's versioning state; deleting it suspends versioning, as the AWS provider does.
 
     Sandbox: same as AWS for what envctl uses (MFA delete is stored, never asked for).
@@ -369,17 +328,15 @@ class BucketVersioning(_BucketSetting):
             ))
         return dict(reg.inputs)
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        s3 = ctx.client("s3", region)
-        if _bucket_exists(s3, old.id) and self._status(s3, old.id):
+    def remove(self, s3: Any, old: StoredResource) -> None:
+        if self._status(s3, old.id):
             self._suspend(s3, old.id)
 
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        s3 = ctx.client("s3", region)
-        if not _bucket_exists(s3, old.id):
-            return False
-        wanted = (old.inputs.get("versioningConfiguration") or {}).get("status", "Enabled")
-        return wanted == "Disabled" or self._status(s3, old.id) == wanted
+    def describe(self, s3: Any, bucket: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        """The bucket's versioning while it is as the inputs want it."""
+        versioning = s3.get_bucket_versioning(Bucket=bucket)
+        wanted = (inputs.get("versioningConfiguration") or {}).get("status", "Enabled")
+        return versioning if wanted == "Disabled" or versioning.get("Status", "") == wanted else None
 
     @staticmethod
     def _status(s3: Any, bucket: str) -> str:
@@ -391,7 +348,7 @@ class BucketVersioning(_BucketSetting):
 
 
 @register("aws:s3/bucketPolicy:BucketPolicy")
-class BucketPolicy(_BucketSetting):
+class BucketPolicyHandler(_BucketSettingHandler):
     """A bucket's resource policy (TLS only, only the team's key, only the team's roles).
 
     Sandbox: moto gets the program's whole policy. moto's own bucket-policy check ignores
@@ -400,28 +357,19 @@ class BucketPolicy(_BucketSetting):
     conditions, as AWS does (provisioner/engines/sandbox/fidelity/rules/s3.py).
     """
 
+    describe_call, remove_call = ("get_bucket_policy", "Bucket", ""), ("delete_bucket_policy", "Bucket")
+    not_found = _S3Handler.not_found + ("NoSuchBucketPolicy",)
+
     def put(self, s3: Any, bucket: str, reg: Registration) -> dict[str, Any]:
         s3.put_bucket_policy(Bucket=bucket, Policy=policy_text(reg.inputs["policy"]))
         return dict(reg.inputs)
-
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        ignore_missing(lambda: ctx.client("s3", region).delete_bucket_policy(Bucket=old.id), "NoSuchBucket")
-
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        try:
-            ctx.client("s3", region).get_bucket_policy(Bucket=old.id)
-        except ClientError as error:
-            if is_error(error, "NoSuchBucket", "NoSuchBucketPolicy"):
-                return False
-            raise
-        return True
 
 
 # --- ECR -------------------------------------------------------------------------------------
 
 
 @register("aws:ecr/repository:Repository")
-class EcrRepository(Handler):
+class EcrRepositoryHandler(Handler):
     """An ECR repository: tag mutability, scan on push, KMS encryption, tags; deleted with its
     images only when `forceDelete` is set, as in AWS.
 
@@ -432,11 +380,14 @@ class EcrRepository(Handler):
 
     replace_on = ("name", "encryptionConfigurations")
     delete_before_replace = True
+    service = "ecr"
+    not_found = ("RepositoryNotFoundException",)
+    tag_api = TagApi("tag_resource", "untag_resource", resource="resourceArn", by_arn=True, tags="tags", keys="tagKeys")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         name = reg.inputs.get("name") or autoname(reg.name.lower(), max_length=256)
         encryption = (reg.inputs.get("encryptionConfigurations") or [None])[0]
-        repository = ctx.client("ecr", region).create_repository(**compact(
+        repository = self.client(ctx, region).create_repository(**compact(
             repositoryName=name,
             imageTagMutability=reg.inputs.get("imageTagMutability"),
             imageScanningConfiguration=self._scanning(reg.inputs),
@@ -448,50 +399,30 @@ class EcrRepository(Handler):
         return name, self._outputs(ctx, reg, repository)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
-        ecr = ctx.client("ecr", region)
+        ecr = self.client(ctx, region)
         if input_changed(reg, old, "imageTagMutability"):
             mutability = reg.inputs.get("imageTagMutability") or "MUTABLE"
             ecr.put_image_tag_mutability(repositoryName=old.id, imageTagMutability=mutability)
         if input_changed(reg, old, "imageScanningConfiguration"):
             scanning = self._scanning(reg.inputs) or {"scanOnPush": False}
             ecr.put_image_scanning_configuration(repositoryName=old.id, imageScanningConfiguration=scanning)
-        self._sync_tags(ecr, old.outputs["arn"], ctx.tags(old), ctx.tags(reg))
-        return self._outputs(ctx, reg, self._describe(ecr, old.id))
+        self.sync_tags(ctx, reg, old, region)
+        return self._outputs(ctx, reg, self.describe(ecr, old.id, reg.inputs))
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
+    def remove(self, ecr: Any, old: StoredResource) -> None:
         """As AWS: a repository that holds images is deleted only with `forceDelete` (else RepositoryNotEmptyException)."""
-        force = bool(old.inputs.get("forceDelete"))
-        ignore_missing(lambda: ctx.client("ecr", region).delete_repository(repositoryName=old.id, force=force),
-                       "RepositoryNotFoundException")
+        ecr.delete_repository(repositoryName=old.id, force=bool(old.inputs.get("forceDelete")))
 
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return self._describe(ctx.client("ecr", region), old.id) is not None
+    def describe(self, ecr: Any, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        return ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
 
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        name = reg.inputs.get("name")
-        repository = self._describe(ctx.client("ecr", region), name) if name else None
-        return (name, self._outputs(ctx, reg, repository)) if repository else None
+    def result(self, ctx, reg, region, name, repository):
+        return name, self._outputs(ctx, reg, repository)
 
     @staticmethod
     def _scanning(inputs: dict[str, Any]) -> dict[str, bool] | None:
         scanning = inputs.get("imageScanningConfiguration")
         return {"scanOnPush": bool(scanning.get("scanOnPush"))} if scanning else None
-
-    @staticmethod
-    def _describe(ecr: Any, name: str) -> dict[str, Any] | None:
-        try:
-            return ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
-        except ClientError as error:
-            if is_error(error, "RepositoryNotFoundException"):
-                return None
-            raise
-
-    @staticmethod
-    def _sync_tags(ecr: Any, resource_arn: str, old_tags: dict[str, str], new_tags: dict[str, str]) -> None:
-        if removed := removed_tag_keys(old_tags, new_tags):
-            ecr.untag_resource(resourceArn=resource_arn, tagKeys=removed)
-        if new_tags and new_tags != old_tags:
-            ecr.tag_resource(resourceArn=resource_arn, tags=tag_list(new_tags))
 
     @staticmethod
     def _outputs(ctx: SandboxContext, reg: Registration, repository: dict[str, Any]) -> dict[str, Any]:
@@ -509,7 +440,7 @@ class EcrRepository(Handler):
 
 
 @register("aws:secretsmanager/secret:Secret")
-class Secret(Handler):
+class SecretHandler(Handler):
     """A Secrets Manager secret container (name, description, KMS key, tags), never a value.
 
     Deletion follows AWS: the secret is scheduled for deletion after its recovery window
@@ -521,59 +452,42 @@ class Secret(Handler):
 
     replace_on = ("name", "namePrefix")
     delete_before_replace = True
+    service = "secretsmanager"
+    not_found = ("ResourceNotFoundException",)
+    tag_api = TagApi("tag_resource", "untag_resource", resource="SecretId")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
-        name = reg.inputs.get("name") or autoname(reg.inputs.get("namePrefix") or reg.name, max_length=512)
-        created = ctx.client("secretsmanager", region).create_secret(**compact(
+        name = name_or_autoname(reg.inputs, reg.name, max_length=512)
+        created = self.client(ctx, region).create_secret(**compact(
             Name=name,
             Description=reg.inputs.get("description"),
             KmsKeyId=reg.inputs.get("kmsKeyId"),
             Tags=tag_list(ctx.tags(reg)),
         ))
-        return created["ARN"], self._outputs(ctx, reg, created["ARN"], name)
+        return created["ARN"], self.named_outputs(ctx, reg, region, name, created["ARN"])
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
-        secrets = ctx.client("secretsmanager", region)
         if input_changed(reg, old, "description") or input_changed(reg, old, "kmsKeyId"):
-            secrets.update_secret(**compact(
+            self.client(ctx, region).update_secret(**compact(
                 SecretId=old.id, Description=reg.inputs.get("description") or "", KmsKeyId=reg.inputs.get("kmsKeyId"),
             ))
-        self._sync_tags(secrets, old.id, ctx.tags(old), ctx.tags(reg))
-        return self._outputs(ctx, reg, old.id, old.outputs["name"])
+        self.sync_tags(ctx, reg, old, region)
+        return self.named_outputs(ctx, reg, region, old.outputs["name"], old.id)
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
         window = old.inputs.get("recoveryWindowInDays")
         when = ({"ForceDeleteWithoutRecovery": True} if ctx.delete_data or not window
                 else {"RecoveryWindowInDays": int(window)})
-        ignore_missing(lambda: ctx.client("secretsmanager", region).delete_secret(SecretId=old.id, **when),
-                       "ResourceNotFoundException")
+        with self.missing_ok():
+            self.client(ctx, region).delete_secret(SecretId=old.id, **when)
 
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return self._describe(ctx, old.id, region) is not None
-
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        """By its ARN when imported, else by its name."""
-        name = reg.inputs.get("name")
-        secret = self._describe(ctx, reg.import_id or name, region) if (reg.import_id or name) else None
-        return (secret["ARN"], self._outputs(ctx, reg, secret["ARN"], secret["Name"])) if secret else None
-
-    @staticmethod
-    def _describe(ctx: SandboxContext, secret_id: str, region: str) -> dict[str, Any] | None:
-        try:
-            secret = ctx.client("secretsmanager", region).describe_secret(SecretId=secret_id)
-        except ClientError as error:
-            if is_error(error, "ResourceNotFoundException"):
-                return None
-            raise
+    def describe(self, secrets: Any, secret_id: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        secret = secrets.describe_secret(SecretId=secret_id)
         return None if secret.get("DeletedDate") else secret
 
-    @staticmethod
-    def _sync_tags(secrets: Any, secret_id: str, old_tags: dict[str, str], new_tags: dict[str, str]) -> None:
-        if removed := removed_tag_keys(old_tags, new_tags):
-            secrets.untag_resource(SecretId=secret_id, TagKeys=removed)
-        if new_tags and new_tags != old_tags:
-            secrets.tag_resource(SecretId=secret_id, Tags=tag_list(new_tags))
+    def adoptable_id(self, ctx: SandboxContext, reg: Registration) -> str | None:
+        """By its ARN when imported, else by its name."""
+        return reg.import_id or reg.inputs.get("name")
 
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, secret_arn: str, name: str) -> dict[str, Any]:
-        return {**reg.inputs, "name": name, "arn": secret_arn, "tagsAll": ctx.tags(reg)}
+    def result(self, ctx, reg, region, secret_id, secret):
+        return secret["ARN"], self.named_outputs(ctx, reg, region, secret["Name"], secret["ARN"])

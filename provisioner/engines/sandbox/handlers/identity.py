@@ -10,10 +10,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from provisioner.engines.mocked import Registration
-from provisioner.engines.sandbox.handlers.common import (
-    autoname, compact, input_changed, is_error, missing_ok, policy_text, removed_tag_keys, tag_list,
-)
-from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, register
+from provisioner.engines.sandbox.handlers.base import Handler, TagApi
+from provisioner.engines.sandbox.handlers.catalog import register
+from provisioner.engines.sandbox.handlers.common import compact, input_changed, name_or_autoname, policy_text, tag_list
+from provisioner.engines.sandbox.handlers.context import SandboxContext
 from provisioner.engines.sandbox.state import StoredResource
 from provisioner.errors import EnvctlError
 
@@ -22,66 +22,66 @@ MAX_POLICY_VERSIONS = 5
 AWS_MANAGED_POLICY_PREFIX = "arn:aws:iam::aws:policy/"
 
 
-NOT_FOUND = "NoSuchEntity"  # IAM's "not found"
+class _IamHandler(Handler):
+    """IAM's one not-found error."""
+
+    service = "iam"
+    not_found = ("NoSuchEntity",)
+
+
+class _NamedIamHandler(_IamHandler):
+    """An IAM entity whose name (and path) is its identity: a new name is a new entity, made once the old is gone."""
+
+    replace_on = ("name", "namePrefix", "path")
+    delete_before_replace = True
 
 
 # --- managed policies ------------------------------------------------------------------------
 
 
 @register("aws:iam/policy:Policy")
-class Policy(Handler):
+class PolicyHandler(_NamedIamHandler):
     """A customer managed IAM policy; a changed document becomes its new default version.
 
     Sandbox: same as AWS for what envctl uses (moto validates the document's grammar; it
     ignores conditions when it enforces the policy).
     """
 
-    replace_on = ("name", "namePrefix", "path", "description")
-    delete_before_replace = True
+    replace_on = _NamedIamHandler.replace_on + ("description",)
+    tag_api = TagApi("tag_policy", "untag_policy", resource="PolicyArn")
+    describe_call = ("get_policy", "PolicyArn", "Policy")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
-        name = reg.inputs.get("name") or autoname(reg.inputs.get("namePrefix") or reg.name, max_length=128)
-        policy = ctx.client("iam", region).create_policy(**compact(
-            PolicyName=name,
+        policy = self.client(ctx, region).create_policy(**compact(
+            PolicyName=name_or_autoname(reg.inputs, reg.name, max_length=128),
             Path=reg.inputs.get("path"),
             PolicyDocument=policy_text(reg.inputs["policy"]),
             Description=reg.inputs.get("description"),
             Tags=tag_list(ctx.tags(reg)),
         ))["Policy"]
-        return policy["Arn"], self._outputs(ctx, reg, policy)
+        return policy["Arn"], self._outputs(ctx, reg, region, policy)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
-        iam = ctx.client("iam", region)
+        iam = self.client(ctx, region)
         if input_changed(reg, old, "policy"):
             self._make_room_for_a_version(iam, old.id)
             iam.create_policy_version(PolicyArn=old.id, PolicyDocument=policy_text(reg.inputs["policy"]), SetAsDefault=True)
-        self._sync_tags(iam, old.id, ctx.tags(old), ctx.tags(reg))
-        return self._outputs(ctx, reg, iam.get_policy(PolicyArn=old.id)["Policy"])
+        self.sync_tags(ctx, reg, old, region)
+        return self._outputs(ctx, reg, region, self.describe(iam, old.id, reg.inputs))
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        iam = ctx.client("iam", region)
-        with missing_ok(NOT_FOUND):
-            for version in self._versions(iam, old.id):
-                if not version["IsDefaultVersion"]:
-                    iam.delete_policy_version(PolicyArn=old.id, VersionId=version["VersionId"])
-            iam.delete_policy(PolicyArn=old.id)
+    def remove(self, iam: Any, old: StoredResource) -> None:
+        for version in self._versions(iam, old.id):
+            if not version["IsDefaultVersion"]:
+                iam.delete_policy_version(PolicyArn=old.id, VersionId=version["VersionId"])
+        iam.delete_policy(PolicyArn=old.id)
 
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return self._get(ctx.client("iam", region), old.id) is not None
-
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
+    def adoptable_id(self, ctx: SandboxContext, reg: Registration) -> str | None:
         if not reg.inputs.get("name"):
             return None
-        path = reg.inputs.get("path") or "/"
-        policy_arn = f"arn:aws:iam::{ctx.account_id}:policy{path}{reg.inputs['name']}"
-        policy = self._get(ctx.client("iam", region), policy_arn)
-        return (policy_arn, self._outputs(ctx, reg, policy)) if policy else None
+        return f"arn:aws:iam::{ctx.account_id}:policy{reg.inputs.get('path') or '/'}{reg.inputs['name']}"
 
-    @staticmethod
-    def _get(iam: Any, policy_arn: str) -> dict[str, Any] | None:
-        with missing_ok(NOT_FOUND):
-            return iam.get_policy(PolicyArn=policy_arn)["Policy"]
-        return None
+    def result(self, ctx, reg, region, policy_arn, policy):
+        return policy_arn, self._outputs(ctx, reg, region, policy)
 
     @staticmethod
     def _versions(iam: Any, policy_arn: str) -> list[dict[str, Any]]:
@@ -94,19 +94,8 @@ class Policy(Handler):
         oldest = min((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])
         iam.delete_policy_version(PolicyArn=policy_arn, VersionId=oldest["VersionId"])
 
-    @staticmethod
-    def _sync_tags(iam: Any, policy_arn: str, old_tags: dict[str, str], new_tags: dict[str, str]) -> None:
-        if removed := removed_tag_keys(old_tags, new_tags):
-            iam.untag_policy(PolicyArn=policy_arn, TagKeys=removed)
-        if new_tags and new_tags != old_tags:
-            iam.tag_policy(PolicyArn=policy_arn, Tags=tag_list(new_tags))
-
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, policy: dict[str, Any]) -> dict[str, Any]:
-        return {
-            **reg.inputs, "arn": policy["Arn"], "name": policy["PolicyName"], "policyId": policy["PolicyId"],
-            "tagsAll": ctx.tags(reg),
-        }
+    def _outputs(self, ctx: SandboxContext, reg: Registration, region: str, policy: dict[str, Any]) -> dict[str, Any]:
+        return {**self.named_outputs(ctx, reg, region, policy["PolicyName"], policy["Arn"]), "policyId": policy["PolicyId"]}
 
 
 # --- roles -----------------------------------------------------------------------------------
@@ -137,7 +126,7 @@ def sandbox_trust_policy(assume_role_policy: Any, admin_arn: str) -> str:
 
 
 @register("aws:iam/role:Role")
-class Role(Handler):
+class RoleHandler(_NamedIamHandler):
     """An IAM role: trust policy, description, permissions boundary, session duration, tags.
 
     Sandbox: the trust policy sent to moto also names the sandbox's admin user (`ctx.admin_arn`)
@@ -147,13 +136,13 @@ class Role(Handler):
     program's. moto stores the permissions boundary but ignores it when enforcing policies.
     """
 
-    replace_on = ("name", "namePrefix", "path")
-    delete_before_replace = True
+    tag_api = TagApi("tag_role", "untag_role", resource="RoleName")
+    describe_call = ("get_role", "RoleName", "Role")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
-        name = reg.inputs.get("name") or autoname(reg.inputs.get("namePrefix") or reg.name, max_length=64)
+        name = name_or_autoname(reg.inputs, reg.name, max_length=64)
         duration = reg.inputs.get("maxSessionDuration")
-        role = ctx.client("iam", region).create_role(**compact(
+        role = self.client(ctx, region).create_role(**compact(
             RoleName=name,
             Path=reg.inputs.get("path"),
             AssumeRolePolicyDocument=sandbox_trust_policy(reg.inputs["assumeRolePolicy"], ctx.admin_arn),
@@ -162,10 +151,10 @@ class Role(Handler):
             PermissionsBoundary=reg.inputs.get("permissionsBoundary") or None,
             Tags=tag_list(ctx.tags(reg)),
         ))["Role"]
-        return name, self._outputs(ctx, reg, role)
+        return self.result(ctx, reg, region, name, role)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
-        iam = ctx.client("iam", region)
+        iam = self.client(ctx, region)
         if input_changed(reg, old, "assumeRolePolicy"):
             iam.update_assume_role_policy(
                 RoleName=old.id, PolicyDocument=sandbox_trust_policy(reg.inputs["assumeRolePolicy"], ctx.admin_arn),
@@ -175,28 +164,22 @@ class Role(Handler):
                             MaxSessionDuration=int(reg.inputs.get("maxSessionDuration") or 3600))
         if input_changed(reg, old, "permissionsBoundary"):
             self._set_boundary(iam, old.id, reg.inputs.get("permissionsBoundary"))
-        self._sync_tags(iam, old.id, ctx.tags(old), ctx.tags(reg))
-        return self._outputs(ctx, reg, iam.get_role(RoleName=old.id)["Role"])
+        self.sync_tags(ctx, reg, old, region)
+        return self.result(ctx, reg, region, old.id, self.describe(iam, old.id, reg.inputs))[1]
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        iam = ctx.client("iam", region)
-        with missing_ok(NOT_FOUND):
-            self._detach_everything(iam, old.id)
-            iam.delete_role(RoleName=old.id)
+    def remove(self, iam: Any, old: StoredResource) -> None:
+        """What AWS requires before a role can go: no managed or inline policies, no profiles."""
+        name = old.id
+        for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+            iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+        for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
+        for profile in iam.list_instance_profiles_for_role(RoleName=name)["InstanceProfiles"]:
+            iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"], RoleName=name)
+        iam.delete_role(RoleName=name)
 
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return self._get(ctx.client("iam", region), old.id) is not None
-
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        name = reg.inputs.get("name")
-        role = self._get(ctx.client("iam", region), name) if name else None
-        return (name, self._outputs(ctx, reg, role)) if role else None
-
-    @staticmethod
-    def _get(iam: Any, name: str) -> dict[str, Any] | None:
-        with missing_ok(NOT_FOUND):
-            return iam.get_role(RoleName=name)["Role"]
-        return None
+    def result(self, ctx, reg, region, name, role):
+        return name, {**self.named_outputs(ctx, reg, region, role["RoleName"], role["Arn"]), "uniqueId": role["RoleId"]}
 
     @staticmethod
     def _set_boundary(iam: Any, name: str, boundary: str | None) -> None:
@@ -205,34 +188,10 @@ class Role(Handler):
         else:
             iam.delete_role_permissions_boundary(RoleName=name)
 
-    @staticmethod
-    def _detach_everything(iam: Any, name: str) -> None:
-        """What AWS requires before a role can go: no managed or inline policies, no profiles."""
-        for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
-            iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
-        for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
-            iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
-        for profile in iam.list_instance_profiles_for_role(RoleName=name)["InstanceProfiles"]:
-            iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"], RoleName=name)
-
-    @staticmethod
-    def _sync_tags(iam: Any, name: str, old_tags: dict[str, str], new_tags: dict[str, str]) -> None:
-        if removed := removed_tag_keys(old_tags, new_tags):
-            iam.untag_role(RoleName=name, TagKeys=removed)
-        if new_tags and new_tags != old_tags:
-            iam.tag_role(RoleName=name, Tags=tag_list(new_tags))
-
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, role: dict[str, Any]) -> dict[str, Any]:
-        return {
-            **reg.inputs, "arn": role["Arn"], "name": role["RoleName"], "uniqueId": role["RoleId"],
-            "tagsAll": ctx.tags(reg),
-        }
-
 
 @register("aws:iam/rolePolicy:RolePolicy")
-class RolePolicy(Handler):
-    """An inline policy of a role; without a `name` input it is autonamed from the logical name.
+class RolePolicyHandler(_IamHandler):
+    """An inline policy of a role (id `<role>:<name>`); without a `name` input it is autonamed from the logical name.
 
     Sandbox: same as AWS for what envctl uses (moto ignores conditions when it enforces the policy).
     """
@@ -240,38 +199,29 @@ class RolePolicy(Handler):
     replace_on = ("role", "name", "namePrefix")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
-        name = reg.inputs.get("name") or autoname(reg.inputs.get("namePrefix") or reg.name, max_length=128)
-        return self._put(ctx, reg, name, region)
+        return self._put(ctx, reg, name_or_autoname(reg.inputs, reg.name, max_length=128), region)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
         return self._put(ctx, reg, old.outputs["name"], region)[1]
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        with missing_ok(NOT_FOUND):
-            ctx.client("iam", region).delete_role_policy(RoleName=old.inputs["role"], PolicyName=old.outputs["name"])
+    def remove(self, iam: Any, old: StoredResource) -> None:
+        iam.delete_role_policy(RoleName=old.inputs["role"], PolicyName=old.outputs["name"])
 
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return self._has(ctx, old.inputs["role"], old.outputs["name"], region)
+    def describe(self, iam: Any, policy_id: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        role, name = policy_id.split(":", 1)  # IAM names have no colon
+        return iam.get_role_policy(RoleName=role, PolicyName=name)
 
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        name = reg.inputs.get("name")
-        if not name or not self._has(ctx, reg.inputs["role"], name, region):
-            return None
-        return f"{reg.inputs['role']}:{name}", {**reg.inputs, "name": name}
+    def adoptable_id(self, ctx: SandboxContext, reg: Registration) -> str | None:
+        return f"{reg.inputs['role']}:{reg.inputs['name']}" if reg.inputs.get("name") else None
 
-    @staticmethod
-    def _put(ctx: SandboxContext, reg: Registration, name: str, region: str) -> tuple[str, dict[str, Any]]:
+    def result(self, ctx, reg, region, policy_id, policy):
+        return policy_id, {**reg.inputs, "name": reg.inputs["name"]}
+
+    def _put(self, ctx: SandboxContext, reg: Registration, name: str, region: str) -> tuple[str, dict[str, Any]]:
         role = reg.inputs["role"]
         document = policy_text(reg.inputs["policy"])
-        ctx.client("iam", region).put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=document)
+        self.client(ctx, region).put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=document)
         return f"{role}:{name}", {**reg.inputs, "name": name}
-
-    @staticmethod
-    def _has(ctx: SandboxContext, role: str, name: str, region: str) -> bool:
-        with missing_ok(NOT_FOUND):
-            ctx.client("iam", region).get_role_policy(RoleName=role, PolicyName=name)
-            return True
-        return False
 
 
 @functools.cache
@@ -291,7 +241,7 @@ def aws_managed_policy_document(policy_arn: str) -> str:
 
 
 @register("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-class RolePolicyAttachment(Handler):
+class RolePolicyAttachmentHandler(_IamHandler):
     """A managed policy (customer or AWS managed) attached to a role.
 
     Sandbox: moto loads AWS managed policies (arn:aws:iam::aws:policy/...) only when its server
@@ -305,125 +255,93 @@ class RolePolicyAttachment(Handler):
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         role, policy_arn = reg.inputs["role"], reg.inputs["policyArn"]
-        iam = ctx.client("iam", region)
+        iam = self.client(ctx, region)
         try:
             iam.attach_role_policy(RoleName=role, PolicyArn=policy_arn)
         except ClientError as error:
-            if not (is_error(error, "NoSuchEntity") and policy_arn.startswith(AWS_MANAGED_POLICY_PREFIX)
+            if not (self.is_not_found(error) and policy_arn.startswith(AWS_MANAGED_POLICY_PREFIX)
                     and self._role_exists(iam, role)):
                 raise
-            stand_in = self._stand_in_name(policy_arn)
+            stand_in = "aws-managed-" + policy_arn.rsplit("/", 1)[-1]
             iam.put_role_policy(RoleName=role, PolicyName=stand_in, PolicyDocument=aws_managed_policy_document(policy_arn))
             return f"{role}/{policy_arn}", {**reg.inputs, "sandboxInlineStandIn": stand_in}
         return f"{role}/{policy_arn}", dict(reg.inputs)
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        iam = ctx.client("iam", region)
+    def remove(self, iam: Any, old: StoredResource) -> None:
         role = old.inputs["role"]
-        with missing_ok(NOT_FOUND):
-            if stand_in := old.outputs.get("sandboxInlineStandIn"):
-                iam.delete_role_policy(RoleName=role, PolicyName=stand_in)
-            else:
-                iam.detach_role_policy(RoleName=role, PolicyArn=old.inputs["policyArn"])
+        if stand_in := old.outputs.get("sandboxInlineStandIn"):
+            iam.delete_role_policy(RoleName=role, PolicyName=stand_in)
+        else:
+            iam.detach_role_policy(RoleName=role, PolicyArn=old.inputs["policyArn"])
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        iam = ctx.client("iam", region)
+        iam = self.client(ctx, region)
         role = old.inputs["role"]
-        with missing_ok(NOT_FOUND):
+        with self.missing_ok():
             if stand_in := old.outputs.get("sandboxInlineStandIn"):
                 return stand_in in iam.list_role_policies(RoleName=role)["PolicyNames"]
             attached = iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
             return any(policy["PolicyArn"] == old.inputs["policyArn"] for policy in attached)
         return False
 
-    @staticmethod
-    def _stand_in_name(policy_arn: str) -> str:
-        return "aws-managed-" + policy_arn.rsplit("/", 1)[-1]
-
-    @staticmethod
-    def _role_exists(iam: Any, role: str) -> bool:
-        with missing_ok(NOT_FOUND):
+    def _role_exists(self, iam: Any, role: str) -> bool:
+        with self.missing_ok():
             iam.get_role(RoleName=role)
             return True
         return False
 
 
 @register("aws:iam/instanceProfile:InstanceProfile")
-class InstanceProfile(Handler):
+class InstanceProfileHandler(_NamedIamHandler):
     """An instance profile holding one role (the Airflow host's); the role can be swapped in place.
 
     Sandbox: same as AWS for what envctl uses.
     """
 
-    replace_on = ("name", "namePrefix", "path")
-    delete_before_replace = True
+    tag_api = TagApi("tag_instance_profile", "untag_instance_profile", resource="InstanceProfileName")
+    describe_call = ("get_instance_profile", "InstanceProfileName", "InstanceProfile")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
-        name = reg.inputs.get("name") or autoname(reg.inputs.get("namePrefix") or reg.name, max_length=128)
-        iam = ctx.client("iam", region)
+        name = name_or_autoname(reg.inputs, reg.name, max_length=128)
+        iam = self.client(ctx, region)
         profile = iam.create_instance_profile(**compact(
             InstanceProfileName=name, Path=reg.inputs.get("path"), Tags=tag_list(ctx.tags(reg)),
         ))["InstanceProfile"]
         if reg.inputs.get("role"):
             iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=reg.inputs["role"])
-        return name, self._outputs(ctx, reg, profile)
+        return name, self._outputs(ctx, reg, region, profile)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
-        iam = ctx.client("iam", region)
+        iam = self.client(ctx, region)
         if input_changed(reg, old, "role"):
             self._remove_roles(iam, old.id)
             if reg.inputs.get("role"):
                 iam.add_role_to_instance_profile(InstanceProfileName=old.id, RoleName=reg.inputs["role"])
-        self._sync_tags(iam, old.id, ctx.tags(old), ctx.tags(reg))
-        return self._outputs(ctx, reg, iam.get_instance_profile(InstanceProfileName=old.id)["InstanceProfile"])
+        self.sync_tags(ctx, reg, old, region)
+        return self._outputs(ctx, reg, region, self.describe(iam, old.id, reg.inputs))
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        iam = ctx.client("iam", region)
-        with missing_ok(NOT_FOUND):
-            self._remove_roles(iam, old.id)
-            iam.delete_instance_profile(InstanceProfileName=old.id)
+    def remove(self, iam: Any, old: StoredResource) -> None:
+        self._remove_roles(iam, old.id)
+        iam.delete_instance_profile(InstanceProfileName=old.id)
 
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return self._get(ctx.client("iam", region), old.id) is not None
-
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        name = reg.inputs.get("name")
-        profile = self._get(ctx.client("iam", region), name) if name else None
-        if profile is None:
-            return None
+    def result(self, ctx, reg, region, name, profile):
         if reg.inputs.get("role") and not profile["Roles"]:
             # The create was interrupted between making the profile and adding its role.
-            ctx.client("iam", region).add_role_to_instance_profile(InstanceProfileName=name, RoleName=reg.inputs["role"])
-        return name, self._outputs(ctx, reg, profile)
-
-    @staticmethod
-    def _get(iam: Any, name: str) -> dict[str, Any] | None:
-        with missing_ok(NOT_FOUND):
-            return iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
-        return None
+            self.client(ctx, region).add_role_to_instance_profile(InstanceProfileName=name, RoleName=reg.inputs["role"])
+        return name, self._outputs(ctx, reg, region, profile)
 
     @staticmethod
     def _remove_roles(iam: Any, name: str) -> None:
         for role in iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]["Roles"]:
             iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=role["RoleName"])
 
-    @staticmethod
-    def _sync_tags(iam: Any, name: str, old_tags: dict[str, str], new_tags: dict[str, str]) -> None:
-        if removed := removed_tag_keys(old_tags, new_tags):
-            iam.untag_instance_profile(InstanceProfileName=name, TagKeys=removed)
-        if new_tags and new_tags != old_tags:
-            iam.tag_instance_profile(InstanceProfileName=name, Tags=tag_list(new_tags))
-
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, profile: dict[str, Any]) -> dict[str, Any]:
-        return {
-            **reg.inputs, "arn": profile["Arn"], "name": profile["InstanceProfileName"],
-            "uniqueId": profile["InstanceProfileId"], "tagsAll": ctx.tags(reg),
-        }
+    def _outputs(self, ctx: SandboxContext, reg: Registration, region: str, profile: dict[str, Any]) -> dict[str, Any]:
+        return {**self.named_outputs(ctx, reg, region, profile["InstanceProfileName"], profile["Arn"]),
+                "uniqueId": profile["InstanceProfileId"]}
 
 
 @register("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
-class OpenIdConnectProvider(Handler):
+class OpenIdConnectProviderHandler(_IamHandler):
     """An IAM OIDC identity provider (GitHub Actions' for the teams' deploy roles); its ARN is its id.
 
     Sandbox: moto stores the provider and refuses a second one for the same URL, as AWS does; it
@@ -433,16 +351,18 @@ class OpenIdConnectProvider(Handler):
 
     replace_on = ("url",)
     delete_before_replace = True
+    remove_call = ("delete_open_id_connect_provider", "OpenIDConnectProviderArn")
+    describe_call = ("get_open_id_connect_provider", "OpenIDConnectProviderArn", "")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
-        provider = ctx.client("iam", region).create_open_id_connect_provider(
+        provider = self.client(ctx, region).create_open_id_connect_provider(
             Url=reg.inputs["url"], ClientIDList=list(reg.inputs.get("clientIdLists") or []),
             ThumbprintList=list(reg.inputs.get("thumbprintLists") or []), Tags=tag_list(ctx.tags(reg)),
         )
         return provider["OpenIDConnectProviderArn"], self._outputs(ctx, reg, provider["OpenIDConnectProviderArn"])
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
-        iam = ctx.client("iam", region)
+        iam = self.client(ctx, region)
         for client_id in set(old.inputs.get("clientIdLists") or []) - set(reg.inputs.get("clientIdLists") or []):
             iam.remove_client_id_from_open_id_connect_provider(OpenIDConnectProviderArn=old.id, ClientID=client_id)
         for client_id in set(reg.inputs.get("clientIdLists") or []) - set(old.inputs.get("clientIdLists") or []):
@@ -452,23 +372,13 @@ class OpenIdConnectProvider(Handler):
                                                            ThumbprintList=list(reg.inputs.get("thumbprintLists") or []))
         return self._outputs(ctx, reg, old.id)
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        with missing_ok(NOT_FOUND):
-            ctx.client("iam", region).delete_open_id_connect_provider(OpenIDConnectProviderArn=old.id)
+    def adoptable_id(self, ctx: SandboxContext, reg: Registration) -> str | None:
+        return f"arn:aws:iam::{ctx.account_id}:oidc-provider/{reg.inputs['url'].removeprefix('https://')}"
 
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        with missing_ok(NOT_FOUND):
-            ctx.client("iam", region).get_open_id_connect_provider(OpenIDConnectProviderArn=old.id)
-            return True
-        return False
-
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        arn = f"arn:aws:iam::{ctx.account_id}:oidc-provider/{reg.inputs['url'].removeprefix('https://')}"
-        with missing_ok(NOT_FOUND):
-            ctx.client("iam", region).get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
-            return arn, self._outputs(ctx, reg, arn)
-        return None
+    def result(self, ctx: SandboxContext, reg: Registration, region: str, resource_id: str,
+               described: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        return resource_id, self._outputs(ctx, reg, resource_id)
 
     @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, arn: str) -> dict[str, Any]:
-        return {**reg.inputs, "arn": arn, "tagsAll": ctx.tags(reg)}
+    def _outputs(ctx: SandboxContext, reg: Registration, provider_arn: str) -> dict[str, Any]:
+        return {**reg.inputs, "arn": provider_arn, "tagsAll": ctx.tags(reg)}

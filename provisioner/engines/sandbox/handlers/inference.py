@@ -10,10 +10,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from provisioner.engines.mocked import Registration
-from provisioner.engines.sandbox.handlers.common import (
-    api_shape, as_int, autoname, compact, input_changed, is_error, removed_tag_keys, tag_list,
-)
-from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, register
+from provisioner.engines.sandbox.handlers.base import Handler, TagApi
+from provisioner.engines.sandbox.handlers.catalog import register
+from provisioner.engines.sandbox.handlers.common import api_shape, as_int, compact, input_changed, is_error, name_or_autoname, tag_list
+from provisioner.engines.sandbox.handlers.context import SandboxContext
 from provisioner.engines.sandbox.state import StoredResource
 from provisioner.errors import EnvctlError
 
@@ -65,25 +65,24 @@ def sandbox_instance_type(instance_type: str) -> str:
     return _FALLBACK_INSTANCE_TYPE
 
 
-def _is_not_found(error: ClientError) -> bool:
-    """SageMaker answers a missing resource with a ValidationException ('Could not find ...', 'RecordNotFound')."""
-    message = error.response.get("Error", {}).get("Message", "")
-    return is_error(error, "ValidationException", "ResourceNotFound") and any(
-        marker in message for marker in ("Could not find", "does not exist", "RecordNotFound"))
-
-
-def _sync_sagemaker_tags(sagemaker: Any, resource_arn: str, old_tags: dict[str, str], new_tags: dict[str, str]) -> None:
-    if removed := removed_tag_keys(old_tags, new_tags):
-        sagemaker.delete_tags(ResourceArn=resource_arn, TagKeys=removed)
-    if new_tags and new_tags != old_tags:
-        sagemaker.add_tags(ResourceArn=resource_arn, Tags=tag_list(new_tags))
-
-
 # --- SageMaker -------------------------------------------------------------------------------
 
 
+class _SageMakerHandler(Handler):
+    """SageMaker's not-found errors and tag API."""
+
+    service = "sagemaker"
+    tag_api = TagApi("add_tags", "delete_tags", resource="ResourceArn", by_arn=True)
+
+    def is_not_found(self, error: ClientError) -> bool:
+        """SageMaker answers a missing resource with a ValidationException ('Could not find ...', 'RecordNotFound')."""
+        message = error.response.get("Error", {}).get("Message", "")
+        return is_error(error, "ValidationException", "ResourceNotFound") and any(
+            marker in message for marker in ("Could not find", "does not exist", "RecordNotFound"))
+
+
 @register("aws:sagemaker/model:Model")
-class Model(Handler):
+class ModelHandler(_SageMakerHandler):
     """A SageMaker model: the inference image (and model data) run by the execution role.
 
     Autonamed `<logical name>-<7 random characters>` when the program gives no name; every
@@ -92,12 +91,15 @@ class Model(Handler):
     refuses, so the handler checks first and refuses as AWS does; moto never pulls the image.
     """
 
+    arn_field, describe_call = "ModelArn", ("describe_model", "ModelName", "")
+    remove_call = ("delete_model", "ModelName")
+
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
-        name = reg.inputs.get("name") or autoname(reg.name, max_length=SAGEMAKER_NAME_MAX)
-        if self._describe(ctx, name, region) is not None:
+        name = name_or_autoname(reg.inputs, reg.name, max_length=SAGEMAKER_NAME_MAX)
+        if self.described(ctx, name, reg.inputs, region) is not None:
             raise EnvctlError(f"a SageMaker model named {name} already exists in the sandbox")
         inputs = reg.inputs
-        model = ctx.client("sagemaker", region).create_model(**compact(
+        model = self.client(ctx, region).create_model(**compact(
             ModelName=name,
             ExecutionRoleArn=inputs.get("executionRoleArn"),
             PrimaryContainer=self._container(inputs["primaryContainer"]) if inputs.get("primaryContainer") else None,
@@ -107,33 +109,8 @@ class Model(Handler):
             EnableNetworkIsolation=inputs.get("enableNetworkIsolation"),
             Tags=tag_list(ctx.tags(reg)),
         ))
-        return name, {**inputs, "name": name, "arn": model["ModelArn"], "tagsAll": ctx.tags(reg)}
+        return name, self.named_outputs(ctx, reg, region, name, model["ModelArn"])
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        try:
-            ctx.client("sagemaker", region).delete_model(ModelName=old.id)
-        except ClientError as error:
-            if not _is_not_found(error):
-                raise
-
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return self._describe(ctx, old.id, region) is not None
-
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        name = reg.inputs.get("name")
-        model = self._describe(ctx, name, region) if name else None
-        if model is None:
-            return None
-        return name, {**reg.inputs, "name": name, "arn": model["ModelArn"], "tagsAll": ctx.tags(reg)}
-
-    @staticmethod
-    def _describe(ctx: SandboxContext, name: str, region: str) -> dict[str, Any] | None:
-        try:
-            return ctx.client("sagemaker", region).describe_model(ModelName=name)
-        except ClientError as error:
-            if _is_not_found(error):
-                return None
-            raise
 
     @staticmethod
     def _container(container: dict[str, Any]) -> dict[str, Any]:
@@ -149,7 +126,7 @@ class Model(Handler):
 
 
 @register("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
-class EndpointConfiguration(Handler):
+class EndpointConfigurationHandler(_SageMakerHandler):
     """A SageMaker endpoint configuration: production variants (instances or serverless), KMS key.
 
     Autonamed like a model; every change replaces it.
@@ -161,37 +138,25 @@ class EndpointConfiguration(Handler):
     are sent as they are.
     """
 
+    arn_field, describe_call = "EndpointConfigArn", ("describe_endpoint_config", "EndpointConfigName", "")
+    remove_call = ("delete_endpoint_config", "EndpointConfigName")
+
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
-        name = reg.inputs.get("name") or autoname(reg.name, max_length=SAGEMAKER_NAME_MAX)
+        name = name_or_autoname(reg.inputs, reg.name, max_length=SAGEMAKER_NAME_MAX)
         variants = [self._variant(item) for item in reg.inputs["productionVariants"]]
-        config = ctx.client("sagemaker", region).create_endpoint_config(**compact(
+        config = self.client(ctx, region).create_endpoint_config(**compact(
             EndpointConfigName=name,
             ProductionVariants=variants,
             KmsKeyId=reg.inputs.get("kmsKeyArn") or None,
             Tags=tag_list(ctx.tags(reg)),
         ))
+        return name, self.named_outputs(ctx, reg, region, name, config["EndpointConfigArn"])
+
+    def named_outputs(self, ctx, reg, region, name, resource_arn=None):
         mapped = {item["instanceType"]: sandbox_instance_type(item["instanceType"])
                   for item in reg.inputs["productionVariants"] if item.get("instanceType")}
-        return name, {
-            **reg.inputs, "name": name, "arn": config["EndpointConfigArn"], "tagsAll": ctx.tags(reg),
-            "sandboxInstanceTypes": {requested: used for requested, used in mapped.items() if requested != used},
-        }
-
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        try:
-            ctx.client("sagemaker", region).delete_endpoint_config(EndpointConfigName=old.id)
-        except ClientError as error:
-            if not _is_not_found(error):
-                raise
-
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        try:
-            ctx.client("sagemaker", region).describe_endpoint_config(EndpointConfigName=old.id)
-        except ClientError as error:
-            if _is_not_found(error):
-                return False
-            raise
-        return True
+        return {**super().named_outputs(ctx, reg, region, name, resource_arn),
+                "sandboxInstanceTypes": {requested: used for requested, used in mapped.items() if requested != used}}
 
     @staticmethod
     def _variant(variant: dict[str, Any]) -> dict[str, Any]:
@@ -216,7 +181,7 @@ class EndpointConfiguration(Handler):
 
 
 @register("aws:sagemaker/endpoint:Endpoint")
-class Endpoint(Handler):
+class EndpointHandler(_SageMakerHandler):
     """A SageMaker real-time endpoint serving an endpoint configuration; repointed in place.
 
     A new endpoint configuration is applied with UpdateEndpoint, as the provider does on AWS (the
@@ -231,40 +196,28 @@ class Endpoint(Handler):
 
     replace_on = ("name",)
     delete_before_replace = True
+    arn_field, describe_call = "EndpointArn", ("describe_endpoint", "EndpointName", "")
+    remove_call = ("delete_endpoint", "EndpointName")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
-        name = reg.inputs.get("name") or autoname(reg.name, max_length=SAGEMAKER_NAME_MAX)
-        endpoint_arn = self._create(ctx, reg, name, region)
+        name = name_or_autoname(reg.inputs, reg.name, max_length=SAGEMAKER_NAME_MAX)
+        endpoint_arn = self.client(ctx, region).create_endpoint(
+            EndpointName=name, EndpointConfigName=reg.inputs["endpointConfigName"], Tags=tag_list(ctx.tags(reg)),
+        )["EndpointArn"]
         self._wait_until_settled(ctx, name, reg.inputs["endpointConfigName"], region)
-        return name, self._outputs(ctx, reg, name, endpoint_arn)
+        return name, self.named_outputs(ctx, reg, region, name, endpoint_arn)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
-        sagemaker = ctx.client("sagemaker", region)
         endpoint_arn = old.outputs["arn"]
         if input_changed(reg, old, "endpointConfigName"):
-            endpoint_arn = sagemaker.update_endpoint(
+            endpoint_arn = self.client(ctx, region).update_endpoint(
                 EndpointName=old.id, EndpointConfigName=reg.inputs["endpointConfigName"])["EndpointArn"]
             self._wait_until_settled(ctx, old.id, reg.inputs["endpointConfigName"], region)
-        _sync_sagemaker_tags(sagemaker, endpoint_arn, ctx.tags(old), ctx.tags(reg))
-        return self._outputs(ctx, reg, old.id, endpoint_arn)
-
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        try:
-            ctx.client("sagemaker", region).delete_endpoint(EndpointName=old.id)
-        except ClientError as error:
-            if not _is_not_found(error):
-                raise
-
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return self._describe(ctx, old.id, region) is not None
-
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        name = reg.inputs.get("name")
-        endpoint = self._describe(ctx, name, region) if name else None
-        return (name, self._outputs(ctx, reg, name, endpoint["EndpointArn"])) if endpoint else None
+        self.sync_tags(ctx, reg, old, region, endpoint_arn)
+        return self.named_outputs(ctx, reg, region, old.id, endpoint_arn)
 
     def _wait_until_settled(self, ctx: SandboxContext, name: str, config_name: str, region: str) -> None:
-        sagemaker = ctx.client("sagemaker", region)
+        sagemaker = self.client(ctx, region)
         deadline = time.monotonic() + ENDPOINT_SETTLE_TIMEOUT_S
         endpoint = sagemaker.describe_endpoint(EndpointName=name)
         while endpoint["EndpointStatus"] in ENDPOINT_IN_PROGRESS:
@@ -280,28 +233,9 @@ class Endpoint(Handler):
             raise EnvctlError(f"endpoint {name} could not move to configuration {config_name} and still serves "
                               f"{endpoint['EndpointConfigName']}: {reason}")
 
-    @staticmethod
-    def _create(ctx: SandboxContext, reg: Registration, name: str, region: str) -> str:
-        return ctx.client("sagemaker", region).create_endpoint(
-            EndpointName=name, EndpointConfigName=reg.inputs["endpointConfigName"], Tags=tag_list(ctx.tags(reg)),
-        )["EndpointArn"]
-
-    @staticmethod
-    def _describe(ctx: SandboxContext, name: str, region: str) -> dict[str, Any] | None:
-        try:
-            return ctx.client("sagemaker", region).describe_endpoint(EndpointName=name)
-        except ClientError as error:
-            if _is_not_found(error):
-                return None
-            raise
-
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, name: str, endpoint_arn: str) -> dict[str, Any]:
-        return {**reg.inputs, "name": name, "arn": endpoint_arn, "tagsAll": ctx.tags(reg)}
-
 
 @register("aws:sagemaker/notebookInstance:NotebookInstance")
-class NotebookInstance(Handler):
+class NotebookInstanceHandler(_SageMakerHandler):
     """A SageMaker notebook instance in the team's subnet, without internet or root access.
 
     Sandbox: the instance is InService at once and runs nothing; moto has no
@@ -310,11 +244,12 @@ class NotebookInstance(Handler):
     """
 
     delete_before_replace = True
+    arn_field, describe_call = "NotebookInstanceArn", ("describe_notebook_instance", "NotebookInstanceName", "")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         inputs = reg.inputs
-        name = inputs.get("name") or autoname(reg.name, max_length=SAGEMAKER_NAME_MAX)
-        notebook = ctx.client("sagemaker", region).create_notebook_instance(**compact(
+        name = name_or_autoname(inputs, reg.name, max_length=SAGEMAKER_NAME_MAX)
+        notebook = self.client(ctx, region).create_notebook_instance(**compact(
             NotebookInstanceName=name,
             InstanceType=inputs["instanceType"],
             RoleArn=inputs["roleArn"],
@@ -331,53 +266,40 @@ class NotebookInstance(Handler):
             PlatformIdentifier=inputs.get("platformIdentifier"),
             Tags=tag_list(ctx.tags(reg)),
         ))
-        return name, self._outputs(ctx, reg, name, notebook["NotebookInstanceArn"])
+        return name, self.named_outputs(ctx, reg, region, name, notebook["NotebookInstanceArn"])
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        sagemaker = ctx.client("sagemaker", region)
-        notebook = self._describe(ctx, old.id, region)
-        if notebook is None:
-            return
+    def remove(self, sagemaker: Any, old: StoredResource) -> None:
+        notebook = self.describe(sagemaker, old.id, old.inputs)
         if notebook["NotebookInstanceStatus"] not in ("Stopped", "Failed"):
             sagemaker.stop_notebook_instance(NotebookInstanceName=old.id)
             sagemaker.get_waiter("notebook_instance_stopped").wait(NotebookInstanceName=old.id)
         sagemaker.delete_notebook_instance(NotebookInstanceName=old.id)
 
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return self._describe(ctx, old.id, region) is not None
-
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        name = reg.inputs.get("name")
-        notebook = self._describe(ctx, name, region) if name else None
-        return (name, self._outputs(ctx, reg, name, notebook["NotebookInstanceArn"])) if notebook else None
-
-    @staticmethod
-    def _describe(ctx: SandboxContext, name: str, region: str) -> dict[str, Any] | None:
-        try:
-            return ctx.client("sagemaker", region).describe_notebook_instance(NotebookInstanceName=name)
-        except ClientError as error:
-            if _is_not_found(error):
-                return None
-            raise
-
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, name: str, notebook_arn: str) -> dict[str, Any]:
-        return {**reg.inputs, "name": name, "arn": notebook_arn, "tagsAll": ctx.tags(reg)}
-
 
 # --- Application Auto Scaling ----------------------------------------------------------------
 
 
-def _scaling_key(inputs: dict[str, Any]) -> dict[str, str]:
-    return {
-        "ServiceNamespace": inputs["serviceNamespace"],
-        "ResourceId": inputs["resourceId"],
-        "ScalableDimension": inputs["scalableDimension"],
-    }
+class _ScalingHandler(Handler):
+    """Application Auto Scaling names a target by three inputs; the handlers describe by them."""
+
+    service = "application-autoscaling"
+
+    @staticmethod
+    def scaling_key(inputs: dict[str, Any]) -> dict[str, str]:
+        return {
+            "ServiceNamespace": inputs["serviceNamespace"],
+            "ResourceId": inputs["resourceId"],
+            "ScalableDimension": inputs["scalableDimension"],
+        }
+
+    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
+        """Only what is there: describing finds a missing one without an error code to ignore."""
+        if self.described(ctx, old.id, old.inputs, region) is not None:
+            self.remove(self.client(ctx, region), old)
 
 
 @register("aws:appautoscaling/target:Target")
-class ScalableTarget(Handler):
+class ScalableTargetHandler(_ScalingHandler):
     """An Application Auto Scaling target: the capacity range of an endpoint variant.
 
     Sandbox: moto stores the target but never scales anything, and does not keep its tags
@@ -393,23 +315,26 @@ class ScalableTarget(Handler):
         # RegisterScalableTarget on an existing target changes its capacity range in place.
         return self._register(ctx, reg, region)
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        if self._describe(ctx, old.inputs, region) is not None:
-            ctx.client("application-autoscaling", region).deregister_scalable_target(**_scaling_key(old.inputs))
+    def remove(self, autoscaling: Any, old: StoredResource) -> None:
+        autoscaling.deregister_scalable_target(**self.scaling_key(old.inputs))
 
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return self._describe(ctx, old.inputs, region) is not None
+    def describe(self, autoscaling: Any, resource_id: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        key = self.scaling_key(inputs)
+        targets = autoscaling.describe_scalable_targets(
+            ServiceNamespace=key["ServiceNamespace"], ResourceIds=[key["ResourceId"]], ScalableDimension=key["ScalableDimension"],
+        )["ScalableTargets"]
+        return next((target for target in targets if target["ResourceId"] == key["ResourceId"]), None)
 
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        target = self._describe(ctx, reg.inputs, region)
-        if target is None:
-            return None
-        return reg.inputs["resourceId"], self._outputs(ctx, reg, target.get("ScalableTargetARN"))
+    def adoptable_id(self, ctx: SandboxContext, reg: Registration) -> str | None:
+        return reg.inputs["resourceId"]
+
+    def result(self, ctx, reg, region, resource_id, target):
+        return resource_id, self._outputs(ctx, reg, target.get("ScalableTargetARN"))
 
     def _register(self, ctx: SandboxContext, reg: Registration, region: str) -> dict[str, Any]:
         inputs = reg.inputs
-        registered = ctx.client("application-autoscaling", region).register_scalable_target(**compact(
-            **_scaling_key(inputs),
+        registered = self.client(ctx, region).register_scalable_target(**compact(
+            **self.scaling_key(inputs),
             MinCapacity=as_int(inputs["minCapacity"]),
             MaxCapacity=as_int(inputs["maxCapacity"]),
             RoleARN=inputs.get("roleArn"),
@@ -419,20 +344,12 @@ class ScalableTarget(Handler):
         return self._outputs(ctx, reg, registered.get("ScalableTargetARN"))
 
     @staticmethod
-    def _describe(ctx: SandboxContext, inputs: dict[str, Any], region: str) -> dict[str, Any] | None:
-        key = _scaling_key(inputs)
-        targets = ctx.client("application-autoscaling", region).describe_scalable_targets(
-            ServiceNamespace=key["ServiceNamespace"], ResourceIds=[key["ResourceId"]], ScalableDimension=key["ScalableDimension"],
-        )["ScalableTargets"]
-        return next((target for target in targets if target["ResourceId"] == key["ResourceId"]), None)
-
-    @staticmethod
     def _outputs(ctx: SandboxContext, reg: Registration, target_arn: str | None) -> dict[str, Any]:
         return {**reg.inputs, **compact(arn=target_arn), "tagsAll": ctx.tags(reg)}
 
 
 @register("aws:appautoscaling/policy:Policy")
-class ScalingPolicy(Handler):
+class ScalingPolicyHandler(_ScalingHandler):
     """An Application Auto Scaling policy (target tracking or step scaling) on a scalable target.
 
     Sandbox: moto stores the policy (and, for target tracking, creates its CloudWatch alarms)
@@ -442,29 +359,29 @@ class ScalingPolicy(Handler):
     replace_on = ("name", "serviceNamespace", "resourceId", "scalableDimension")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
-        name = reg.inputs.get("name") or autoname(reg.name, max_length=256)
+        name = name_or_autoname(reg.inputs, reg.name, max_length=256)
         return name, self._put(ctx, reg, name, region)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
         return self._put(ctx, reg, old.id, region)
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        if self._describe(ctx, old.inputs, old.id, region) is not None:
-            ctx.client("application-autoscaling", region).delete_scaling_policy(PolicyName=old.id, **_scaling_key(old.inputs))
+    def remove(self, autoscaling: Any, old: StoredResource) -> None:
+        autoscaling.delete_scaling_policy(PolicyName=old.id, **self.scaling_key(old.inputs))
 
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return self._describe(ctx, old.inputs, old.id, region) is not None
+    def describe(self, autoscaling: Any, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        policies = autoscaling.describe_scaling_policies(PolicyNames=[name], **self.scaling_key(inputs))["ScalingPolicies"]
+        # moto ignores PolicyNames and matches ResourceId as a substring: filter exactly here.
+        return next((policy for policy in policies
+                     if policy["PolicyName"] == name and policy["ResourceId"] == inputs["resourceId"]), None)
 
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        name = reg.inputs.get("name")
-        policy = self._describe(ctx, reg.inputs, name, region) if name else None
-        return (name, self._outputs(reg, name, policy["PolicyARN"], policy.get("Alarms", []))) if policy else None
+    def result(self, ctx, reg, region, name, policy):
+        return name, self._outputs(reg, name, policy["PolicyARN"], policy.get("Alarms", []))
 
     def _put(self, ctx: SandboxContext, reg: Registration, name: str, region: str) -> dict[str, Any]:
         inputs = reg.inputs
-        put = ctx.client("application-autoscaling", region).put_scaling_policy(**compact(
+        put = self.client(ctx, region).put_scaling_policy(**compact(
             PolicyName=name,
-            **_scaling_key(inputs),
+            **self.scaling_key(inputs),
             PolicyType=inputs.get("policyType", "StepScaling"),
             TargetTrackingScalingPolicyConfiguration=api_shape(inputs["targetTrackingScalingPolicyConfiguration"])
             if inputs.get("targetTrackingScalingPolicyConfiguration") else None,
@@ -484,15 +401,6 @@ class ScalingPolicy(Handler):
                 else:
                     step.pop(bound, None)
         return shaped
-
-    @staticmethod
-    def _describe(ctx: SandboxContext, inputs: dict[str, Any], name: str, region: str) -> dict[str, Any] | None:
-        policies = ctx.client("application-autoscaling", region).describe_scaling_policies(
-            PolicyNames=[name], **_scaling_key(inputs),
-        )["ScalingPolicies"]
-        # moto ignores PolicyNames and matches ResourceId as a substring: filter exactly here.
-        return next((policy for policy in policies
-                     if policy["PolicyName"] == name and policy["ResourceId"] == inputs["resourceId"]), None)
 
     @staticmethod
     def _outputs(reg: Registration, name: str, policy_arn: str, alarms: list[dict[str, Any]]) -> dict[str, Any]:

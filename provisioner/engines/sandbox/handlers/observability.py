@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from provisioner.engines.mocked import Registration
+from provisioner.engines.sandbox.handlers.base import Handler, TagApi
+from provisioner.engines.sandbox.handlers.catalog import register
 from provisioner.engines.sandbox.handlers.common import (
-    api_shape, arn, as_int, autoname, compact, ignore_missing, input_changed, is_error, removed_tag_keys, tag_list, unsecret,
+    api_shape, arn, as_int, compact, input_changed, name_or_autoname, tag_list, unsecret,
 )
-from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, register
+from provisioner.engines.sandbox.handlers.context import SandboxContext
 from provisioner.engines.sandbox.state import StoredResource
 
 # AWS Budgets has one global endpoint, in us-east-1.
@@ -21,7 +21,7 @@ BUDGETS_REGION = "us-east-1"
 
 
 @register("aws:cloudwatch/logGroup:LogGroup")
-class LogGroup(Handler):
+class LogGroupHandler(Handler):
     """A CloudWatch Logs log group with its retention, KMS key and tags.
 
     Sandbox: moto records the KMS key but does not encrypt with it, so the key policy's
@@ -30,19 +30,24 @@ class LogGroup(Handler):
 
     replace_on = ("name", "namePrefix", "logGroupClass")
     delete_before_replace = True
+    service = "logs"
+    not_found = ("ResourceNotFoundException",)
+    tag_api = TagApi("tag_log_group", "untag_log_group", resource="logGroupName", tags="tags", keys="tags", fields=None)
+    remove_call = ("delete_log_group", "logGroupName")
+    arn_resource = "log-group:{name}"  # the AWS provider's `arn` has no trailing ":*" (DescribeLogGroups' arn has one)
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
-        name = reg.inputs.get("name") or autoname(reg.inputs.get("namePrefix") or reg.name, max_length=512)
-        logs = ctx.client("logs", region)
+        name = name_or_autoname(reg.inputs, reg.name, max_length=512)
+        logs = self.client(ctx, region)
         logs.create_log_group(**compact(
             logGroupName=name, kmsKeyId=reg.inputs.get("kmsKeyId") or None,
             logGroupClass=reg.inputs.get("logGroupClass"), tags=ctx.tags(reg) or None,
         ))
         self._set_retention(logs, name, reg.inputs.get("retentionInDays"))
-        return name, self._outputs(ctx, reg, name, region)
+        return name, self.named_outputs(ctx, reg, region, name)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
-        logs = ctx.client("logs", region)
+        logs = self.client(ctx, region)
         if input_changed(reg, old, "retentionInDays"):
             self._set_retention(logs, old.id, reg.inputs.get("retentionInDays"))
         if input_changed(reg, old, "kmsKeyId"):
@@ -50,24 +55,11 @@ class LogGroup(Handler):
                 logs.associate_kms_key(logGroupName=old.id, kmsKeyId=reg.inputs["kmsKeyId"])
             else:
                 logs.disassociate_kms_key(logGroupName=old.id)
-        self._sync_tags(logs, old.id, ctx.tags(old), ctx.tags(reg))
-        return self._outputs(ctx, reg, old.id, region)
+        self.sync_tags(ctx, reg, old, region)
+        return self.named_outputs(ctx, reg, region, old.id)
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        ignore_missing(lambda: ctx.client("logs", region).delete_log_group(logGroupName=old.id), "ResourceNotFoundException")
-
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return self._describe(ctx, old.id, region) is not None
-
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        name = reg.inputs.get("name")
-        if not name or self._describe(ctx, name, region) is None:
-            return None
-        return name, self._outputs(ctx, reg, name, region)
-
-    @staticmethod
-    def _describe(ctx: SandboxContext, name: str, region: str) -> dict[str, Any] | None:
-        groups = ctx.client("logs", region).describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+    def describe(self, logs: Any, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        groups = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
         return next((group for group in groups if group["logGroupName"] == name), None)
 
     @staticmethod
@@ -77,25 +69,12 @@ class LogGroup(Handler):
         else:
             logs.delete_retention_policy(logGroupName=name)
 
-    @staticmethod
-    def _sync_tags(logs: Any, name: str, old_tags: dict[str, str], new_tags: dict[str, str]) -> None:
-        if removed := removed_tag_keys(old_tags, new_tags):
-            logs.untag_log_group(logGroupName=name, tags=removed)
-        if new_tags and new_tags != old_tags:
-            logs.tag_log_group(logGroupName=name, tags=new_tags)
-
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, name: str, region: str) -> dict[str, Any]:
-        # The AWS provider's `arn` has no trailing ":*" (DescribeLogGroups' arn has one).
-        return {**reg.inputs, "name": name, "arn": arn("logs", region, ctx.account_id, f"log-group:{name}"),
-                "tagsAll": ctx.tags(reg)}
-
 
 # --- CloudWatch alarms -----------------------------------------------------------------------
 
 
 @register("aws:cloudwatch/metricAlarm:MetricAlarm")
-class MetricAlarm(Handler):
+class MetricAlarmHandler(Handler):
     """A CloudWatch metric alarm (e.g. recover the Airflow host when its system check fails).
 
     Sandbox: moto stores alarms but never evaluates them: no metric data arrives, the state
@@ -103,39 +82,25 @@ class MetricAlarm(Handler):
     """
 
     replace_on = ("name",)
+    service = "cloudwatch"
+    tag_api = TagApi("tag_resource", "untag_resource", resource="ResourceARN", by_arn=True)
+    arn_resource = "alarm:{name}"
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
-        name = reg.inputs.get("name") or autoname(reg.name, max_length=255)
-        cloudwatch = ctx.client("cloudwatch", region)
-        cloudwatch.put_metric_alarm(**self._alarm(reg.inputs, name), Tags=tag_list(ctx.tags(reg)))
-        return name, self._outputs(ctx, reg, name, region)
+        name = name_or_autoname(reg.inputs, reg.name, max_length=255)
+        self.client(ctx, region).put_metric_alarm(**self._alarm(reg.inputs, name), Tags=tag_list(ctx.tags(reg)))
+        return name, self.named_outputs(ctx, reg, region, name)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
-        cloudwatch = ctx.client("cloudwatch", region)
-        cloudwatch.put_metric_alarm(**self._alarm(reg.inputs, old.id))
-        alarm_arn = old.outputs["arn"]
-        old_tags, new_tags = ctx.tags(old), ctx.tags(reg)
-        if removed := removed_tag_keys(old_tags, new_tags):
-            cloudwatch.untag_resource(ResourceARN=alarm_arn, TagKeys=removed)
-        if new_tags and new_tags != old_tags:
-            cloudwatch.tag_resource(ResourceARN=alarm_arn, Tags=tag_list(new_tags))
-        return self._outputs(ctx, reg, old.id, region)
+        self.client(ctx, region).put_metric_alarm(**self._alarm(reg.inputs, old.id))
+        self.sync_tags(ctx, reg, old, region)
+        return self.named_outputs(ctx, reg, region, old.id)
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        ctx.client("cloudwatch", region).delete_alarms(AlarmNames=[old.id])
+    def remove(self, cloudwatch: Any, old: StoredResource) -> None:
+        cloudwatch.delete_alarms(AlarmNames=[old.id])  # deleting an alarm that is gone is no error
 
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return self._has(ctx, old.id, region)
-
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        name = reg.inputs.get("name")
-        if not name or not self._has(ctx, name, region):
-            return None
-        return name, self._outputs(ctx, reg, name, region)
-
-    @staticmethod
-    def _has(ctx: SandboxContext, name: str, region: str) -> bool:
-        return bool(ctx.client("cloudwatch", region).describe_alarms(AlarmNames=[name])["MetricAlarms"])
+    def describe(self, cloudwatch: Any, name: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        return next(iter(cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]), None)
 
     @staticmethod
     def _alarm(inputs: dict[str, Any], name: str) -> dict[str, Any]:
@@ -162,17 +127,12 @@ class MetricAlarm(Handler):
             TreatMissingData=inputs.get("treatMissingData"),
         )
 
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, name: str, region: str) -> dict[str, Any]:
-        return {**reg.inputs, "name": name, "arn": arn("cloudwatch", region, ctx.account_id, f"alarm:{name}"),
-                "tagsAll": ctx.tags(reg)}
-
 
 # --- SSM parameters --------------------------------------------------------------------------
 
 
 @register("aws:ssm/parameter:Parameter")
-class Parameter(Handler):
+class ParameterHandler(Handler):
     """An SSM parameter; created with its initial value, later updates never touch the value.
 
     The program ignores changes to `value` (the Airflow host writes it), so an update
@@ -182,46 +142,30 @@ class Parameter(Handler):
 
     replace_on = ("name",)
     delete_before_replace = True
+    service = "ssm"
+    not_found = ("ParameterNotFound",)
+    tag_api = TagApi("add_tags_to_resource", "remove_tags_from_resource", resource="ResourceId",
+                     fixed=(("ResourceType", "Parameter"),))
+    remove_call = ("delete_parameter", "Name")
+    describe_call = ("get_parameter", "Name", "Parameter")
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
-        name = reg.inputs.get("name") or autoname(reg.name, max_length=2048)
+        name = name_or_autoname(reg.inputs, reg.name, max_length=2048)
         value = unsecret(reg.inputs.get("value", reg.inputs.get("insecureValue")))
-        ctx.client("ssm", region).put_parameter(**self._settings(reg.inputs), Name=name, Value=value,
-                                                Tags=tag_list(ctx.tags(reg)))
-        return name, self._outputs(ctx, reg, name, region)
+        self.client(ctx, region).put_parameter(**self._settings(reg.inputs), Name=name, Value=value,
+                                               Tags=tag_list(ctx.tags(reg)))
+        return name, self.named_outputs(ctx, reg, region, name)
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
-        ssm = ctx.client("ssm", region)
+        ssm = self.client(ctx, region)
         current = ssm.get_parameter(Name=old.id, WithDecryption=True)["Parameter"]["Value"]
         ssm.put_parameter(**self._settings(reg.inputs), Name=old.id, Value=current, Overwrite=True)
-        old_tags, new_tags = ctx.tags(old), ctx.tags(reg)
-        if removed := removed_tag_keys(old_tags, new_tags):
-            ssm.remove_tags_from_resource(ResourceType="Parameter", ResourceId=old.id, TagKeys=removed)
-        if new_tags and new_tags != old_tags:
-            ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId=old.id, Tags=tag_list(new_tags))
-        return self._outputs(ctx, reg, old.id, region)
+        self.sync_tags(ctx, reg, old, region)
+        return self.named_outputs(ctx, reg, region, old.id)
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        ignore_missing(lambda: ctx.client("ssm", region).delete_parameter(Name=old.id), "ParameterNotFound")
-
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return self._has(ctx, old.id, region)
-
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        name = reg.inputs.get("name")
-        if not name or not self._has(ctx, name, region):
-            return None
-        return name, self._outputs(ctx, reg, name, region)
-
-    @staticmethod
-    def _has(ctx: SandboxContext, name: str, region: str) -> bool:
-        try:
-            ctx.client("ssm", region).get_parameter(Name=name)
-        except ClientError as error:
-            if is_error(error, "ParameterNotFound"):
-                return False
-            raise
-        return True
+    def named_outputs(self, ctx, reg, region, name, resource_arn=None):
+        """A parameter's ARN has one slash after `parameter`, whether or not its name starts with one."""
+        return super().named_outputs(ctx, reg, region, name, arn("ssm", region, ctx.account_id, f"parameter/{name.lstrip('/')}"))
 
     @staticmethod
     def _settings(inputs: dict[str, Any]) -> dict[str, Any]:
@@ -235,18 +179,13 @@ class Parameter(Handler):
             AllowedPattern=inputs.get("allowedPattern"),
         )
 
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, name: str, region: str) -> dict[str, Any]:
-        return {**reg.inputs, "name": name, "arn": arn("ssm", region, ctx.account_id, f"parameter/{name.lstrip('/')}"),
-                "tagsAll": ctx.tags(reg)}
-
 
 # --- Budgets ---------------------------------------------------------------------------------
 
 
 @register("aws:budgets/budget:Budget")
-class Budget(Handler):
-    """A cost budget with its e-mail (or SNS) notifications.
+class BudgetHandler(Handler):
+    """A cost budget with its e-mail (or SNS) notifications; its id is `<account id>:<name>`.
 
     Sandbox: moto has no UpdateBudget, so every change replaces the budget (delete, then
     create with the same name); moto ignores the budget's tags (ResourceTags are sent as to
@@ -254,11 +193,16 @@ class Budget(Handler):
     """
 
     delete_before_replace = True
+    service = "budgets"
+    not_found = ("NotFoundException",)
+
+    def client(self, ctx: SandboxContext, region: str) -> Any:
+        return ctx.client(self.service, BUDGETS_REGION)
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         account_id = reg.inputs.get("accountId") or ctx.account_id
-        name = reg.inputs.get("name") or autoname(reg.inputs.get("namePrefix") or reg.name, max_length=100)
-        ctx.client("budgets", BUDGETS_REGION).create_budget(
+        name = name_or_autoname(reg.inputs, reg.name, max_length=100)
+        self.client(ctx, region).create_budget(
             AccountId=account_id,
             Budget=self._budget(reg.inputs, name),
             NotificationsWithSubscribers=[self._notification(item) for item in reg.inputs.get("notifications") or []],
@@ -266,34 +210,25 @@ class Budget(Handler):
         )
         return f"{account_id}:{name}", self._outputs(ctx, reg, account_id, name)
 
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
+    def remove(self, budgets: Any, old: StoredResource) -> None:
         account_id, name = old.id.split(":", 1)
-        ignore_missing(lambda: ctx.client("budgets", BUDGETS_REGION).delete_budget(AccountId=account_id, BudgetName=name), "NotFoundException")
+        budgets.delete_budget(AccountId=account_id, BudgetName=name)
 
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        account_id, name = old.id.split(":", 1)
-        return self._has(ctx, account_id, name)
+    def describe(self, budgets: Any, budget_id: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        account_id, name = budget_id.split(":", 1)
+        return budgets.describe_budget(AccountId=account_id, BudgetName=name)["Budget"]
 
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        account_id, name = reg.inputs.get("accountId") or ctx.account_id, reg.inputs.get("name")
-        if not name or not self._has(ctx, account_id, name):
-            return None
-        return f"{account_id}:{name}", self._outputs(ctx, reg, account_id, name)
+    def adoptable_id(self, ctx: SandboxContext, reg: Registration) -> str | None:
+        name = reg.inputs.get("name")
+        return f"{reg.inputs.get('accountId') or ctx.account_id}:{name}" if name else None
 
-    @staticmethod
-    def _has(ctx: SandboxContext, account_id: str, name: str) -> bool:
-        try:
-            ctx.client("budgets", BUDGETS_REGION).describe_budget(AccountId=account_id, BudgetName=name)
-        except ClientError as error:
-            if is_error(error, "NotFoundException"):
-                return False
-            raise
-        return True
+    def result(self, ctx, reg, region, budget_id, budget):
+        account_id, name = budget_id.split(":", 1)
+        return budget_id, self._outputs(ctx, reg, account_id, name)
 
-    @staticmethod
-    def _outputs(ctx: SandboxContext, reg: Registration, account_id: str, name: str) -> dict[str, Any]:
-        return {**reg.inputs, "name": name, "accountId": account_id,
-                "arn": f"arn:aws:budgets::{account_id}:budget/{name}", "tagsAll": ctx.tags(reg)}
+    def _outputs(self, ctx: SandboxContext, reg: Registration, account_id: str, name: str) -> dict[str, Any]:
+        budget_arn = f"arn:aws:budgets::{account_id}:budget/{name}"
+        return {**self.named_outputs(ctx, reg, BUDGETS_REGION, name, budget_arn), "accountId": account_id}
 
     @staticmethod
     def _budget(inputs: dict[str, Any], name: str) -> dict[str, Any]:

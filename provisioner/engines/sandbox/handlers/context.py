@@ -1,39 +1,17 @@
-"""The registry of sandbox handlers: one per Pulumi type token, filled by @register.
-
-It imports no handler module: the package loads them (handlers/__init__.py, `load_all`).
-
-A handler turns one resource of the program into calls against the sandbox's moto server.
-Every handler's docstring must say where the sandbox differs from AWS for that type (a
-meta-test checks it). Inputs arrive as the engine sees them: camelCase keys, numbers as floats.
-"""
+"""What the sandbox handlers get: boto3 clients for the moto server, the account, tags and options."""
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
-
-from provisioner.engines.sandbox.state import StoredResource
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from provisioner.engines.mocked import Registration
-
-HANDLERS: dict[str, "Handler"] = {}
-
-
-def register(type_token: str) -> Callable[[type["Handler"]], type["Handler"]]:
-    """Class decorator: one instance of the handler serves every resource of `type_token`."""
-    def decorate(cls: type[Handler]) -> type[Handler]:
-        if type_token in HANDLERS:
-            raise RuntimeError(f"two sandbox handlers for {type_token}")
-        cls.type_token = type_token
-        HANDLERS[type_token] = cls()
-        return cls
-
-    return decorate
+    from provisioner.engines.sandbox.state import StoredResource
 
 
 class SandboxContext:
-    """What handlers get: boto3 clients for the moto server, the account, tags, and options.
+    """The moto server's clients, the account, tags and options of one engine run.
 
     `hosts` is the sandbox's container hosts (hosts.SandboxHosts) when the sandbox runs them, else None.
     """
@@ -98,35 +76,3 @@ def _new_client(service: str, region: str, endpoint_url: str, credentials: dict[
 
 def region_of(reg: "Registration | StoredResource", default: str) -> str:
     return reg.inputs.get("region") or default
-
-
-class Handler:
-    """Base class. Subclasses implement create and delete; update when AWS can change in place."""
-
-    type_token: ClassVar[str] = ""
-    # Input keys whose change forces a new resource (AWS cannot change them in place).
-    replace_on: ClassVar[tuple[str, ...]] = ()
-    # The name is fixed by the program: the old resource must go before the new one can exist.
-    delete_before_replace: ClassVar[bool] = False
-
-    def create(self, ctx: SandboxContext, reg: "Registration", region: str) -> tuple[str, dict[str, Any]]:
-        raise NotImplementedError
-
-    def update(self, ctx: SandboxContext, reg: "Registration", old: StoredResource, region: str) -> dict[str, Any]:
-        """Change in place; the default is to replace."""
-        raise NotImplementedError
-
-    def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        raise NotImplementedError
-
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        """Whether the resource is still in the sandbox; used to detect a restarted server."""
-        return True
-
-    def find(self, ctx: SandboxContext, reg: "Registration", region: str) -> tuple[str, dict[str, Any]] | None:
-        """After an interrupted create: the resource if it was made (found by name or tag)."""
-        return None
-
-    @property
-    def can_update(self) -> bool:
-        return type(self).update is not Handler.update
