@@ -240,7 +240,7 @@ def test_the_endpoint_handler_waits_through_creating_and_updating(answers, error
     from provisioner.errors import EnvctlError
 
     monkeypatch.setattr(inference, "ENDPOINT_POLL_S", 0)
-    wait = lambda: inference.Endpoint()._wait_until_settled(_Answers(*answers), "e", "c2", REGION)  # noqa: E731
+    wait = lambda: inference.EndpointHandler()._wait_until_settled(_Answers(*answers), "e", "c2", REGION)  # noqa: E731
     if error is None:
         wait()
     else:
