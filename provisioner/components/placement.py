@@ -1,7 +1,7 @@
 """Where the Airflow host runs and on which AMI: decided from what exists, the same on every engine.
 
 Both choices read the account through invokes (data sources), so the Pulumi engine (the AWS
-provider answers) and the sandbox (moto answers, `_Materialiser.call`) run the same decision:
+provider answers) and the sandbox (moto answers, `sandbox/invokes.py`) run the same decision:
 
 - The **zone**: the zone of the team's running host if there is one (moving would replace the
   subnets and the data volume, i.e. Postgres), else the first zone by name among the region's

@@ -1,13 +1,31 @@
-"""The EC2 data sources the program reads (components/placement.py), answered from moto.
+"""The data sources the program reads (the caller's identity, an SSM parameter, and the EC2 ones of
+components/placement.py), answered from the sandbox.
 
 Each answer has the fields the AWS provider's data source returns (camelCase, as Pulumi sends
-them), built from the same EC2 API calls the provider makes: DescribeAvailabilityZones,
+them), built from the same API calls the provider makes: GetParameter, DescribeAvailabilityZones,
 DescribeInstanceTypeOfferings, DescribeInstances.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from provisioner.engines.sandbox.handlers.context import SandboxContext
+
+
+def sandbox_invoke(ctx: SandboxContext, token: str, args: dict[str, Any], default_region: str) -> dict[str, Any] | None:
+    """The sandbox's answer to an invoke, or None for one it leaves to the offline placeholders."""
+    region = args.get("region") or default_region
+    if token == "aws:index/getCallerIdentity:getCallerIdentity":
+        return {"accountId": ctx.account_id, "arn": ctx.admin_arn, "userId": "sandbox", "id": ctx.account_id}
+    if token == "aws:ssm/getParameter:getParameter":
+        value = ctx.client("ssm", region).get_parameter(Name=args["name"], WithDecryption=True)["Parameter"]["Value"]
+        return {"name": args["name"], "value": value, "insecureValue": value, "type": "String", "id": args["name"],
+                "arn": "", "version": 1, "withDecryption": True}
+    if token in EC2_INVOKES:
+        return EC2_INVOKES[token](ctx.client("ec2", region), args)
+    return None
 
 
 def _ec2_filters(args: dict[str, Any]) -> list[dict[str, Any]]:

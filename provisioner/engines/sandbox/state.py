@@ -72,6 +72,20 @@ class StackState:
     def ordered(self) -> list[StoredResource]:
         return sorted(self.resources.values(), key=lambda r: r.seq)
 
+    def note_pending(self, urn: str, create: dict[str, Any]) -> None:
+        """Before a create: note it, so that a run killed mid-call can find what it made."""
+        self.pending[urn] = create
+
+    def record(self, resource: StoredResource) -> None:
+        """Remember a resource last in order (registration order is a dependency order); its create is done."""
+        resource.seq = self.next_seq
+        self.next_seq += 1
+        self.resources[resource.urn] = resource
+        self.pending.pop(resource.urn, None)
+
+    def forget(self, urn: str) -> None:
+        self.resources.pop(urn, None)
+
     def to_json(self) -> dict[str, Any]:
         """Shallow (it runs on every save); outputs are stored without what repeats the inputs."""
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "resources"}
@@ -109,10 +123,13 @@ class StateStore:
         return self.dir / f"{team}.json"
 
     @contextmanager
-    def changing(self) -> Iterator[None]:
-        """Hold while changing a state in memory: `save` takes the same lock, so it never writes a half-made change."""
+    def changing(self, state: StackState, *, save: bool = True) -> Iterator[StackState]:
+        """Change a state in memory, then (unless `save=False`) write it. Handlers run in several threads:
+        the change and the write hold one lock, so no save ever writes a half-made change."""
         with self._write_lock:
-            yield
+            yield state
+            if save:
+                self._write(state)
 
     def teams(self) -> list[str]:
         return sorted(p.stem for p in self.dir.glob("*.json")) if self.dir.is_dir() else []
@@ -129,18 +146,21 @@ class StateStore:
 
     def save(self, state: StackState) -> None:
         with self._write_lock:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            text = json.dumps(state.to_json(), indent=1, sort_keys=True, default=str)
-            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{state.team}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w") as handle:
-                    handle.write(text)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, self.path(state.team))
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            self._write(state)
+
+    def _write(self, state: StackState) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(state.to_json(), indent=1, sort_keys=True, default=str)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{state.team}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path(state.team))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def remove(self, team: str) -> None:
         self.path(team).unlink(missing_ok=True)
