@@ -19,18 +19,12 @@ import yaml
 
 from provisioner.engines.base import OperationResult, ResourceChange, StackInfo, no_progress
 from provisioner.errors import InvalidInput, LockConflict
-from provisioner.requests import (
-    CHANGE,
-    NEW,
-    REMOVE,
-    apply_requests,
-    changed_requests,
-    notable_changes,
-    plan_requests,
-    render_markdown,
-    requests_at,
-    run_bounded,
-)
+from provisioner.pull_requests.apply import apply_requests
+from provisioner.pull_requests.batch import run_bounded
+from provisioner.pull_requests.changes import CHANGE, NEW, REMOVE, changed_requests, requests_at
+from provisioner.pull_requests.markdown import render_markdown
+from provisioner.pull_requests.notable import notable_changes
+from provisioner.pull_requests.plan import plan_requests
 from provisioner.settings import load_settings
 from provisioner.spec import TeamSpec
 from tests.conftest import ROOT
@@ -458,12 +452,12 @@ def test_a_plan_of_every_request_previews_each_team(repo):
 
 
 def test_markdown_too_long_for_a_comment_leaves_out_the_resource_lists(repo, monkeypatch):
-    import provisioner.requests as requests
+    from provisioner.pull_requests import markdown
 
     write_request(repo, request_like("finance-reports", "newteam", cidr="10.250.0.0/24"))
     plan = plan_requests(settings_for(repo), changed_requests(settings_for(repo), "main"), StubEngine())
     assert "<details>" in render_markdown(plan)
-    monkeypatch.setattr(requests, "MAX_COMMENT_CHARS", 500)
+    monkeypatch.setattr(markdown, "MAX_COMMENT_CHARS", 500)
     short = render_markdown(plan)
     assert "<details>" not in short and "Resource lists are left out" in short
     assert "**Resources**: 3 to create" in short

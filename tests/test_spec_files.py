@@ -147,7 +147,7 @@ def test_no_mix_of_yaml_pieces_escapes_as_an_exception(tmp_path):
 
 def test_the_old_side_of_a_change_uses_the_same_bounded_loader():
     """A hostile request at a pull request's base is 'no valid request', not a crash."""
-    from provisioner.requests import parse_old_request
+    from provisioner.pull_requests.notable import parse_old_request
 
     assert parse_old_request(deep_list(8000).decode()) is None
     assert parse_old_request(billion_laughs().decode()) is None
