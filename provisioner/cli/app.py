@@ -15,7 +15,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from provisioner.cli import backups, doctor, inference, lifecycle, next_steps, output, requests, sandbox, secrets, validate
+from provisioner.cli import backups, doctor, inference, lifecycle, next_steps, output, plan_apply, sandbox, secrets, validate
 from provisioner.errors import EnvctlError
 
 
@@ -60,8 +60,8 @@ COMMANDS = {
 NOUNS = {"sandbox": sandbox.app, "secrets": secrets.app, "inference": inference.app}
 MORE_COMMANDS = {
     "doctor": doctor.doctor,
-    "plan": requests.plan,
-    "apply": requests.apply,
+    "plan": plan_apply.plan,
+    "apply": plan_apply.apply,
     "backups": backups.backups,
     "backup": backups.backup,
     "restore": backups.restore,
