@@ -418,7 +418,7 @@ def sandbox_checks(settings: Settings) -> list[Check]:
 
 
 def check_sandbox_server(settings: Settings) -> Check:
-    from provisioner.engines.sandbox.server import SandboxServer
+    from provisioner.engines.sandbox.server_control import SandboxServer
 
     if util.find_spec("moto") is None:
         return Check("moto-server", FAIL, "moto is not installed", "pip install 'envctl[sandbox]'")

@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from provisioner.errors import InvalidInput
-from provisioner.stacks import request_files
+from provisioner.request_files import request_files
 
 API_VERSION = "envctl/v1"
 TEAM_PATTERN = r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$"

@@ -35,7 +35,7 @@ def moto_endpoint():
     """A moto server in this process for handler tests, behind the sandbox's fidelity rules as the
     sandbox server is (the engine runs its own in a subprocess)."""
     from provisioner.engines.sandbox.fidelity.middleware import FidelityServer
-    from provisioner.engines.sandbox.serve import load_extensions
+    from provisioner.engines.sandbox.server_process import load_extensions
 
     port = free_port()
     load_extensions()  # what the sandbox's server process serves beyond moto (UpdateEndpoint…)

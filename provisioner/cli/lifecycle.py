@@ -158,7 +158,7 @@ def _backup_status(engine, status: EnvironmentStatus) -> dict[str, Any] | None:
 
 def list_stacks(target: opt.Target = None, as_json: opt.Json = False) -> None:
     """Every team environment on the target, with the requests that have none yet."""
-    from provisioner.stacks import request_files
+    from provisioner.request_files import request_files
 
     settings = load_settings(target=target)
     start(settings, "list")

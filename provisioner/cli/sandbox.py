@@ -15,7 +15,7 @@ app = typer.Typer(help="The local sandbox (a moto server on 127.0.0.1) that stan
 
 
 def _server_and_store():
-    from provisioner.engines.sandbox.server import SandboxServer
+    from provisioner.engines.sandbox.server_control import SandboxServer
     from provisioner.engines.sandbox.state import StateStore
 
     settings = load_settings(target="sandbox")
@@ -23,7 +23,7 @@ def _server_and_store():
 
 
 def _describe(info, teams: list[str]) -> dict:
-    from provisioner.engines.sandbox.server import aws_command
+    from provisioner.engines.sandbox.server_control import aws_command
 
 
     return {
@@ -85,7 +85,7 @@ def stop() -> None:
 def _stop_host_services(settings) -> None:
     """The registry and the host gateway of sandbox hosts, when they run."""
     from provisioner.engines.sandbox.gateway import HostGateway
-    from provisioner.engines.sandbox.registry_server import RegistryServer
+    from provisioner.engines.sandbox.container_registry import RegistryServer
 
     HostGateway(settings.sandbox_dir).stop()
     RegistryServer(settings.sandbox_dir).stop()

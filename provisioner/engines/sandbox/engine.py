@@ -14,7 +14,7 @@ from provisioner.engines.base import (EnvironmentStatus, HostCommandResult, Oper
                                      StackInfo, no_progress)
 from provisioner.engines.sandbox.handlers import handler_for
 from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, region_of
-from provisioner.engines.sandbox.server import ACCOUNT_ID, SandboxServer, ServerInfo, aws_command
+from provisioner.engines.sandbox.server_control import ACCOUNT_ID, SandboxServer, ServerInfo, aws_command
 from provisioner.engines.sandbox.state import StackState, StateStore, StoredResource, inputs_hash, now_iso
 from provisioner.errors import EnvctlError, NotFound
 from provisioner.live_inputs import LiveInputs, inference_notes, read_live_inputs
@@ -342,7 +342,7 @@ class SandboxEngine:
 
     def image_registry(self, progress: Progress = no_progress) -> str:
         """host:port of the sandbox's container registry, where pushes to a team's ECR repository go."""
-        from provisioner.engines.sandbox.registry_server import RegistryServer
+        from provisioner.engines.sandbox.container_registry import RegistryServer
 
         return RegistryServer(self.settings.sandbox_dir, self.settings.image_registry).ensure_started(progress).address
 

@@ -165,7 +165,7 @@ def _admin_clients(sandbox_dir: Path):
     the server may be restarted while the gateway runs)."""
     import boto3
 
-    from provisioner.engines.sandbox.server import SandboxServer
+    from provisioner.engines.sandbox.server_control import SandboxServer
 
     def client(service: str, region: str):
         info = SandboxServer(sandbox_dir).recorded()

@@ -109,7 +109,7 @@ class SandboxServer:
         progress(f"starting the sandbox's moto server on {self.host}:{port}")
         with open(self.log_path, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "provisioner.engines.sandbox.serve", "--host", self.host, "--port", str(port)],
+                [sys.executable, "-m", "provisioner.engines.sandbox.server_process", "--host", self.host, "--port", str(port)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
             )
         endpoint = f"http://{self.host}:{port}"

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from provisioner.engines.base import no_progress
-from provisioner.engines.sandbox.registry_server import RegistryServer
+from provisioner.engines.sandbox.container_registry import RegistryServer
 from provisioner.errors import MissingTool
 
 pytestmark = pytest.mark.docker
