@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from provisioner.airflow_releases import AIRFLOW_VERSION_PATTERN, DEFAULT_AIRFLOW_VERSION
 from provisioner.errors import InvalidInput
 from provisioner.request_files import request_files
 
@@ -45,7 +46,6 @@ INFERENCE_INSTANCE_TYPES = (
 )
 NOTEBOOK_INSTANCE_TYPES = ("ml.t3.medium", "ml.t3.large", "ml.m5.xlarge")
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
-AIRFLOW_VERSION_PATTERN = r"^(2\.(10|11)|3\.[0-9]+)\.[0-9]+$"
 REGIONS = (
     "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1",
     "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-north-1", "eu-south-1",
@@ -88,7 +88,7 @@ class Dags(_Model):
 
 class Airflow(_Model):
     version: Annotated[str, StringConstraints(pattern=AIRFLOW_VERSION_PATTERN)] = Field(
-        "2.10.5", description="Apache Airflow release: 2.10.x, 2.11.x or 3.x.y."
+        DEFAULT_AIRFLOW_VERSION, description="Apache Airflow release: 2.10.x, 2.11.x or 3.x.y."
     )
     instance_type: Literal[AIRFLOW_INSTANCE_TYPES] = Field("t3.large", description="EC2 type of the Airflow host.")  # type: ignore[valid-type]
     volume_gb: int = Field(50, ge=20, le=1000, description="Size of the data volume (Postgres, logs), 20 to 1000 GiB.")

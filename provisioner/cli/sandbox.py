@@ -9,6 +9,7 @@ import typer
 
 from provisioner.cli import options as opt
 from provisioner.cli import output
+from provisioner.airflow_releases import DEFAULT_AIRFLOW_VERSION
 from provisioner.cli.common import load_settings
 
 app = typer.Typer(help="The local sandbox (a moto server on 127.0.0.1) that stands in for AWS.", no_args_is_help=True)
@@ -96,7 +97,7 @@ Rebuild = Annotated[bool, typer.Option("--rebuild", help="Build again even when 
 
 
 @app.command()
-def images(airflow_version: AirflowVersion = "2.10.5", rebuild: Rebuild = False, as_json: opt.Json = False) -> None:
+def images(airflow_version: AirflowVersion = DEFAULT_AIRFLOW_VERSION, rebuild: Rebuild = False, as_json: opt.Json = False) -> None:
     """Build the images of sandbox hosts (host OS, Airflow, Postgres) when missing, FROM the public images
     when a registry answers, else as local stand-ins; cached by content tag. Lists each with its source."""
     from provisioner.engines.sandbox import images as host_images
