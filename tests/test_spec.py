@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from provisioner.spec import allocate_cidr, json_schema, request_files, validate_files
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 FRAUD = yaml.safe_load((ROOT / "stacks" / "fraud.yaml").read_text())
 
 

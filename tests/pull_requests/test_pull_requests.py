@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import yaml
 
 from provisioner.engines.base import OperationResult, ResourceChange, StackInfo, no_progress
 from provisioner.errors import InvalidInput, LockConflict
@@ -28,61 +26,9 @@ from provisioner.pull_requests.plan import plan_requests
 from provisioner.settings import load_settings
 from provisioner.spec import TeamSpec
 from tests.conftest import ROOT
+from tests.fixtures.request_repos import commit_all, edit_request, git, make_repo, request_like, write_request
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-GIT_ENV = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-
-
-# ---------------------------------------------------------------- a real git repository
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=GIT_ENV).stdout
-
-
-def commit_all(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message)
-
-
-def make_repo(root: Path, state_dir: Path, extra: dict[str, dict] | None = None) -> Path:
-    """A project on branch main: the example requests (plus `extra`), envctl.toml on the sandbox."""
-    root.mkdir(parents=True, exist_ok=True)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.email", "test@example.com")
-    git(root, "config", "user.name", "test")
-    shutil.copytree(ROOT / "stacks", root / "stacks")
-    (root / "envctl.toml").write_text(f'target = "sandbox"\nregion = "eu-west-1"\nstate_dir = "{state_dir}"\n')
-    (root / ".gitignore").write_text("plan.md\n")
-    for _team, raw in (extra or {}).items():
-        write_request(root, raw)
-    commit_all(root, "the example requests")
-    return root
-
-
-def request_like(source: str, team: str, cidr: str | None = None, **changes) -> dict:
-    """An example request under another team name; `changes` are merged one level deep."""
-    raw = yaml.safe_load((ROOT / "stacks" / f"{source}.yaml").read_text())
-    raw["team"] = team
-    if cidr:
-        raw["network"] = {"cidr": cidr}
-    for key, value in changes.items():
-        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
-    return raw
-
-
-def write_request(repo: Path, raw: dict, name: str | None = None) -> Path:
-    path = repo / "stacks" / (name or f"{raw['team']}.yaml")
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
-
-
-def edit_request(repo: Path, team: str, /, **changes) -> None:
-    path = repo / "stacks" / f"{team}.yaml"
-    raw = yaml.safe_load(path.read_text())
-    for key, value in changes.items():
-        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
 def settings_for(repo: Path):

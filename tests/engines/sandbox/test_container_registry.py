@@ -27,19 +27,6 @@ STANDIN_CONFIG = {
 }
 
 
-@pytest.fixture(scope="module")
-def docker_client():
-    """The Docker engine; fails (never skips) without one: `make test` starts dockerd where it can."""
-    from provisioner.local_images import connect_docker
-
-    try:
-        client = connect_docker()
-    except MissingTool as exc:
-        pytest.fail(f"{exc.message} (these tests need Docker: run them with `make test`)", pytrace=False)
-    yield client
-    client.close()
-
-
 def _standin_registry_image(client) -> str:
     """`<test registry>/library/registry:2`: Debian's docker-registry on the stand-in base, with the
     official image's contract (listens on :5000, stores under /var/lib/registry)."""

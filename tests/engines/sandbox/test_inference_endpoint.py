@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 import yaml
 from botocore.exceptions import ClientError
@@ -13,9 +12,9 @@ from botocore.exceptions import ClientError
 from provisioner.engines.sandbox.engine import SandboxEngine
 from provisioner.inference_image import MANIFEST_V2, default_image_tag, record_in_ecr
 from provisioner.live_inputs import LiveInputs, read_live_inputs
-from provisioner.settings import load_settings
 from provisioner.spec import ResolvedSpec, TeamSpec
 from tests.conftest import ROOT, record_pushed_image
+from tests.engines.sandbox.conftest import client
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -36,16 +35,8 @@ def fraud(count: int = 1) -> ResolvedSpec:
     return ResolvedSpec(spec=TeamSpec.model_validate(raw), region=REGION, cidr=raw["network"]["cidr"])
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory) -> SandboxEngine:
-    engine = SandboxEngine(load_settings({"state_dir": str(tmp_path_factory.mktemp("sandbox")), "target": "sandbox"}, cwd=ROOT))
-    yield engine
-    engine.server.stop()
-
-
 def aws(engine: SandboxEngine, service: str):
-    info = engine.server.running()
-    return boto3.client(service, endpoint_url=info.endpoint, region_name=REGION, **info.credentials)
+    return client(engine, service, REGION)
 
 
 def served(engine: SandboxEngine, endpoint_name: str) -> dict:

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from provisioner.engines.sandbox.handlers.registry import HANDLERS
 from provisioner.engines.sandbox.state import StoredResource
-from tests.engines.sandbox.test_engine import client, make_engine, spec_for
+from tests.engines.sandbox.conftest import client, spec_for
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -22,13 +22,6 @@ MANIFEST = json.dumps({
                "digest": "sha256:" + "a" * 64},
     "layers": [],
 })
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    engine = make_engine(tmp_path_factory.mktemp("kept"))
-    yield engine
-    engine.server.stop()
 
 
 def team_secrets(engine, team: str, region: str) -> dict[str, bool]:
