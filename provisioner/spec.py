@@ -117,10 +117,14 @@ class ServerlessInference(_Model):
     max_concurrency: int = Field(5, ge=1, le=200)
 
 
+IMAGE_PATTERN = r"^(default|[a-z0-9.-]+/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64}))$"
+
+
 class Inference(_Model):
     enabled: bool = True
-    image: Annotated[str, StringConstraints(pattern=r"^(default|[a-z0-9.-]+/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64}))$")] = Field(
-        "default", description="'default' (envctl's container in the team's ECR repository) or a full image URI with tag or digest."
+    image: Annotated[str, StringConstraints(pattern=IMAGE_PATTERN)] = Field(
+        "default",
+        description="'default' (envctl's container in the team's ECR repository) or a full image URI with tag or digest.",
     )
     model_data: Annotated[str, StringConstraints(pattern=r"^s3://[a-z0-9.-]{3,63}/\S+$")] | None = Field(
         None, description="s3:// URL of model.tar.gz; omit to serve the default model."
@@ -159,14 +163,21 @@ class TeamSpec(_Model):
         description="Team name: 3-24 characters, lowercase letters, digits and '-', starting with a letter; equals the file name."
     )
     owners: list[Email] = Field(min_length=1, max_length=10, description="E-mail addresses of the owners (at least one).")
-    cost_center: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{2,32}$")] = Field(description="Cost centre billed, e.g. CC-1042.")
+    cost_center: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{2,32}$")] = Field(
+        description="Cost centre billed, e.g. CC-1042."
+    )
     environment: Literal["prod", "dev"] = "dev"
     region: Literal[REGIONS] | None = Field(None, description="AWS region; omit for the organisation default.")  # type: ignore[valid-type]
     network: Network = Network()
     airflow: Airflow = Airflow()
     sagemaker: SageMaker = SageMaker()
-    secrets: list[SecretName] = Field(default_factory=list, max_length=50, description="Names of secrets the Airflow host loads (values are set with `envctl secrets set`).")
-    budget_usd_month: int = Field(ge=50, le=100_000, description="Monthly budget in USD (an AWS Budget alerts the owners at 80% and 100%).")
+    secrets: list[SecretName] = Field(
+        default_factory=list, max_length=50,
+        description="Names of secrets the Airflow host loads (values are set with `envctl secrets set`).",
+    )
+    budget_usd_month: int = Field(
+        ge=50, le=100_000, description="Monthly budget in USD (an AWS Budget alerts the owners at 80% and 100%)."
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -397,7 +408,8 @@ def parse_file(path: Path, root: Path | None = None) -> tuple[TeamSpec | None, l
     except ValidationError as exc:
         return None, errors + format_errors(display, exc)
     if path.stem != spec.team:
-        errors.append(f"{display}: team: {spec.team!r} does not match the file name; rename the file to {spec.team}.yaml or set team: {path.stem}")
+        errors.append(f"{display}: team: {spec.team!r} does not match the file name; "
+                      f"rename the file to {spec.team}.yaml or set team: {path.stem}")
     return (None if errors else spec), errors
 
 
@@ -428,7 +440,8 @@ def resolve_all(specs: list[tuple[TeamSpec, Path | None]], *, default_region: st
         where = display_path(path, root) if path else spec.team
         if spec.team in by_team:
             other = by_team[spec.team]
-            errors.append(f"{where}: team: {spec.team!r} is already requested by {display_path(other, root) if other else 'another request'}; team names must be unique")
+            requested_by = display_path(other, root) if other else "another request"
+            errors.append(f"{where}: team: {spec.team!r} is already requested by {requested_by}; team names must be unique")
         by_team.setdefault(spec.team, path)
     explicit: list[tuple[ipaddress.IPv4Network, str, str]] = []
     for spec, path in specs:
@@ -437,8 +450,11 @@ def resolve_all(specs: list[tuple[TeamSpec, Path | None]], *, default_region: st
             where = display_path(path, root) if path else spec.team
             for other_net, other_team, other_where in explicit:
                 if net.overlaps(other_net) and other_team != spec.team:  # both files are told: either may be the new one
-                    errors.append(f"{other_where}: network.cidr: {other_net} overlaps {net} of team {spec.team} ({where}); choose a range that does not overlap")
-                    errors.append(f"{where}: network.cidr: {net} overlaps {other_net} of team {other_team} ({other_where}); choose a range that does not overlap")
+                    advice = "choose a range that does not overlap"
+                    errors.append(f"{other_where}: network.cidr: {other_net} overlaps {net} of team {spec.team} ({where}); "
+                                  + advice)
+                    errors.append(f"{where}: network.cidr: {net} overlaps {other_net} of team {other_team} ({other_where}); "
+                                  + advice)
             explicit.append((net, spec.team, where))
     taken = [net for net, _, _ in explicit]
     resolved: list[ResolvedSpec] = []
@@ -483,7 +499,8 @@ def load_team(team: str, stacks_dir: Path, *, default_region: str, pool: str, pr
     path = next((p for p in paths if p.stem == team), None)
     if path is None:
         known = ", ".join(p.stem for p in paths) or "none"
-        raise InvalidInput(f"{display_path(stacks_dir / (team + '.yaml'), root)}: (file): no request for team {team!r}; known teams: {known}")
+        request = display_path(stacks_dir / (team + ".yaml"), root)
+        raise InvalidInput(f"{request}: (file): no request for team {team!r}; known teams: {known}")
     resolved, errors = validate_files(paths, default_region=default_region, pool=pool, prefix=prefix, root=root)
     mine = [e for e in errors if e.startswith(display_path(path, root) + ":")]
     if mine:

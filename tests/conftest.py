@@ -30,8 +30,9 @@ NEEDS_MARKER = {"moto_endpoint": "sandbox", "docker_client": "docker"}
 
 def pytest_collection_modifyitems(config, items):
     """What a test needs becomes its marker (NEEDS_MARKER). Then the slowest modules first (sandbox
-    hosts, then the other Docker tests). `make test` runs `-n 2 --dist loadfile --no-loadscope-reorder`: a module stays on one worker (its module
-    fixtures are set up once) and modules start in this order, so one worker starts the host chain
+    hosts, then the other Docker tests). `make test` runs `-n 2 --dist loadfile --no-loadscope-reorder`:
+    a module stays on one worker (its module fixtures are set up once) and modules start in this
+    order, so one worker starts the host chain
     at once while the quick tests run on the other. (`--dist loadgroup` would not do: with pytest 9
     xdist can no longer tag node ids with their group, and the groups are silently ignored.)"""
     for item in items:

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 def preview(
     team: opt.Team,
-    offline: Annotated[bool, typer.Option("--offline", help="Run the program under mocks: no AWS, no Pulumi CLI, no sandbox.")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Run the program under mocks: no AWS, no Pulumi CLI, no sandbox.")
+    ] = False,
     target: opt.Target = None,
     as_json: opt.Json = False,
 ) -> None:
@@ -77,7 +79,9 @@ def destroy(
     team: opt.Team,
     target: opt.Target = None,
     yes: opt.Yes = False,
-    delete_data: Annotated[bool, typer.Option("--delete-data", help="Also delete the team's data bucket and key (kept by default).")] = False,
+    delete_data: Annotated[
+        bool, typer.Option("--delete-data", help="Also delete the team's data bucket and key (kept by default).")
+    ] = False,
     as_json: opt.Json = False,
 ) -> None:
     """Delete a team's environment. The data bucket and its key are kept unless --delete-data."""

@@ -96,7 +96,8 @@ def plan(
     else:
         _print_plan(result)
     if result.exit_code == InvalidInput.exit_code:
-        raise InvalidInput(f"{len(result.errors)} problem(s) in the requests (each is listed with its file and field); nothing can be applied until they are fixed")
+        raise InvalidInput(f"{len(result.errors)} problem(s) in the requests (each is listed with its file and field); "
+                           "nothing can be applied until they are fixed")
     if result.exit_code:
         failed = [t.team for t in result.teams if t.failure]
         raise EnvctlError(f"the preview failed for {', '.join(failed)} (see above)")
@@ -161,7 +162,8 @@ def apply(
                                      progress=report, rerun=rerun)
     except InvalidInput as exc:
         if as_json:
-            output.print_json({"target": settings.target, "base": change_set.base, "ok": False, "errors": exc.errors, "results": []})
+            output.print_json({"target": settings.target, "base": change_set.base, "ok": False, "errors": exc.errors,
+                               "results": []})
         raise
     not_ok = [r for r in results if r.outcome != "ok"]
     if as_json:

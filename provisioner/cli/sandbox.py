@@ -97,7 +97,8 @@ Rebuild = Annotated[bool, typer.Option("--rebuild", help="Build again even when 
 
 
 @app.command()
-def images(airflow_version: AirflowVersion = DEFAULT_AIRFLOW_VERSION, rebuild: Rebuild = False, as_json: opt.Json = False) -> None:
+def images(airflow_version: AirflowVersion = DEFAULT_AIRFLOW_VERSION, rebuild: Rebuild = False,
+           as_json: opt.Json = False) -> None:
     """Build the images of sandbox hosts (host OS, Airflow, Postgres) when missing, FROM the public images
     when a registry answers, else as local stand-ins; cached by content tag. Lists each with its source."""
     from provisioner.engines.sandbox import images as host_images

@@ -20,7 +20,14 @@ from provisioner.settings import Settings
 from provisioner.spec import ResolvedSpec, TeamSpec, load_team
 
 from tests.conftest import ROOT
-from tests.engines.fake_pulumi import CLI_RULES, DIY_TAGS_STDERR, LOCK_CONFLICT_STDERR, PASSPHRASE_MISSING_STDERR, FakePulumi, FakeResource
+from tests.engines.fake_pulumi import (
+    CLI_RULES,
+    DIY_TAGS_STDERR,
+    LOCK_CONFLICT_STDERR,
+    PASSPHRASE_MISSING_STDERR,
+    FakePulumi,
+    FakeResource,
+)
 
 TEAM = "fraud"
 BUCKET = "envctl-fraud-123456789012-eu-west-1"

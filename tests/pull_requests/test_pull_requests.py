@@ -106,7 +106,8 @@ class StubEngine:
             return ResourceChange(urn=f"urn:{team}:{name}", type=kind, name=f"{team}-{name}", action=action, detail=detail)
 
         if team not in self.stacks:
-            return [change("aws:ec2/vpc:Vpc", "network-vpc", "create"), change("aws:s3/bucket:Bucket", "storage-bucket", "create"),
+            return [change("aws:ec2/vpc:Vpc", "network-vpc", "create"),
+                    change("aws:s3/bucket:Bucket", "storage-bucket", "create"),
                     change("aws:ec2/instance:Instance", "airflow-instance", "create")]
         return [change("aws:ec2/instance:Instance", "airflow-instance", "update", "instanceType"),
                 change("aws:ebs/volume:Volume", "airflow-data", "replace", "size"),
@@ -261,7 +262,8 @@ def assert_snapshot(name: str, text: str) -> None:
         path.parent.mkdir(exist_ok=True)
         path.write_text(text)
     assert path.exists(), f"{path} is missing; run with UPDATE_SNAPSHOTS=1 once and review it"
-    assert text == path.read_text(), f"the Markdown differs from {path}; if intended, run with UPDATE_SNAPSHOTS=1 and review the diff"
+    assert text == path.read_text(), (f"the Markdown differs from {path}; "
+                                      "if intended, run with UPDATE_SNAPSHOTS=1 and review the diff")
 
 
 def test_plan_markdown_snapshot_for_add_modify_rename_and_remove(repo):
@@ -293,7 +295,8 @@ def test_plan_markdown_snapshot_with_invalid_requests_inline(repo):
     assert engine.calls == []
     markdown = render_markdown(plan)
     assert "`stacks/gamma.yaml` · `airflow.instance_type`:" in markdown
-    assert "`stacks/fraud.yaml` · `network.cidr`: 10.20.0.0/20 overlaps 10.20.4.0/24 of team delta (stacks/delta.yaml)" in markdown
+    assert ("`stacks/fraud.yaml` · `network.cidr`: 10.20.0.0/20 overlaps 10.20.4.0/24 of team delta (stacks/delta.yaml)"
+            in markdown)
     assert_snapshot("plan-invalid.md", markdown)
 
 

@@ -218,7 +218,8 @@ class SandboxEngine:
         started = time.monotonic()
         with self.store.lock(team):
             if self.store.load(team) is None:
-                raise NotFound(f"team {team} has no environment in the sandbox", hint="`envctl list` shows the teams that have one")
+                raise NotFound(f"team {team} has no environment in the sandbox",
+                               hint="`envctl list` shows the teams that have one")
             info = self.server.ensure_started(progress)
             state, warnings = self._trusted_state(team, info)
             result = OperationResult(team=team, target=self.name, operation="destroy", warnings=warnings)
@@ -328,7 +329,8 @@ class SandboxEngine:
         with self.store.lock(team):
             state = self.store.load(team)
             if state is None:
-                raise NotFound(f"team {team} has no environment in the sandbox", hint=f"create it with `envctl create {team} --hosts`")
+                raise NotFound(f"team {team} has no environment in the sandbox",
+                               hint=f"create it with `envctl create {team} --hosts`")
             instance_id = state.outputs.get("instance_id", "")
             hosts = self._existing_hosts(progress)
             if not instance_id or hosts.describe(instance_id) is None:

@@ -73,7 +73,8 @@ def test_bucket_is_encrypted_with_the_team_key(engine, two_teams):
     for spec, result in two_teams.values():
         s3 = client(engine, "s3", spec.region)
         rule = s3.get_bucket_encryption(Bucket=result.outputs["bucket_name"])["ServerSideEncryptionConfiguration"]["Rules"][0]
-        assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": result.outputs["kms_key_arn"]}
+        assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms",
+                                                             "KMSMasterKeyID": result.outputs["kms_key_arn"]}
         assert s3.get_bucket_versioning(Bucket=result.outputs["bucket_name"])["Status"] == "Enabled"
         tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=result.outputs["bucket_name"])["TagSet"]}
         assert tags["envctl:team"] == spec.team
@@ -122,7 +123,8 @@ def test_preview_shows_a_change_without_making_it(engine, two_teams):
     bigger = replace(spec, spec=spec.spec.model_copy(update={"airflow": spec.spec.airflow.model_copy(update={"volume_gb": 200})}))
     preview = engine.preview(bigger)
     assert [(c.type, c.action) for c in preview.changes if c.action != "same"] == [("aws:ebs/volume:Volume", "update")]
-    volume = client(engine, "ec2", spec.region).describe_volumes(Filters=[{"Name": "tag:envctl:team", "Values": ["alpha"]}])["Volumes"][0]
+    alphas = [{"Name": "tag:envctl:team", "Values": ["alpha"]}]
+    volume = client(engine, "ec2", spec.region).describe_volumes(Filters=alphas)["Volumes"][0]
     assert volume["Size"] == 100 and preview.api_writes == 0
 
 
@@ -201,7 +203,8 @@ def _team_leftovers(engine, team: str, region: str) -> dict[str, list[str]]:
         "vpcs": [v["VpcId"] for v in ec2.describe_vpcs(Filters=by_tag)["Vpcs"]],
         "volumes": [v["VolumeId"] for v in ec2.describe_volumes(Filters=by_tag)["Volumes"]],
         "roles": [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"envctl-{team}-")],
-        "buckets": [b["Name"] for b in client(engine, "s3", region).list_buckets()["Buckets"] if b["Name"].startswith(f"envctl-{team}-")],
+        "buckets": [b["Name"] for b in client(engine, "s3", region).list_buckets()["Buckets"]
+                    if b["Name"].startswith(f"envctl-{team}-")],
         "endpoints": [e["EndpointName"] for e in client(engine, "sagemaker", region).list_endpoints()["Endpoints"]
                       if e["EndpointName"] == f"envctl-{team}"],
     }
@@ -345,7 +348,8 @@ def test_killed_create_converges_without_orphans(tmp_path):
         ec2 = client(engine, "ec2", spec.region)
         tagged = ec2.describe_tags(Filters=[{"Name": "key", "Values": [URN_TAG]}])["Tags"]
         orphans = [t["ResourceId"] for t in tagged if t["ResourceId"] not in known
-                   and not (t["ResourceType"] == "volume" and t["ResourceId"] not in known and _is_root_volume(ec2, t["ResourceId"]))]
+                   and not (t["ResourceType"] == "volume" and t["ResourceId"] not in known
+                            and _is_root_volume(ec2, t["ResourceId"]))]
         assert orphans == []
         assert engine.up(spec).changed is False
     finally:

@@ -161,7 +161,8 @@ class VolumeHandler(Handler):
     def update(self, ctx, reg, old, region):
         inputs = reg.inputs
         if (inputs.get("size"), inputs.get("type")) != (old.inputs.get("size"), old.inputs.get("type")):
-            ctx.client("ec2", region).modify_volume(**compact(VolumeId=old.id, Size=as_int(inputs.get("size")), VolumeType=inputs.get("type")))
+            ctx.client("ec2", region).modify_volume(**compact(VolumeId=old.id, Size=as_int(inputs.get("size")),
+                                                              VolumeType=inputs.get("type")))
         sync_tags(ctx, reg, old, region, old.id)
         return self._outputs(ctx, reg, region, old.id)
 
@@ -216,12 +217,14 @@ class VolumeAttachmentHandler(Handler):
             "InvalidVolume.NotFound", "IncorrectState", "InvalidAttachment.NotFound", "InvalidInstanceID.NotFound")
 
     def exists(self, ctx, old, region):
-        volumes = ctx.client("ec2", region).describe_volumes(Filters=[{"Name": "volume-id", "Values": [old.inputs["volumeId"]]}])["Volumes"]
+        volume_filter = [{"Name": "volume-id", "Values": [old.inputs["volumeId"]]}]
+        volumes = ctx.client("ec2", region).describe_volumes(Filters=volume_filter)["Volumes"]
         return any(a.get("InstanceId") == old.inputs["instanceId"] for v in volumes for a in v.get("Attachments", []))
 
     def find(self, ctx, reg, region):
         inputs = reg.inputs
-        volumes = ctx.client("ec2", region).describe_volumes(Filters=[{"Name": "volume-id", "Values": [inputs["volumeId"]]}])["Volumes"]
+        volume_filter = [{"Name": "volume-id", "Values": [inputs["volumeId"]]}]
+        volumes = ctx.client("ec2", region).describe_volumes(Filters=volume_filter)["Volumes"]
         if any(a.get("InstanceId") == inputs["instanceId"] for v in volumes for a in v.get("Attachments", [])):
             return attachment_id(inputs["deviceName"], inputs["instanceId"], inputs["volumeId"]), dict(inputs)
         return None

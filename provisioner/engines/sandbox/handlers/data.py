@@ -64,7 +64,8 @@ class KmsKey(Handler):
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
         window = int(old.inputs.get("deletionWindowInDays") or KMS_MAX_DELETION_WINDOW)
         window = min(max(window, KMS_MIN_DELETION_WINDOW), KMS_MAX_DELETION_WINDOW)
-        ignore_missing(lambda: ctx.client("kms", region).schedule_key_deletion(KeyId=old.id, PendingWindowInDays=window), "NotFoundException", "KMSInvalidStateException")
+        ignore_missing(lambda: ctx.client("kms", region).schedule_key_deletion(KeyId=old.id, PendingWindowInDays=window),
+                       "NotFoundException", "KMSInvalidStateException")
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         return self._live_metadata(ctx, old.id, region) is not None

@@ -88,8 +88,9 @@ class VpcHandler(Handler):
     @staticmethod
     def _outputs(ctx, reg, region, vpc_id):
         ec2 = ctx.client("ec2", region)
-        default_sg = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": ["default"]}])
-        main_rt = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "association.main", "Values": ["true"]}])
+        in_vpc = {"Name": "vpc-id", "Values": [vpc_id]}
+        default_sg = ec2.describe_security_groups(Filters=[in_vpc, {"Name": "group-name", "Values": ["default"]}])
+        main_rt = ec2.describe_route_tables(Filters=[in_vpc, {"Name": "association.main", "Values": ["true"]}])
         return {
             **reg.inputs, "id": vpc_id, "arn": _ec2_arn(ctx, region, "vpc", vpc_id), "ownerId": ctx.account_id,
             "defaultSecurityGroupId": default_sg["SecurityGroups"][0]["GroupId"] if default_sg["SecurityGroups"] else "",
@@ -115,7 +116,8 @@ def ip_permissions(rules: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
 
 def _strip(permission: dict[str, Any]) -> dict[str, Any]:
     """What describe_security_groups returns, in the shape authorize/revoke take."""
-    keep = {k: v for k, v in permission.items() if k in ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges", "UserIdGroupPairs", "PrefixListIds") and v}
+    fields = ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges", "UserIdGroupPairs", "PrefixListIds")
+    keep = {k: v for k, v in permission.items() if k in fields and v}
     return keep
 
 
@@ -246,7 +248,8 @@ class SubnetHandler(Handler):
 
     @staticmethod
     def _public_ip(ec2, subnet_id, inputs):
-        ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": bool(inputs.get("mapPublicIpOnLaunch", False))})
+        ec2.modify_subnet_attribute(SubnetId=subnet_id,
+                                    MapPublicIpOnLaunch={"Value": bool(inputs.get("mapPublicIpOnLaunch", False))})
 
     @staticmethod
     def _outputs(ctx, reg, region, subnet_id):
@@ -264,7 +267,8 @@ class InternetGatewayHandler(Handler):
 
     def create(self, ctx, reg, region):
         ec2 = ctx.client("ec2", region)
-        gateway_id = ec2.create_internet_gateway(TagSpecifications=tag_spec(ctx, reg, "internet-gateway"))["InternetGateway"]["InternetGatewayId"]
+        gateway = ec2.create_internet_gateway(TagSpecifications=tag_spec(ctx, reg, "internet-gateway"))["InternetGateway"]
+        gateway_id = gateway["InternetGatewayId"]
         ec2.attach_internet_gateway(InternetGatewayId=gateway_id, VpcId=reg.inputs["vpcId"])
         return gateway_id, {**reg.inputs, "id": gateway_id, "arn": _ec2_arn(ctx, region, "internet-gateway", gateway_id)}
 
@@ -328,7 +332,8 @@ class NatGatewayHandler(Handler):
 
     def create(self, ctx, reg, region):
         nat = ctx.client("ec2", region).create_nat_gateway(
-            SubnetId=reg.inputs["subnetId"], AllocationId=reg.inputs["allocationId"], TagSpecifications=tag_spec(ctx, reg, "natgateway"),
+            SubnetId=reg.inputs["subnetId"], AllocationId=reg.inputs["allocationId"],
+            TagSpecifications=tag_spec(ctx, reg, "natgateway"),
         )["NatGateway"]
         return nat["NatGatewayId"], {**reg.inputs, "id": nat["NatGatewayId"]}
 
@@ -364,7 +369,8 @@ class RouteTableHandler(Handler):
 
     def create(self, ctx, reg, region):
         ec2 = ctx.client("ec2", region)
-        table_id = ec2.create_route_table(VpcId=reg.inputs["vpcId"], TagSpecifications=tag_spec(ctx, reg, "route-table"))["RouteTable"]["RouteTableId"]
+        tags = tag_spec(ctx, reg, "route-table")
+        table_id = ec2.create_route_table(VpcId=reg.inputs["vpcId"], TagSpecifications=tags)["RouteTable"]["RouteTableId"]
         self._sync_routes(ec2, table_id, reg.inputs.get("routes"))
         return table_id, self._outputs(ctx, reg, region, table_id)
 

@@ -268,7 +268,8 @@ class Budget(Handler):
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
         account_id, name = old.id.split(":", 1)
-        ignore_missing(lambda: ctx.client("budgets", BUDGETS_REGION).delete_budget(AccountId=account_id, BudgetName=name), "NotFoundException")
+        ignore_missing(lambda: ctx.client("budgets", BUDGETS_REGION).delete_budget(AccountId=account_id, BudgetName=name),
+                       "NotFoundException")
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         account_id, name = old.id.split(":", 1)
