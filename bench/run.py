@@ -230,14 +230,14 @@ def synthetic_names(prefix: str, count: int) -> list[str]:
 
 def stop_sandbox(workspace: Workspace) -> None:
     """`envctl sandbox stop`, then make sure: no server may outlive the benchmark."""
-    from provisioner.engines.sandbox.server import SandboxServer
+    from provisioner.engines.sandbox.server_control import SandboxServer
 
     workspace.envctl("sandbox", "stop")
     SandboxServer(workspace.state_dir / "sandbox").stop()
 
 
 def sandbox_endpoint(workspace: Workspace) -> tuple[str, dict[str, str]]:
-    from provisioner.engines.sandbox.server import SandboxServer
+    from provisioner.engines.sandbox.server_control import SandboxServer
 
     info = SandboxServer(workspace.state_dir / "sandbox").running()
     if info is None:
@@ -247,7 +247,7 @@ def sandbox_endpoint(workspace: Workspace) -> tuple[str, dict[str, str]]:
 
 def server_memory_mb(workspace: Workspace) -> dict[str, float]:
     """The sandbox server's current and peak resident memory (it is not our child: read /proc)."""
-    from provisioner.engines.sandbox.server import SandboxServer
+    from provisioner.engines.sandbox.server_control import SandboxServer
 
     info = SandboxServer(workspace.state_dir / "sandbox").recorded()
     try:

@@ -133,7 +133,8 @@ def check_aws_plugin(path: str | None) -> Check:
     try:
         plugins = json.loads(run.stdout or "[]") or []
     except json.JSONDecodeError:
-        return Check("pulumi-aws-plugin", WARN, f"`pulumi plugin ls --json` answered no JSON: {run.stderr.strip()[:200]}", install)
+        return Check("pulumi-aws-plugin", WARN, f"`pulumi plugin ls --json` answered no JSON: {run.stderr.strip()[:200]}",
+                     install)
     versions = sorted({p.get("version", "") for p in plugins if p.get("name") == "aws" and p.get("kind") == "resource"})
     if sdk in versions:
         return Check("pulumi-aws-plugin", OK, f"aws plugin {sdk} installed (pulumi-aws SDK {sdk})")
@@ -204,7 +205,8 @@ def check_zones(client: ClientFactory, region: str, specs: list[Any]) -> Check:
     zones = ec2.describe_availability_zones(Filters=[{"Name": "state", "Values": ["available"]}])["AvailabilityZones"]
     names = sorted(z["ZoneName"] for z in zones if z.get("ZoneType", "availability-zone") == "availability-zone")
     if not names:
-        return Check(name, FAIL, f"{region} has no available zone for this account", "pick another region in envctl.toml or the request")
+        return Check(name, FAIL, f"{region} has no available zone for this account",
+                     "pick another region in envctl.toml or the request")
     types = sorted({spec.spec.airflow.instance_type for spec in specs})
     if not types:
         return Check(name, OK, f"zones {', '.join(names)} (no requests in this region)")
@@ -252,7 +254,9 @@ def check_quotas(client: ClientFactory, region: str, specs: list[Any]) -> Check:
             " (often 0 in new accounts), or use serverless inference"
     unknown += sm_unknown
     if unknown and status == OK:
-        status, fix = WARN, "could not read these quotas (Service Quotas unavailable or not allowed); AWS defaults assumed: " + ", ".join(unknown)
+        status = WARN
+        fix = ("could not read these quotas (Service Quotas unavailable or not allowed); AWS defaults assumed: "
+               + ", ".join(unknown))
     return Check(name, status, detail, fix)
 
 
@@ -418,7 +422,7 @@ def sandbox_checks(settings: Settings) -> list[Check]:
 
 
 def check_sandbox_server(settings: Settings) -> Check:
-    from provisioner.engines.sandbox.server import SandboxServer
+    from provisioner.engines.sandbox.server_control import SandboxServer
 
     if util.find_spec("moto") is None:
         return Check("moto-server", FAIL, "moto is not installed", "pip install 'envctl[sandbox]'")

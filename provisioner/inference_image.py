@@ -220,4 +220,5 @@ def record_in_ecr(ecr_client: Any, repository: str, tag: str, manifest: str) -> 
         code = error.response.get("Error", {}).get("Code", "")
         if code == "ImageAlreadyExistsException":
             return
-        raise EnvctlError(f"recording {repository}:{tag} in ECR failed: {error.response.get('Error', {}).get('Message', error)}") from None
+        message = error.response.get("Error", {}).get("Message", error)
+        raise EnvctlError(f"recording {repository}:{tag} in ECR failed: {message}") from None

@@ -146,7 +146,8 @@ def inference_notes(spec: ResolvedSpec, live: LiveInputs) -> list[str]:
                  f"{live.wanted_image_tag}: run `envctl inference push {spec.team}` to serve it"]
     else:
         notes = []
-    if inference.enabled and live.promoted_model_data and inference.model_data and inference.model_data != live.promoted_model_data:
+    if (inference.enabled and live.promoted_model_data and inference.model_data
+            and inference.model_data != live.promoted_model_data):
         notes.append(f"{spec.team}'s endpoint serves the promoted model data {live.promoted_model_data} "
                      f"({TeamNames(spec.team).inference_promotion_parameter}), not the request's model_data "
                      f"{inference.model_data}; delete that parameter to serve the request's")

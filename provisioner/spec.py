@@ -25,8 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from provisioner.airflow_releases import AIRFLOW_VERSION_PATTERN, DEFAULT_AIRFLOW_VERSION
 from provisioner.errors import InvalidInput
-from provisioner.stacks import request_files
+from provisioner.request_files import request_files
 
 API_VERSION = "envctl/v1"
 TEAM_PATTERN = r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$"
@@ -45,7 +46,6 @@ INFERENCE_INSTANCE_TYPES = (
 )
 NOTEBOOK_INSTANCE_TYPES = ("ml.t3.medium", "ml.t3.large", "ml.m5.xlarge")
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
-AIRFLOW_VERSION_PATTERN = r"^(2\.(10|11)|3\.[0-9]+)\.[0-9]+$"
 REGIONS = (
     "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1",
     "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-north-1", "eu-south-1",
@@ -88,7 +88,7 @@ class Dags(_Model):
 
 class Airflow(_Model):
     version: Annotated[str, StringConstraints(pattern=AIRFLOW_VERSION_PATTERN)] = Field(
-        "2.10.5", description="Apache Airflow release: 2.10.x, 2.11.x or 3.x.y."
+        DEFAULT_AIRFLOW_VERSION, description="Apache Airflow release: 2.10.x, 2.11.x or 3.x.y."
     )
     instance_type: Literal[AIRFLOW_INSTANCE_TYPES] = Field("t3.large", description="EC2 type of the Airflow host.")  # type: ignore[valid-type]
     volume_gb: int = Field(50, ge=20, le=1000, description="Size of the data volume (Postgres, logs), 20 to 1000 GiB.")
@@ -117,10 +117,14 @@ class ServerlessInference(_Model):
     max_concurrency: int = Field(5, ge=1, le=200)
 
 
+IMAGE_PATTERN = r"^(default|[a-z0-9.-]+/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64}))$"
+
+
 class Inference(_Model):
     enabled: bool = True
-    image: Annotated[str, StringConstraints(pattern=r"^(default|[a-z0-9.-]+/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64}))$")] = Field(
-        "default", description="'default' (envctl's container in the team's ECR repository) or a full image URI with tag or digest."
+    image: Annotated[str, StringConstraints(pattern=IMAGE_PATTERN)] = Field(
+        "default",
+        description="'default' (envctl's container in the team's ECR repository) or a full image URI with tag or digest.",
     )
     model_data: Annotated[str, StringConstraints(pattern=r"^s3://[a-z0-9.-]{3,63}/\S+$")] | None = Field(
         None, description="s3:// URL of model.tar.gz; omit to serve the default model."
@@ -191,15 +195,22 @@ class TeamSpec(_Model):
         description="Team name: 3-24 characters, lowercase letters, digits and '-', starting with a letter; equals the file name."
     )
     owners: list[Email] = Field(min_length=1, max_length=10, description="E-mail addresses of the owners (at least one).")
-    cost_center: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{2,32}$")] = Field(description="Cost centre billed, e.g. CC-1042.")
+    cost_center: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{2,32}$")] = Field(
+        description="Cost centre billed, e.g. CC-1042."
+    )
     environment: Literal["prod", "dev"] = "dev"
     region: Literal[REGIONS] | None = Field(None, description="AWS region; omit for the organisation default.")  # type: ignore[valid-type]
     network: Network = Network()
     airflow: Airflow = Airflow()
     sagemaker: SageMaker = SageMaker()
-    secrets: list[SecretName] = Field(default_factory=list, max_length=50, description="Names of secrets the Airflow host loads (values are set with `envctl secrets set`).")
+    secrets: list[SecretName] = Field(
+        default_factory=list, max_length=50,
+        description="Names of secrets the Airflow host loads (values are set with `envctl secrets set`).",
+    )
     deploy: Deploy | None = Field(None, description="Optional: the team's own CI (a GitHub repository) gets a deploy role.")
-    budget_usd_month: int = Field(ge=50, le=100_000, description="Monthly budget in USD (an AWS Budget alerts the owners at 80% and 100%).")
+    budget_usd_month: int = Field(
+        ge=50, le=100_000, description="Monthly budget in USD (an AWS Budget alerts the owners at 80% and 100%)."
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -430,7 +441,8 @@ def parse_file(path: Path, root: Path | None = None) -> tuple[TeamSpec | None, l
     except ValidationError as exc:
         return None, errors + format_errors(display, exc)
     if path.stem != spec.team:
-        errors.append(f"{display}: team: {spec.team!r} does not match the file name; rename the file to {spec.team}.yaml or set team: {path.stem}")
+        errors.append(f"{display}: team: {spec.team!r} does not match the file name; "
+                      f"rename the file to {spec.team}.yaml or set team: {path.stem}")
     return (None if errors else spec), errors
 
 
@@ -461,7 +473,8 @@ def resolve_all(specs: list[tuple[TeamSpec, Path | None]], *, default_region: st
         where = display_path(path, root) if path else spec.team
         if spec.team in by_team:
             other = by_team[spec.team]
-            errors.append(f"{where}: team: {spec.team!r} is already requested by {display_path(other, root) if other else 'another request'}; team names must be unique")
+            requested_by = display_path(other, root) if other else "another request"
+            errors.append(f"{where}: team: {spec.team!r} is already requested by {requested_by}; team names must be unique")
         by_team.setdefault(spec.team, path)
     explicit: list[tuple[ipaddress.IPv4Network, str, str]] = []
     for spec, path in specs:
@@ -470,8 +483,11 @@ def resolve_all(specs: list[tuple[TeamSpec, Path | None]], *, default_region: st
             where = display_path(path, root) if path else spec.team
             for other_net, other_team, other_where in explicit:
                 if net.overlaps(other_net) and other_team != spec.team:  # both files are told: either may be the new one
-                    errors.append(f"{other_where}: network.cidr: {other_net} overlaps {net} of team {spec.team} ({where}); choose a range that does not overlap")
-                    errors.append(f"{where}: network.cidr: {net} overlaps {other_net} of team {other_team} ({other_where}); choose a range that does not overlap")
+                    advice = "choose a range that does not overlap"
+                    errors.append(f"{other_where}: network.cidr: {other_net} overlaps {net} of team {spec.team} ({where}); "
+                                  + advice)
+                    errors.append(f"{where}: network.cidr: {net} overlaps {other_net} of team {other_team} ({other_where}); "
+                                  + advice)
             explicit.append((net, spec.team, where))
     taken = [net for net, _, _ in explicit]
     resolved: list[ResolvedSpec] = []
@@ -516,7 +532,8 @@ def load_team(team: str, stacks_dir: Path, *, default_region: str, pool: str, pr
     path = next((p for p in paths if p.stem == team), None)
     if path is None:
         known = ", ".join(p.stem for p in paths) or "none"
-        raise InvalidInput(f"{display_path(stacks_dir / (team + '.yaml'), root)}: (file): no request for team {team!r}; known teams: {known}")
+        request = display_path(stacks_dir / (team + ".yaml"), root)
+        raise InvalidInput(f"{request}: (file): no request for team {team!r}; known teams: {known}")
     resolved, errors = validate_files(paths, default_region=default_region, pool=pool, prefix=prefix, root=root)
     mine = [e for e in errors if e.startswith(display_path(path, root) + ":")]
     if mine:

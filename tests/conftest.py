@@ -12,6 +12,8 @@ from typing import Iterator
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Fixtures shared across folders, one module per concept (a Docker engine and registries, the inference server).
+pytest_plugins = ["tests.fixtures.docker", "tests.fixtures.inference_server"]
 SANDBOX_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
@@ -21,12 +23,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# What a test needs is its marker (`make test-fast` deselects docker and hosts): a test that asks for
+# one of these fixtures, directly or through another fixture, carries the marker without saying so.
+NEEDS_MARKER = {"moto_endpoint": "sandbox", "docker_client": "docker"}
+
+
 def pytest_collection_modifyitems(config, items):
-    """The slowest modules first (sandbox hosts, then the other Docker tests). `make test` runs
-    `-n 2 --dist loadfile --no-loadscope-reorder`: a module stays on one worker (its module
-    fixtures are set up once) and modules start in this order, so one worker starts the host chain
+    """What a test needs becomes its marker (NEEDS_MARKER). Then the slowest modules first (sandbox
+    hosts, then the other Docker tests). `make test` runs `-n 2 --dist loadfile --no-loadscope-reorder`:
+    a module stays on one worker (its module fixtures are set up once) and modules start in this
+    order, so one worker starts the host chain
     at once while the quick tests run on the other. (`--dist loadgroup` would not do: with pytest 9
     xdist can no longer tag node ids with their group, and the groups are silently ignored.)"""
+    for item in items:
+        for fixture, marker in NEEDS_MARKER.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
     items.sort(key=lambda item: (item.get_closest_marker("hosts") is None, item.get_closest_marker("docker") is None))
 
 
@@ -35,7 +47,7 @@ def moto_endpoint():
     """A moto server in this process for handler tests, behind the sandbox's fidelity rules as the
     sandbox server is (the engine runs its own in a subprocess)."""
     from provisioner.engines.sandbox.fidelity.middleware import FidelityServer
-    from provisioner.engines.sandbox.serve import load_extensions
+    from provisioner.engines.sandbox.server_process import load_extensions
 
     port = free_port()
     load_extensions()  # what the sandbox's server process serves beyond moto (UpdateEndpoint…)

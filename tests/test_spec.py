@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from provisioner.spec import allocate_cidr, json_schema, request_files, validate_files
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 FRAUD = yaml.safe_load((ROOT / "stacks" / "fraud.yaml").read_text())
 
 
@@ -102,7 +102,9 @@ def test_empty_file_says_what_a_request_needs(tmp_path):
 
 def test_non_mapping_file(tmp_path):
     path = write(tmp_path, "fraud", "- just\n- a list\n")
-    assert errors_for(tmp_path, path) == ["fraud.yaml: (file): must be a mapping of fields (apiVersion, team, owners, ...), got a list"]
+    assert errors_for(tmp_path, path) == [
+        "fraud.yaml: (file): must be a mapping of fields (apiVersion, team, owners, ...), got a list"
+    ]
 
 
 def test_duplicate_team_across_files(tmp_path):
@@ -120,8 +122,10 @@ def test_overlapping_cidrs_across_teams(tmp_path):
     second = write(tmp_path, "risk", {**FRAUD, "team": "risk", "network": {"cidr": "10.20.4.0/22"}})
     errors = errors_for(tmp_path, first, second)
     assert errors == [
-        "fraud.yaml: network.cidr: 10.20.0.0/20 overlaps 10.20.4.0/22 of team risk (risk.yaml); choose a range that does not overlap",
-        "risk.yaml: network.cidr: 10.20.4.0/22 overlaps 10.20.0.0/20 of team fraud (fraud.yaml); choose a range that does not overlap",
+        "fraud.yaml: network.cidr: 10.20.0.0/20 overlaps 10.20.4.0/22 of team risk (risk.yaml); "
+        "choose a range that does not overlap",
+        "risk.yaml: network.cidr: 10.20.4.0/22 overlaps 10.20.0.0/20 of team fraud (fraud.yaml); "
+        "choose a range that does not overlap",
     ]
 
 

@@ -52,7 +52,8 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
     "empty": (b"", "is empty; a request needs at least apiVersion"),
     "comments": (b"# only a comment\n---\n", "is empty; a request needs at least apiVersion"),
     "twodocs": (FRAUD_TEXT.encode() + b"---\n" + FRAUD_TEXT.encode(), "holds more than one YAML document"),
-    "alist": (b"- apiVersion: envctl/v1\n- team: alist\n", "must be a mapping of fields (apiVersion, team, owners, ...), got a list"),
+    "alist": (b"- apiVersion: envctl/v1\n- team: alist\n",
+              "must be a mapping of fields (apiVersion, team, owners, ...), got a list"),
     "ascalar": (b"just a sentence\n", "must be a mapping of fields (apiVersion, team, owners, ...), got a string"),
     "hugeint": (b"budget_usd_month: " + b"9" * 5000 + b"\n", "cannot read the value at line 1, column 19 as int"),
     "baddate": (b"team: baddate\nwhen: 2026-13-01\n", "cannot read the value at line 2, column 7 as timestamp"),
@@ -147,7 +148,7 @@ def test_no_mix_of_yaml_pieces_escapes_as_an_exception(tmp_path):
 
 def test_the_old_side_of_a_change_uses_the_same_bounded_loader():
     """A hostile request at a pull request's base is 'no valid request', not a crash."""
-    from provisioner.requests import parse_old_request
+    from provisioner.pull_requests.notable import parse_old_request
 
     assert parse_old_request(deep_list(8000).decode()) is None
     assert parse_old_request(billion_laughs().decode()) is None

@@ -197,7 +197,8 @@ def test_secrets_backend_uses_the_team_prefixes(tmp_path, scripts):
     }
     compose = yaml.safe_load(embedded_files(scripts["typical"])["/opt/envctl/docker-compose.yml"])
     environment = compose["x-airflow"]["environment"]
-    assert environment["AIRFLOW__SECRETS__BACKEND"] == "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
+    backend = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
+    assert environment["AIRFLOW__SECRETS__BACKEND"] == backend
     assert environment["AIRFLOW__SECRETS__BACKEND_KWARGS"] == "${SECRETS_BACKEND_KWARGS:?}"
 
 
@@ -292,7 +293,8 @@ def test_rendering_is_deterministic_and_follows_the_values():
         ("airflow3", "/api/v2/monitor/health", ["api-server", "scheduler", "dag-processor"], "AIRFLOW__API__SECRET_KEY"),
     ],
 )
-def test_airflow_major_version_selects_components_and_health(name, health_path, components, secret_key_setting, scripts, tmp_path):
+def test_airflow_major_version_selects_components_and_health(name, health_path, components, secret_key_setting, scripts,
+                                                             tmp_path):
     """Airflow 2 runs webserver + scheduler; Airflow 3 api-server, scheduler, dag-processor and a shared JWT secret."""
     script = scripts[name]
     scalars, _, _ = evaluate_values(script, ["HEALTH_URL"], tmp_path)
@@ -382,7 +384,8 @@ SLEPT=()
 def _volume_wait(script: str, attached_after_s: int | None, tmp_path: Path) -> subprocess.CompletedProcess:
     """Runs the volume step's wait loop with the device appearing after `attached_after_s` (None: never)."""
     probe = values_block(script) + _HARNESS
-    probe += f"find_data_device() {{ {'false' if attached_after_s is None else f'((SECONDS >= {attached_after_s})) && echo /dev/nvme1n1'}; }}\n"
+    finds = "false" if attached_after_s is None else f"((SECONDS >= {attached_after_s})) && echo /dev/nvme1n1"
+    probe += f"find_data_device() {{ {finds}; }}\n"
     probe += _shell_block(script, "deadline=$((SECONDS + VOLUME_WAIT_SECONDS))", "done")
     probe += 'echo "DEVICE $DATA_DEVICE"\n'
     return subprocess.run(["bash", "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=20)
@@ -410,7 +413,8 @@ def test_network_steps_retry_with_backoff_and_say_when_they_give_up(scripts, tmp
     """A host may boot before its NAT route carries traffic, and mirrors fail transiently: package installs and
     downloads are retried with growing pauses, and a step that gives up says what to check."""
     script = scripts["typical"]
-    flaky = _retry(script, 'n=0; flaky() { n=$((n + 1)); ((n >= 4)); }; retry 8 flaky; echo "OK after $n, slept ${SLEPT[*]}"\n', tmp_path)
+    flaky = _retry(script, 'n=0; flaky() { n=$((n + 1)); ((n >= 4)); }; retry 8 flaky; echo "OK after $n, slept ${SLEPT[*]}"\n',
+                   tmp_path)
     assert "OK after 4, slept 5 10 20" in flaky.stdout, flaky.stdout + flaky.stderr
     down = _retry(script, 'retry 8 false || echo "FAILED slept ${SLEPT[*]}"\n', tmp_path)
     assert "FAILED slept 5 10 20 40 60 60 60" in down.stdout and "gave up after 8 attempts: false" in down.stdout

@@ -15,8 +15,8 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from provisioner.cli import backups, dags, doctor, inference, lifecycle, next_steps, output, requests, sandbox, secrets, validate
-from provisioner.cli import invoke
+from provisioner.cli import (backups, dags, doctor, inference, invoke, lifecycle, next_steps, output, plan_apply, sandbox,
+                             secrets, validate)
 from provisioner.errors import EnvctlError
 
 
@@ -61,8 +61,8 @@ COMMANDS = {
 NOUNS = {"sandbox": sandbox.app, "secrets": secrets.app, "inference": inference.app, "dags": dags.app}
 MORE_COMMANDS = {
     "doctor": doctor.doctor,
-    "plan": requests.plan,
-    "apply": requests.apply,
+    "plan": plan_apply.plan,
+    "apply": plan_apply.apply,
     "backups": backups.backups,
     "backup": backups.backup,
     "restore": backups.restore,

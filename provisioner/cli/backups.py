@@ -91,7 +91,8 @@ def restore(team: opt.Team, source: From, target: opt.Target = None, yes: opt.Ye
     output.confirm(f"Replace the Airflow metadata of {team} with the backup {chosen.name} "
                    "(Airflow restarts; the current metadata is backed up first)?", command=f"restore {team}", yes=yes)
     with output.progress(f"restoring {chosen.name} on the Airflow host of {team}") as report:
-        result = engine.run_on_host(team, restore_script(chosen, spec.spec.airflow.version), timeout_s=RESTORE_TIMEOUT_S, progress=report)
+        script = restore_script(chosen, spec.spec.airflow.version)
+        result = engine.run_on_host(team, script, timeout_s=RESTORE_TIMEOUT_S, progress=report)
     steps = [line.removeprefix("envctl-restore: ") for line in result.output.splitlines() if line.startswith("envctl-restore: ")]
     saved = saved_before_restore(result.output)
     if result.exit_code != 0:

@@ -10,7 +10,8 @@ from provisioner.cli import options as opt
 from provisioner.cli import output
 from provisioner.cli.common import engine_for, load_settings, print_result, resolve_team, start
 
-app = typer.Typer(help="The team's inference image: build it locally, push it to the team's ECR repository.", no_args_is_help=True)
+app = typer.Typer(help="The team's inference image: build it locally, push it to the team's ECR repository.",
+                  no_args_is_help=True)
 
 BaseImage = Annotated[
     Optional[str],

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 def preview(
     team: opt.Team,
-    offline: Annotated[bool, typer.Option("--offline", help="Run the program under mocks: no AWS, no Pulumi CLI, no sandbox.")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Run the program under mocks: no AWS, no Pulumi CLI, no sandbox.")
+    ] = False,
     target: opt.Target = None,
     as_json: opt.Json = False,
 ) -> None:
@@ -77,7 +79,9 @@ def destroy(
     team: opt.Team,
     target: opt.Target = None,
     yes: opt.Yes = False,
-    delete_data: Annotated[bool, typer.Option("--delete-data", help="Also delete the team's data bucket and key (kept by default).")] = False,
+    delete_data: Annotated[
+        bool, typer.Option("--delete-data", help="Also delete the team's data bucket and key (kept by default).")
+    ] = False,
     as_json: opt.Json = False,
 ) -> None:
     """Delete a team's environment. The data bucket and its key are kept unless --delete-data."""
@@ -158,7 +162,7 @@ def _backup_status(engine, status: EnvironmentStatus) -> dict[str, Any] | None:
 
 def list_stacks(target: opt.Target = None, as_json: opt.Json = False) -> None:
     """Every team environment on the target, with the requests that have none yet."""
-    from provisioner.stacks import request_files
+    from provisioner.request_files import request_files
 
     settings = load_settings(target=target)
     start(settings, "list")

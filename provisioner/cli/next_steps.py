@@ -29,7 +29,7 @@ def program_name() -> str:
 
 def next_steps(info: dict[str, Any], prog: str) -> list[str]:
     """The lines to print for a team's status report (as `envctl status --json` prints it)."""
-    from provisioner.engines.sandbox.server import aws_command as sandbox_aws_command
+    from provisioner.engines.sandbox.server_control import aws_command as sandbox_aws_command
 
     team = info["team"]
     outputs = info.get("outputs") or {}

@@ -17,7 +17,8 @@ Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on 
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 StacksDir = Annotated[
     Optional[Path],
-    typer.Option("--stacks-dir", envvar="ENVCTL_STACKS_DIR", show_default=False, help="Folder of request files (default: stacks/)."),
+    typer.Option("--stacks-dir", envvar="ENVCTL_STACKS_DIR", show_default=False,
+                 help="Folder of request files (default: stacks/)."),
 ]
 Hosts = Annotated[
     Optional[bool],

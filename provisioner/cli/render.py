@@ -154,7 +154,8 @@ def changes_table(result: OperationResult, *, show_same: bool = False) -> Table:
 
 def summary_line(result: OperationResult) -> str:
     counts = result.summary
-    parts = [f"[{ACTION_STYLE[a]}]{counts[a]} to {a}[/]" if result.operation == "preview" else f"[{ACTION_STYLE[a]}]{counts[a]} {a}d[/]"
+    parts = [f"[{ACTION_STYLE[a]}]{counts[a]} to {a}[/]" if result.operation == "preview"
+             else f"[{ACTION_STYLE[a]}]{counts[a]} {a}d[/]"
              for a in ("create", "update", "replace", "delete") if counts[a]]
     if not parts:
         return f"{result.team}: no changes ({counts['same']} unchanged) in {result.duration_s:.1f}s"

@@ -9,13 +9,14 @@ import typer
 
 from provisioner.cli import options as opt
 from provisioner.cli import output
+from provisioner.airflow_releases import DEFAULT_AIRFLOW_VERSION
 from provisioner.cli.common import load_settings
 
 app = typer.Typer(help="The local sandbox (a moto server on 127.0.0.1) that stands in for AWS.", no_args_is_help=True)
 
 
 def _server_and_store():
-    from provisioner.engines.sandbox.server import SandboxServer
+    from provisioner.engines.sandbox.server_control import SandboxServer
     from provisioner.engines.sandbox.state import StateStore
 
     settings = load_settings(target="sandbox")
@@ -23,7 +24,7 @@ def _server_and_store():
 
 
 def _describe(info, teams: list[str]) -> dict:
-    from provisioner.engines.sandbox.server import aws_command
+    from provisioner.engines.sandbox.server_control import aws_command
 
 
     return {
@@ -95,7 +96,7 @@ def _remove_endpoint_containers(server_id: str) -> None:
 def _stop_host_services(settings) -> None:
     """The registry and the host gateway of sandbox hosts, when they run."""
     from provisioner.engines.sandbox.gateway import HostGateway
-    from provisioner.engines.sandbox.registry_server import RegistryServer
+    from provisioner.engines.sandbox.container_registry import RegistryServer
 
     HostGateway(settings.sandbox_dir).stop()
     RegistryServer(settings.sandbox_dir).stop()
@@ -106,7 +107,8 @@ Rebuild = Annotated[bool, typer.Option("--rebuild", help="Build again even when 
 
 
 @app.command()
-def images(airflow_version: AirflowVersion = "2.10.5", rebuild: Rebuild = False, as_json: opt.Json = False) -> None:
+def images(airflow_version: AirflowVersion = DEFAULT_AIRFLOW_VERSION, rebuild: Rebuild = False,
+           as_json: opt.Json = False) -> None:
     """Build the images of sandbox hosts (host OS, Airflow, Postgres) when missing, FROM the public images
     when a registry answers, else as local stand-ins; cached by content tag. Lists each with its source."""
     from provisioner.engines.sandbox import images as host_images

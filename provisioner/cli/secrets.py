@@ -14,7 +14,9 @@ from provisioner.cli.common import engine_for, load_settings, resolve_team, star
 
 app = typer.Typer(help="A team's secrets (values go to AWS Secrets Manager, never to output or state).", no_args_is_help=True)
 
-SecretName = Annotated[str, typer.Argument(help="Secret name, e.g. snowflake_password or connections/warehouse.", show_default=False)]
+SecretName = Annotated[
+    str, typer.Argument(help="Secret name, e.g. snowflake_password or connections/warehouse.", show_default=False)
+]
 
 
 def _team_secrets(team: str, target: str | None):

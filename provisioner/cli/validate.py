@@ -16,7 +16,9 @@ from provisioner.errors import InvalidInput
 
 
 def validate(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Request files (default: every stacks/*.yaml).", show_default=False)] = None,
+    paths: Annotated[
+        Optional[list[Path]], typer.Argument(help="Request files (default: every stacks/*.yaml).", show_default=False)
+    ] = None,
     as_json: opt.Json = False,
     stacks_dir: opt.StacksDir = None,
 ) -> None:

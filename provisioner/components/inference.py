@@ -90,7 +90,8 @@ class InferenceService(pulumi.ComponentResource):
         variant: dict = {"variant_name": VARIANT, "model_name": self.model.name}
         config_extra: dict = {}
         if wanted.serverless:
-            variant["serverless_config"] = {"memory_size_in_mb": wanted.serverless_memory_mb, "max_concurrency": wanted.serverless_max_concurrency}
+            variant["serverless_config"] = {"memory_size_in_mb": wanted.serverless_memory_mb,
+                                            "max_concurrency": wanted.serverless_max_concurrency}
         else:
             variant.update(instance_type=wanted.instance_type, initial_instance_count=wanted.instance_count)
         if accepts_kms_key(wanted):

@@ -61,7 +61,8 @@ class TeamNetwork(pulumi.ComponentResource):
             f"{name}-private-rt", vpc_id=self.vpc.id,
             routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": self.nat_gateway.id}], opts=child,
         )
-        aws.ec2.RouteTableAssociation(f"{name}-public-rta", subnet_id=self.public_subnet.id, route_table_id=self.public_routes.id, opts=child)
+        aws.ec2.RouteTableAssociation(f"{name}-public-rta", subnet_id=self.public_subnet.id, route_table_id=self.public_routes.id,
+                                      opts=child)
         self.private_association = aws.ec2.RouteTableAssociation(
             f"{name}-private-rta", subnet_id=self.private_subnet.id, route_table_id=self.private_routes.id, opts=child)
         # S3 traffic (DAGs, backups) stays on the AWS network and costs nothing.
@@ -76,8 +77,10 @@ class TeamNetwork(pulumi.ComponentResource):
             f"{name}-host-sg", vpc_id=self.vpc.id, description=f"envctl {args.team} Airflow host: no ingress, HTTPS/HTTP egress",
             ingress=[],
             egress=[
-                {"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": ["0.0.0.0/0"], "description": "HTTPS: AWS APIs, images, packages"},
-                {"protocol": "tcp", "from_port": 80, "to_port": 80, "cidr_blocks": ["0.0.0.0/0"], "description": "HTTP: OS package mirrors"},
+                {"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": ["0.0.0.0/0"],
+                 "description": "HTTPS: AWS APIs, images, packages"},
+                {"protocol": "tcp", "from_port": 80, "to_port": 80, "cidr_blocks": ["0.0.0.0/0"],
+                 "description": "HTTP: OS package mirrors"},
             ],
             tags={"Name": f"envctl-{args.team}-host"}, opts=child,
         )

@@ -95,7 +95,8 @@ ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr
 
 def _bucket_statements(arns: TeamArns) -> list[dict]:
     return [
-        {"Sid": "TeamBucketList", "Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"], "Resource": arns.bucket_arn},
+        {"Sid": "TeamBucketList", "Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+         "Resource": arns.bucket_arn},
         {"Sid": "TeamBucketObjects", "Effect": "Allow", "Action": S3_OBJECT_ACTIONS, "Resource": f"{arns.bucket_arn}/*"},
         {"Sid": "TeamKey", "Effect": "Allow", "Action": KMS_USE_ACTIONS, "Resource": arns.kms_key_arn},
     ]
@@ -148,7 +149,8 @@ def _team_sagemaker_statements(arns: TeamArns) -> list[dict]:
         {
             "Sid": "TeamSageMakerCreate",
             "Effect": "Allow",
-            "Action": ["sagemaker:CreateTrainingJob", "sagemaker:CreateModel", "sagemaker:CreateEndpointConfig", "sagemaker:AddTags"],
+            "Action": ["sagemaker:CreateTrainingJob", "sagemaker:CreateModel", "sagemaker:CreateEndpointConfig",
+                       "sagemaker:AddTags"],
             "Resource": arns.sagemaker_resources_arn,
             "Condition": {"StringEquals": {f"aws:RequestTag/{TEAM_TAG}": arns.team}},
         },
@@ -177,10 +179,14 @@ def host_policy(arns: TeamArns) -> str:
     return _doc(
         *_bucket_statements(arns),
         *_ecr_pull_statements(arns),
-        {"Sid": "TeamSecretsRead", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": arns.secrets_arn},
-        {"Sid": "AirflowKeysInit", "Effect": "Allow", "Action": "secretsmanager:PutSecretValue", "Resource": arns.airflow_secrets_arn},
-        {"Sid": "TeamLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], "Resource": arns.log_group_arn},
-        {"Sid": "BootstrapResult", "Effect": "Allow", "Action": ["ssm:PutParameter", "ssm:GetParameter"], "Resource": arns.parameters_arn},
+        {"Sid": "TeamSecretsRead", "Effect": "Allow",
+         "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": arns.secrets_arn},
+        {"Sid": "AirflowKeysInit", "Effect": "Allow", "Action": "secretsmanager:PutSecretValue",
+         "Resource": arns.airflow_secrets_arn},
+        {"Sid": "TeamLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+         "Resource": arns.log_group_arn},
+        {"Sid": "BootstrapResult", "Effect": "Allow", "Action": ["ssm:PutParameter", "ssm:GetParameter"],
+         "Resource": arns.parameters_arn},
         *_team_sagemaker_statements(arns),
     )
 
@@ -190,7 +196,9 @@ def sagemaker_policy(arns: TeamArns) -> str:
     return _doc(
         *_bucket_statements(arns),
         *_ecr_pull_statements(arns),
-        {"Sid": "SageMakerLogs", "Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], "Resource": arns.sagemaker_log_arn},
+        {"Sid": "SageMakerLogs", "Effect": "Allow",
+         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+         "Resource": arns.sagemaker_log_arn},
         _metrics_statement(),
         _key_grants_statement(arns),
     )
@@ -239,9 +247,14 @@ def permissions_boundary(arns: TeamArns) -> str:
         *_ecr_pull_statements(arns),
         # Pushes: only the deploy role's policy grants them (the team's CI, `deploy:` in the request).
         {"Sid": "TeamRepositoryPush", "Effect": "Allow", "Action": ECR_PUSH_ACTIONS, "Resource": arns.ecr_repository_arn},
-        {"Sid": "TeamSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "secretsmanager:PutSecretValue"], "Resource": arns.secrets_arn},
-        {"Sid": "TeamLogs", "Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], "Resource": [arns.log_group_arn, arns.sagemaker_log_arn]},
-        {"Sid": "TeamParameters", "Effect": "Allow", "Action": ["ssm:PutParameter", "ssm:GetParameter"], "Resource": arns.parameters_arn},
+        {"Sid": "TeamSecrets", "Effect": "Allow",
+         "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "secretsmanager:PutSecretValue"],
+         "Resource": arns.secrets_arn},
+        {"Sid": "TeamLogs", "Effect": "Allow",
+         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+         "Resource": [arns.log_group_arn, arns.sagemaker_log_arn]},
+        {"Sid": "TeamParameters", "Effect": "Allow", "Action": ["ssm:PutParameter", "ssm:GetParameter"],
+         "Resource": arns.parameters_arn},
         {
             "Sid": "SessionManagerAgent",
             "Effect": "Allow",
@@ -319,6 +332,8 @@ def key_policy(account_id: str, region: str, log_group: str, partition: str = "a
             "Principal": {"Service": f"logs.{region}.amazonaws.com"},
             "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
             "Resource": "*",
-            "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account_id}:log-group:{log_group}"}},
+            "Condition": {"ArnEquals": {
+                "kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account_id}:log-group:{log_group}",
+            }},
         },
     )

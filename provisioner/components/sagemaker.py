@@ -34,7 +34,8 @@ class SageMakerAccess(pulumi.ComponentResource):
             assume_role_policy=policies.assume_role_policy("sagemaker.amazonaws.com"),
             permissions_boundary=args.boundary_arn, opts=child,
         )
-        self.policy = aws.iam.RolePolicy(f"{name}-policy", role=self.role.id, policy=args.arns.apply(policies.sagemaker_policy), opts=child)
+        self.policy = aws.iam.RolePolicy(f"{name}-policy", role=self.role.id, policy=args.arns.apply(policies.sagemaker_policy),
+                                         opts=child)
         self.notebook = None
         if args.notebook_instance_type:
             self.notebook = aws.sagemaker.NotebookInstance(

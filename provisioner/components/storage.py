@@ -73,7 +73,8 @@ class TeamStorage(pulumi.ComponentResource):
         )
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-bucket-encryption", bucket=self.bucket.id,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": self.key.arn}, "bucket_key_enabled": True}],
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": self.key.arn},
+                    "bucket_key_enabled": True}],
             opts=bucket_child,
         )
         aws.s3.BucketVersioning(
@@ -117,4 +118,5 @@ class TeamStorage(pulumi.ComponentResource):
             )
             for secret in AIRFLOW_INTERNAL_SECRETS
         }
-        self.register_outputs({"bucket": self.bucket.bucket, "kms_key_arn": self.key.arn, "repository_url": self.repository.repository_url})
+        self.register_outputs({"bucket": self.bucket.bucket, "kms_key_arn": self.key.arn,
+                               "repository_url": self.repository.repository_url})

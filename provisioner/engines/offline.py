@@ -78,9 +78,11 @@ class OfflineMaterialiser:
 
     def call(self, token: str, args: dict[str, Any]) -> dict[str, Any]:
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": OFFLINE_ACCOUNT, "arn": f"arn:aws:iam::{OFFLINE_ACCOUNT}:user/offline", "userId": "OFFLINE", "id": OFFLINE_ACCOUNT}
+            return {"accountId": OFFLINE_ACCOUNT, "arn": f"arn:aws:iam::{OFFLINE_ACCOUNT}:user/offline", "userId": "OFFLINE",
+                    "id": OFFLINE_ACCOUNT}
         if token == "aws:ssm/getParameter:getParameter":
-            return {"name": args.get("name"), "value": OFFLINE_AMI, "type": "String", "id": args.get("name"), "arn": "", "version": 1, "insecureValue": OFFLINE_AMI, "withDecryption": True}
+            return {"name": args.get("name"), "value": OFFLINE_AMI, "type": "String", "id": args.get("name"), "arn": "",
+                    "version": 1, "insecureValue": OFFLINE_AMI, "withDecryption": True}
         if token == "aws:index/getRegion:getRegion":
             return {"name": self.region, "region": self.region, "id": self.region}
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":

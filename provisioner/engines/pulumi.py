@@ -38,7 +38,15 @@ from pulumi.automation import (
 )
 from semver import VersionInfo
 
-from provisioner.engines.base import EnvironmentStatus, HostCommandResult, OperationResult, Progress, ResourceChange, StackInfo, no_progress
+from provisioner.engines.base import (
+    EnvironmentStatus,
+    HostCommandResult,
+    OperationResult,
+    Progress,
+    ResourceChange,
+    StackInfo,
+    no_progress,
+)
 from provisioner.errors import EnvctlError, InvalidInput, LockConflict, MissingTool, NotFound
 from provisioner.live_inputs import LiveInputs, inference_notes, read_live_inputs
 from provisioner.settings import Settings

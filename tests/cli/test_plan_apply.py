@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from provisioner.cli.main import app
 from provisioner.engines.sandbox.engine import SandboxEngine
 from provisioner.settings import load_settings
-from tests.test_requests import commit_all, edit_request, git, make_repo, request_like, write_request
+from tests.fixtures.request_repos import commit_all, edit_request, git, make_repo, request_like, write_request
 
 pytestmark = [pytest.mark.sandbox]
 

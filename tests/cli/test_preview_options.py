@@ -51,7 +51,8 @@ def test_every_resource_lists_its_options(previews):
 
 def test_lifecycle_options_of_known_resources(previews):
     """The key and bucket outlive a destroy, the attachment detaches first, the instance is replaced on
-    a new type and ignores nothing (an ignored AMI would pin it on replacement too), the bootstrap parameter keeps the host's reported value."""
+    a new type and ignores nothing (an ignored AMI would pin it on replacement too), the bootstrap
+    parameter keeps the host's reported value."""
     doc, _ = previews
     assert by_name(doc, "fraud-storage-key")["options"]["retainOnDelete"] is True
     assert by_name(doc, "fraud-storage-bucket")["options"]["retainOnDelete"] is True

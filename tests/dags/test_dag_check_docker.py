@@ -36,7 +36,8 @@ FOLDER = {
     "missing_import.py": "from airflow import DAG\n\nimport not_a_module_anywhere\n",
     "fraud_cycle.py": DAG.format(extra="", dag_id='"fraud_cycle"', wiring="a >> b >> a"),
     "sub/fraud_dup.py": DAG.format(extra="", dag_id='"fraud_good"', wiring="a >> b"),
-    "reaches_out.py": "from airflow import DAG\nimport urllib.request\nurllib.request.urlopen('https://pypi.org/simple/', timeout=5)\n",
+    "reaches_out.py": ("from airflow import DAG\nimport urllib.request\n"
+                       "urllib.request.urlopen('https://pypi.org/simple/', timeout=5)\n"),
 }
 
 

@@ -17,9 +17,9 @@ from provisioner.engines.pulumi import PulumiEngine
 from provisioner.settings import Settings
 from provisioner.spec import load_team
 
-from .fake_pulumi import FakePulumi, FakeResource
+from tests.conftest import ROOT
+from tests.engines.fake_pulumi import FakeResource
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 TEAM, REGION = "fraud", "eu-west-1"
 BUCKET = f"envctl-{TEAM}-123456789012-{REGION}"
 ALIAS = f"alias/envctl-{TEAM}"
@@ -41,11 +41,6 @@ def aws(monkeypatch):
 @pytest.fixture
 def spec():
     return load_team(TEAM, ROOT / "stacks", default_region=REGION, pool="10.0.0.0/8", prefix=20, root=ROOT)
-
-
-@pytest.fixture
-def fake() -> FakePulumi:
-    return FakePulumi()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Sandbox endpoints that serve: each endpoint's model image runs as a local container.
 
-Installed in the sandbox's moto server process (serve.py's EXTENSIONS). moto marks an endpoint
+Installed in the sandbox's moto server process (server_process.py's EXTENSIONS). moto marks an endpoint
 InService at once and answers InvokeEndpoint with a canned body; here, as SageMaker does
 (https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html):
 
@@ -25,8 +25,8 @@ InService at once and answers InvokeEndpoint with a canned body; here, as SageMa
 Sandbox: one container per variant, whatever the instance count; nothing scales; no CloudWatch
 logs (`docker logs <container>`). Without a Docker engine, for an image of another registry or
 account, or for an image recorded in the sandbox's ECR whose layers are not in its registry (only
-PutImage was called, as tests do), the endpoint is InService as moto makes it and InvokeEndpoint answers a ValidationError that says why
-it cannot serve (never moto's canned body). Inference pipelines (several containers per model)
+PutImage was called, as tests do), the endpoint is InService as moto makes it and InvokeEndpoint answers a ValidationError
+that says why it cannot serve (never moto's canned body). Inference pipelines (several containers per model)
 and uncompressed ModelDataSource are not run either, for the same answer.
 """
 
@@ -53,7 +53,7 @@ from provisioner.engines.sandbox.sagemaker_containers import ImageUnavailable
 
 if TYPE_CHECKING:
     from provisioner.engines.sandbox.fidelity.request import AwsRequest
-    from provisioner.engines.sandbox.serve import ServerProcess
+    from provisioner.engines.sandbox.server_process import ServerProcess
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,8 @@ def _plans(backend: Any, config_name: str) -> list[VariantPlan]:
             raise ImageUnavailable(f"the model {model.model_name} names its data with ModelDataSource, which the sandbox "
                                    "does not run: use ModelDataUrl (a model.tar.gz)")
         plans.append(VariantPlan(
-            variant=variant["VariantName"], image=containers.local_image(container.get("Image", ""), registry, backend.account_id),
+            variant=variant["VariantName"],
+            image=containers.local_image(container.get("Image", ""), registry, backend.account_id),
             model_data_url=container.get("ModelDataUrl"), environment=dict(container.get("Environment") or {}),
             weight=float(variant.get("InitialVariantWeight") or 1.0),
             ping_timeout_s=float(variant.get("ContainerStartupHealthCheckTimeoutInSeconds") or PING_TIMEOUT_S),
@@ -243,7 +244,7 @@ def _plans(backend: Any, config_name: str) -> list[VariantPlan]:
 def _registry_address() -> str | None:
     if _ENDPOINTS.sandbox_dir is None:
         return None
-    from provisioner.engines.sandbox.registry_server import RegistryServer
+    from provisioner.engines.sandbox.container_registry import RegistryServer
 
     info = RegistryServer(_ENDPOINTS.sandbox_dir).running()
     return info.address if info else None

@@ -18,7 +18,7 @@ from provisioner.engines.sandbox.applier import Applier, DryRun
 from provisioner.engines.sandbox.handlers.context import SandboxContext
 from provisioner.engines.sandbox.planner import (nothing_can_change, removals_after_program, removals_for_destroy,
                                                  stored_change)
-from provisioner.engines.sandbox.server import ACCOUNT_ID, SandboxServer, ServerInfo, aws_command
+from provisioner.engines.sandbox.server_control import ACCOUNT_ID, SandboxServer, ServerInfo, aws_command
 from provisioner.engines.sandbox.state import StackState, StateStore, StoredResource
 from provisioner.engines.sandbox.team_hosts import TeamHosts
 from provisioner.errors import EnvctlError, NotFound
@@ -58,7 +58,8 @@ class SandboxEngine:
         started = time.monotonic()
         with self.store.lock(team):
             if self.store.load(team) is None:
-                raise NotFound(f"team {team} has no environment in the sandbox", hint="`envctl list` shows the teams that have one")
+                raise NotFound(f"team {team} has no environment in the sandbox",
+                               hint="`envctl list` shows the teams that have one")
             info = self.server.ensure_started(progress)
             state, warnings = self._trusted_state(team, info)
             result = OperationResult(team=team, target=self.name, operation="destroy", warnings=warnings)
@@ -144,7 +145,8 @@ class SandboxEngine:
         with self.store.lock(team):
             state = self.store.load(team)
             if state is None:
-                raise NotFound(f"team {team} has no environment in the sandbox", hint=f"create it with `envctl create {team} --hosts`")
+                raise NotFound(f"team {team} has no environment in the sandbox",
+                               hint=f"create it with `envctl create {team} --hosts`")
             instance_id = state.outputs.get("instance_id", "")
             hosts = self.hosts.existing(progress)
             if not instance_id or hosts.describe(instance_id) is None:
@@ -158,7 +160,7 @@ class SandboxEngine:
 
     def image_registry(self, progress: Progress = no_progress) -> str:
         """host:port of the sandbox's container registry, where pushes to a team's ECR repository go."""
-        from provisioner.engines.sandbox.registry_server import RegistryServer
+        from provisioner.engines.sandbox.container_registry import RegistryServer
 
         return RegistryServer(self.settings.sandbox_dir, self.settings.image_registry).ensure_started(progress).address
 

@@ -91,7 +91,8 @@ class HostGateway:
         info = GatewayInfo(pid=process.pid, bind=bind, imds_port=imds_port, aws_port=aws_port,
                            registry_port=registry_fwd_port, moto_port=moto_port, registry_target_port=registry_port)
         wait_until_ready(process, lambda: all(_connects(bind, port) for port in (imds_port, aws_port, registry_fwd_port)),
-                         log_path=self.log_path, failure=f"the sandbox host gateway did not start on {bind}", timeout_s=START_TIMEOUT_S)
+                         log_path=self.log_path, failure=f"the sandbox host gateway did not start on {bind}",
+                         timeout_s=START_TIMEOUT_S)
         self.record.write(info)
         return info
 
@@ -165,7 +166,7 @@ def _admin_clients(sandbox_dir: Path):
     the server may be restarted while the gateway runs)."""
     import boto3
 
-    from provisioner.engines.sandbox.server import SandboxServer
+    from provisioner.engines.sandbox.server_control import SandboxServer
 
     def client(service: str, region: str):
         info = SandboxServer(sandbox_dir).recorded()

@@ -37,7 +37,7 @@ from provisioner.engines.sandbox.gateway import GatewayInfo, HostGateway
 from provisioner.engines.sandbox.host_inventory import HostInventory, container_name, docker_volume_name
 from provisioner.engines.sandbox.host_records import HostRecord, save_host_record
 from provisioner.engines.sandbox.images import ensure_host_images, push_to_registry
-from provisioner.engines.sandbox.registry_server import RegistryServer
+from provisioner.engines.sandbox.container_registry import RegistryServer
 from provisioner.errors import EnvctlError
 from provisioner.userdata import WEB_PORT
 

@@ -4,7 +4,7 @@ moto raises NotImplementedError for UpdateEndpoint. envctl's sandbox handler (a 
 configuration for the team's endpoint) and a team's retraining job (promoting a model) both make
 that call, against AWS and against the sandbox alike, so the sandbox's server answers it.
 `install()` adds it to moto's SageMaker response and backend classes in the server process
-(serve.py calls it before the server starts; the tests' in-process server does too).
+(server_process.py calls it before the server starts; the tests' in-process server does too).
 
 UpdateEndpoint, as AWS documents it
 (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateEndpoint.html):

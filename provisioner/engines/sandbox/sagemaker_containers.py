@@ -1,7 +1,7 @@
 """Run a SageMaker-contract container from an image URI of the sandbox, on the local Docker engine.
 
 The sandbox's ECR (moto) records images but holds no layers: `envctl inference push` puts them in
-the sandbox's registry (registry_server.py) under the repository's name and records the manifest
+the sandbox's registry (container_registry.py) under the repository's name and records the manifest
 in moto's ECR. An ECR URI `<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>` therefore
 resolves to `127.0.0.1:<port>/<repo>:<tag>` in that registry, which the local engine pulls
 (dockerd allows plain HTTP to 127.0.0.0/8). Images of other registries or accounts do not run.

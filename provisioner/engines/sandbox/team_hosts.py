@@ -14,7 +14,7 @@ from provisioner.settings import Settings
 
 if TYPE_CHECKING:
     from provisioner.engines.sandbox.host_inventory import HostInventory
-    from provisioner.engines.sandbox.server import ServerInfo
+    from provisioner.engines.sandbox.server_control import ServerInfo
     from provisioner.engines.sandbox.state import StackState
     from provisioner.spec import ResolvedSpec
 

@@ -11,50 +11,19 @@ import sys
 import time
 import urllib.request
 from dataclasses import replace
-from pathlib import Path
 
-import boto3
 import pytest
-import yaml
 
 from provisioner.engines.sandbox.engine import SandboxEngine
 from provisioner.engines.sandbox.handlers.ec2 import URN_TAG
 from provisioner.errors import LockConflict
 from provisioner.program import UserdataInputs, userdata_context
-from provisioner.settings import load_settings
-from provisioner.spec import ResolvedSpec, TeamSpec
+from provisioner.spec import ResolvedSpec
 from provisioner.userdata import encode_for_instance, render_userdata
 from tests.conftest import ROOT
+from tests.engines.sandbox.conftest import client, make_engine, spec_for
 
 pytestmark = [pytest.mark.sandbox]
-EXISTING_IMAGE = "public.ecr.aws/docker/library/python:3.12"
-
-
-def make_engine(state_dir: Path) -> SandboxEngine:
-    return SandboxEngine(load_settings({"state_dir": str(state_dir), "target": "sandbox"}, cwd=ROOT))
-
-
-def spec_for(team: str, region: str = "eu-west-1", cidr: str = "10.99.0.0/20", **changes) -> ResolvedSpec:
-    raw = yaml.safe_load((ROOT / "stacks" / "fraud.yaml").read_text())
-    raw.update(team=team, network={"cidr": cidr})
-    # `image: default` names an image not pushed yet: CreateModel refuses it, as AWS does (fidelity rule
-    # model_image_must_exist). These tests are about the engine, so the model uses an existing image.
-    raw["sagemaker"]["inference"]["image"] = EXISTING_IMAGE
-    for key, value in changes.items():
-        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
-    return ResolvedSpec(spec=TeamSpec.model_validate(raw), region=region, cidr=cidr)
-
-
-def client(engine: SandboxEngine, service: str, region: str, **credentials):
-    info = engine.server.running()
-    return boto3.client(service, endpoint_url=info.endpoint, region_name=region, **(credentials or info.credentials))
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    engine = make_engine(tmp_path_factory.mktemp("sandbox"))
-    yield engine
-    engine.server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +73,8 @@ def test_bucket_is_encrypted_with_the_team_key(engine, two_teams):
     for spec, result in two_teams.values():
         s3 = client(engine, "s3", spec.region)
         rule = s3.get_bucket_encryption(Bucket=result.outputs["bucket_name"])["ServerSideEncryptionConfiguration"]["Rules"][0]
-        assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": result.outputs["kms_key_arn"]}
+        assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms",
+                                                             "KMSMasterKeyID": result.outputs["kms_key_arn"]}
         assert s3.get_bucket_versioning(Bucket=result.outputs["bucket_name"])["Status"] == "Enabled"
         tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=result.outputs["bucket_name"])["TagSet"]}
         assert tags["envctl:team"] == spec.team
@@ -153,7 +123,8 @@ def test_preview_shows_a_change_without_making_it(engine, two_teams):
     bigger = replace(spec, spec=spec.spec.model_copy(update={"airflow": spec.spec.airflow.model_copy(update={"volume_gb": 200})}))
     preview = engine.preview(bigger)
     assert [(c.type, c.action) for c in preview.changes if c.action != "same"] == [("aws:ebs/volume:Volume", "update")]
-    volume = client(engine, "ec2", spec.region).describe_volumes(Filters=[{"Name": "tag:envctl:team", "Values": ["alpha"]}])["Volumes"][0]
+    alphas = [{"Name": "tag:envctl:team", "Values": ["alpha"]}]
+    volume = client(engine, "ec2", spec.region).describe_volumes(Filters=alphas)["Volumes"][0]
     assert volume["Size"] == 100 and preview.api_writes == 0
 
 
@@ -232,7 +203,8 @@ def _team_leftovers(engine, team: str, region: str) -> dict[str, list[str]]:
         "vpcs": [v["VpcId"] for v in ec2.describe_vpcs(Filters=by_tag)["Vpcs"]],
         "volumes": [v["VolumeId"] for v in ec2.describe_volumes(Filters=by_tag)["Volumes"]],
         "roles": [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"envctl-{team}-")],
-        "buckets": [b["Name"] for b in client(engine, "s3", region).list_buckets()["Buckets"] if b["Name"].startswith(f"envctl-{team}-")],
+        "buckets": [b["Name"] for b in client(engine, "s3", region).list_buckets()["Buckets"]
+                    if b["Name"].startswith(f"envctl-{team}-")],
         "endpoints": [e["EndpointName"] for e in client(engine, "sagemaker", region).list_endpoints()["Endpoints"]
                       if e["EndpointName"] == f"envctl-{team}"],
     }
@@ -376,7 +348,8 @@ def test_killed_create_converges_without_orphans(tmp_path):
         ec2 = client(engine, "ec2", spec.region)
         tagged = ec2.describe_tags(Filters=[{"Name": "key", "Values": [URN_TAG]}])["Tags"]
         orphans = [t["ResourceId"] for t in tagged if t["ResourceId"] not in known
-                   and not (t["ResourceType"] == "volume" and t["ResourceId"] not in known and _is_root_volume(ec2, t["ResourceId"]))]
+                   and not (t["ResourceType"] == "volume" and t["ResourceId"] not in known
+                            and _is_root_volume(ec2, t["ResourceId"]))]
         assert orphans == []
         assert engine.up(spec).changed is False
     finally:

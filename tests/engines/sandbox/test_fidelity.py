@@ -277,7 +277,8 @@ def test_the_old_if_exists_statement_denies_every_default_encrypted_upload(sandb
     bucket, key = sandbox.team_bucket()
     s3 = sandbox.client("s3")
     old = {"Version": "2012-10-17", "Statement": [{
-        "Sid": "DenyOtherKeys", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*",
+        "Sid": "DenyOtherKeys", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*",
         "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key}}}]}
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(old))
     with pytest.raises(ClientError, match="AccessDenied"):

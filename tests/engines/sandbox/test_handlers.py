@@ -132,7 +132,8 @@ def test_kms_key_lifecycle(ctx, client):
     """A key gets its description, policy, rotation and tags; updates in place; deletion is scheduled (clamped to 7 days)."""
     life = Lifecycle(ctx, "aws:kms/key:Key")
     policy = {"Version": "2012-10-17", "Statement": [
-        {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*", "Resource": "*"}]}
+        {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*",
+         "Resource": "*"}]}
     reg = registration("aws:kms/key:Key", {"description": "team key", "policy": json.dumps(policy),
                                            "enableKeyRotation": True, "deletionWindowInDays": 3.0,
                                            "tags": {"purpose": "data"}})
@@ -248,7 +249,8 @@ def test_bucket_settings(ctx, client):
 
 
 def test_bucket_policy_is_put_whole_and_its_conditions_decide(ctx, client):
-    """moto gets the whole bucket policy; a TLS-only Deny does not block the sandbox's (TLS-standing) calls, a matching Deny does."""
+    """moto gets the whole bucket policy; a TLS-only Deny does not block the sandbox's (TLS-standing)
+    calls, a matching Deny does."""
     bucket = make(ctx, "aws:s3/bucket:Bucket", {"bucket": unique("envctl-policy")})
     arn = f"arn:aws:s3:::{bucket.id}"
     tls_only = {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
@@ -354,7 +356,8 @@ def test_iam_policy_versions(ctx, client):
     """A policy is made with tags; each changed document becomes the default version, keeping at most five."""
     life = Lifecycle(ctx, "aws:iam/policy:Policy")
     name = unique("envctl-boundary")
-    reg = registration(life.handler.type_token, {"name": name, "description": "boundary", "policy": _policy_document("s3:GetObject")})
+    reg = registration(life.handler.type_token,
+                       {"name": name, "description": "boundary", "policy": _policy_document("s3:GetObject")})
     policy = life.create(reg)
     iam = client("iam")
     assert policy.id == f"arn:aws:iam::{ACCOUNT}:policy/{name}" and policy.outputs["arn"] == policy.id
@@ -418,7 +421,8 @@ def test_role_policy_autonamed(ctx, client):
     """An inline policy without a name gets one from its logical name, kept in the outputs for update and delete."""
     role = make(ctx, "aws:iam/role:Role", {"name": unique("envctl-role"), "assumeRolePolicy": _trust("ec2.amazonaws.com")})
     life = Lifecycle(ctx, "aws:iam/rolePolicy:RolePolicy")
-    reg = registration(life.handler.type_token, {"role": role.id, "policy": _policy_document("s3:GetObject")}, name="t1-airflow-policy")
+    reg = registration(life.handler.type_token, {"role": role.id, "policy": _policy_document("s3:GetObject")},
+                       name="t1-airflow-policy")
     made = life.create(reg)
     name = made.outputs["name"]
     assert name.startswith("t1-airflow-policy-") and made.id == f"{role.id}:{name}"
@@ -590,7 +594,8 @@ def _model(ctx, role_arn: str) -> StoredResource:
 
 
 def test_sagemaker_model_and_endpoint_configs(ctx, client):
-    """Models and endpoint configs are autonamed; a model is never overwritten; rejected instance types are mapped; serverless is translated."""
+    """Models and endpoint configs are autonamed; a model is never overwritten; rejected instance types
+    are mapped; serverless is translated."""
     role = make(ctx, "aws:iam/role:Role", {"name": unique("sm"), "assumeRolePolicy": _trust("sagemaker.amazonaws.com")})
     model = _model(ctx, role.outputs["arn"])
     sagemaker = client("sagemaker")
@@ -616,7 +621,8 @@ def test_sagemaker_model_and_endpoint_configs(ctx, client):
     assert gpus.outputs["sandboxInstanceTypes"] == {"ml.g5.xlarge": "ml.g4dn.xlarge"}
 
     serverless = configs.create(registration(configs.handler.type_token, {"productionVariants": [
-        {"modelName": model.id, "variantName": "AllTraffic", "serverlessConfig": {"maxConcurrency": 5.0, "memorySizeInMb": 2048.0}}]}))
+        {"modelName": model.id, "variantName": "AllTraffic",
+         "serverlessConfig": {"maxConcurrency": 5.0, "memorySizeInMb": 2048.0}}]}))
     variant = sagemaker.describe_endpoint_config(EndpointConfigName=serverless.id)["ProductionVariants"][0]
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
     assert serverless.outputs["sandboxInstanceTypes"] == {}
@@ -627,7 +633,8 @@ def test_sagemaker_model_and_endpoint_configs(ctx, client):
 
 
 def test_sagemaker_endpoint_repointed_and_scaled(ctx, client):
-    """An endpoint is made, repointed in place to a new config (UpdateEndpoint: same name and ARN), adopted, scaled, and deleted."""
+    """An endpoint is made, repointed in place to a new config (UpdateEndpoint: same name and ARN),
+    adopted, scaled, and deleted."""
     role = make(ctx, "aws:iam/role:Role", {"name": unique("sm"), "assumeRolePolicy": _trust("sagemaker.amazonaws.com")})
     model = _model(ctx, role.outputs["arn"])
     variants = [{"modelName": model.id, "instanceType": "ml.m5.large", "variantName": "AllTraffic", "initialInstanceCount": 1.0}]
@@ -648,7 +655,8 @@ def test_sagemaker_endpoint_repointed_and_scaled(ctx, client):
     assert life.find(reg)[0] == name
 
     resource_id = f"endpoint/{name}/variant/AllTraffic"
-    scaling = {"serviceNamespace": "sagemaker", "resourceId": resource_id, "scalableDimension": "sagemaker:variant:DesiredInstanceCount"}
+    scaling = {"serviceNamespace": "sagemaker", "resourceId": resource_id,
+               "scalableDimension": "sagemaker:variant:DesiredInstanceCount"}
     targets = Lifecycle(ctx, "aws:appautoscaling/target:Target")
     target_reg = registration(targets.handler.type_token, {**scaling, "minCapacity": 1.0, "maxCapacity": 4.0})
     target = targets.create(target_reg)

@@ -83,7 +83,7 @@ def host(tmp_path_factory, resolved_spec_module) -> Host:
         engine.destroy(TEAM, delete_data=True)
     engine.server.stop()
     from provisioner.engines.sandbox.gateway import HostGateway
-    from provisioner.engines.sandbox.registry_server import RegistryServer
+    from provisioner.engines.sandbox.container_registry import RegistryServer
 
     HostGateway(engine.settings.sandbox_dir).stop()
     RegistryServer(engine.settings.sandbox_dir).stop()

@@ -103,7 +103,8 @@ class Handler:
                 described: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The physical id and outputs that create and `find` return for the resource (`described` is what
         `describe` returned for it); by default the id, and the `named_outputs` with the ARN at `arn_field`."""
-        return resource_id, self.named_outputs(ctx, reg, region, resource_id, described.get(self.arn_field) if self.arn_field else None)
+        resource_arn = described.get(self.arn_field) if self.arn_field else None
+        return resource_id, self.named_outputs(ctx, reg, region, resource_id, resource_arn)
 
     # --- what the base does with that ----------------------------------------------------------
 

@@ -157,7 +157,8 @@ class VolumeHandler(Ec2Handler):
     def update(self, ctx, reg, old, region):
         inputs = reg.inputs
         if (inputs.get("size"), inputs.get("type")) != (old.inputs.get("size"), old.inputs.get("type")):
-            self.client(ctx, region).modify_volume(**compact(VolumeId=old.id, Size=as_int(inputs.get("size")), VolumeType=inputs.get("type")))
+            self.client(ctx, region).modify_volume(
+                **compact(VolumeId=old.id, Size=as_int(inputs.get("size")), VolumeType=inputs.get("type")))
         self.sync_tags(ctx, reg, old, region)
         return self._outputs(ctx, reg, region, old.id)
 

@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 from provisioner.engines.mocked import Registration
 from provisioner.engines.sandbox.handlers.base import Handler, TagApi
 from provisioner.engines.sandbox.handlers.catalog import register
-from provisioner.engines.sandbox.handlers.common import api_shape, as_int, compact, input_changed, is_error, name_or_autoname, tag_list
+from provisioner.engines.sandbox.handlers.common import (api_shape, as_int, compact, input_changed, is_error, name_or_autoname,
+                                                        tag_list)
 from provisioner.engines.sandbox.handlers.context import SandboxContext
 from provisioner.engines.sandbox.state import StoredResource
 from provisioner.errors import EnvctlError

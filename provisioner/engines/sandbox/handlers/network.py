@@ -63,7 +63,8 @@ def ip_permissions(rules: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
 
 def _strip(permission: dict[str, Any]) -> dict[str, Any]:
     """What describe_security_groups returns, in the shape authorize/revoke take."""
-    keep = {k: v for k, v in permission.items() if k in ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges", "UserIdGroupPairs", "PrefixListIds") and v}
+    fields = ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges", "UserIdGroupPairs", "PrefixListIds")
+    keep = {k: v for k, v in permission.items() if k in fields and v}
     return keep
 
 
@@ -160,7 +161,8 @@ class SubnetHandler(Ec2Handler):
         return self.result(ctx, reg, region, subnet["SubnetId"], subnet)
 
     def configure(self, ec2, subnet_id, inputs):
-        ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": bool(inputs.get("mapPublicIpOnLaunch", False))})
+        public_ip = bool(inputs.get("mapPublicIpOnLaunch", False))
+        ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": public_ip})
 
     def result(self, ctx, reg, region, subnet_id, subnet):
         return subnet_id, {**reg.inputs, "id": subnet_id, "arn": self.arn(ctx, region, subnet_id), "ownerId": ctx.account_id}
@@ -179,7 +181,8 @@ class InternetGatewayHandler(Ec2Handler):
 
     def create(self, ctx, reg, region):
         ec2 = self.client(ctx, region)
-        gateway_id = ec2.create_internet_gateway(TagSpecifications=self.tag_spec(ctx, reg))["InternetGateway"]["InternetGatewayId"]
+        created = ec2.create_internet_gateway(TagSpecifications=self.tag_spec(ctx, reg))
+        gateway_id = created["InternetGateway"]["InternetGatewayId"]
         ec2.attach_internet_gateway(InternetGatewayId=gateway_id, VpcId=reg.inputs["vpcId"])
         return gateway_id, self._outputs(ctx, reg, region, gateway_id)
 

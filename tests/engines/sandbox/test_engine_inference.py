@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 import yaml
 from botocore.exceptions import ClientError
@@ -13,9 +12,9 @@ from botocore.exceptions import ClientError
 from provisioner.engines.sandbox.engine import SandboxEngine
 from provisioner.inference_image import MANIFEST_V2, default_image_tag, record_in_ecr
 from provisioner.live_inputs import LiveInputs, read_live_inputs
-from provisioner.settings import load_settings
 from provisioner.spec import ResolvedSpec, TeamSpec
 from tests.conftest import ROOT, record_pushed_image
+from tests.engines.sandbox.conftest import client
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -36,16 +35,8 @@ def fraud(count: int = 1) -> ResolvedSpec:
     return ResolvedSpec(spec=TeamSpec.model_validate(raw), region=REGION, cidr=raw["network"]["cidr"])
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory) -> SandboxEngine:
-    engine = SandboxEngine(load_settings({"state_dir": str(tmp_path_factory.mktemp("sandbox")), "target": "sandbox"}, cwd=ROOT))
-    yield engine
-    engine.server.stop()
-
-
 def aws(engine: SandboxEngine, service: str):
-    info = engine.server.running()
-    return boto3.client(service, endpoint_url=info.endpoint, region_name=REGION, **info.credentials)
+    return client(engine, service, REGION)
 
 
 def served(engine: SandboxEngine, endpoint_name: str) -> dict:
@@ -55,8 +46,8 @@ def served(engine: SandboxEngine, endpoint_name: str) -> dict:
     config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     variant = config["ProductionVariants"][0]
     model = sagemaker.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
-    return {"arn": endpoint["EndpointArn"], "config": endpoint["EndpointConfigName"], "count": variant.get("InitialInstanceCount"),
-            "image": model["Image"], "model_data": model.get("ModelDataUrl")}
+    return {"arn": endpoint["EndpointArn"], "config": endpoint["EndpointConfigName"],
+            "count": variant.get("InitialInstanceCount"), "image": model["Image"], "model_data": model.get("ModelDataUrl")}
 
 
 def config_exists(engine: SandboxEngine, name: str) -> bool:
@@ -80,7 +71,8 @@ def promote(engine: SandboxEngine, team: str, endpoint_name: str, model_data: st
     sagemaker.create_model(ModelName=f"{team}-retrained-v2", ExecutionRoleArn=current["ExecutionRoleArn"], Tags=tags,
                            PrimaryContainer={"Image": current["PrimaryContainer"]["Image"], "ModelDataUrl": model_data})
     config = {"EndpointConfigName": f"{team}-retrained-v2", "Tags": tags,
-              "ProductionVariants": [{**{k: v for k, v in variant.items() if k in ("VariantName", "InstanceType", "InitialInstanceCount")},
+              "ProductionVariants": [{**{k: v for k, v in variant.items()
+                                         if k in ("VariantName", "InstanceType", "InitialInstanceCount")},
                                       "ModelName": f"{team}-retrained-v2"}]}
     if live.get("KmsKeyId"):
         config["KmsKeyId"] = live["KmsKeyId"]
@@ -153,8 +145,8 @@ def test_live_inputs_read_the_repository_and_the_promotion_record(engine, tmp_pa
     from provisioner.errors import InvalidInput
 
     engine.server.ensure_started()
-    spec = ResolvedSpec(spec=TeamSpec.model_validate({**yaml.safe_load((ROOT / "stacks" / "fraud.yaml").read_text()), "team": "livein"}),
-                        region=REGION, cidr="10.97.0.0/20")
+    raw = yaml.safe_load((ROOT / "stacks" / "fraud.yaml").read_text())
+    spec = ResolvedSpec(spec=TeamSpec.model_validate({**raw, "team": "livein"}), region=REGION, cidr="10.97.0.0/20")
     clients = lambda service, region: aws(engine, service)  # noqa: E731
     assert read_live_inputs(spec, clients) == LiveInputs(default_image_tag=None, wanted_image_tag=default_image_tag())
     ecr = aws(engine, "ecr")

@@ -19,9 +19,16 @@ from provisioner.errors import EnvctlError, InvalidInput, LockConflict, MissingT
 from provisioner.settings import Settings
 from provisioner.spec import ResolvedSpec, TeamSpec, load_team
 
-from .fake_pulumi import CLI_RULES, DIY_TAGS_STDERR, LOCK_CONFLICT_STDERR, PASSPHRASE_MISSING_STDERR, FakePulumi, FakeResource
+from tests.conftest import ROOT
+from tests.engines.fake_pulumi import (
+    CLI_RULES,
+    DIY_TAGS_STDERR,
+    LOCK_CONFLICT_STDERR,
+    PASSPHRASE_MISSING_STDERR,
+    FakePulumi,
+    FakeResource,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 TEAM = "fraud"
 BUCKET = "envctl-fraud-123456789012-eu-west-1"
 
@@ -60,11 +67,6 @@ def spec() -> ResolvedSpec:
         "cost_center": "CC-1042", "budget_usd_month": 500,
     })
     return ResolvedSpec(spec=team, region="eu-west-1", cidr="10.20.0.0/20")
-
-
-@pytest.fixture
-def fake() -> FakePulumi:
-    return FakePulumi()
 
 
 @pytest.fixture

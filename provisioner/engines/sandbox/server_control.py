@@ -110,7 +110,7 @@ class SandboxServer:
         progress(f"starting the sandbox's moto server on {self.host}:{port}")
         with open(self.log_path, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "provisioner.engines.sandbox.serve", "--host", self.host, "--port", str(port),
+                [sys.executable, "-m", "provisioner.engines.sandbox.server_process", "--host", self.host, "--port", str(port),
                  "--sandbox-dir", str(self.dir.resolve()), "--server-id", server_id],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
             )

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.inference.conftest import SERVE, spawn_server, wait_for_ping
+from tests.fixtures.inference_server import SERVE, spawn_server, wait_for_ping
 
 DEFAULT_PREDICTION_123 = 0.4 * 1 + 0.3 * 2 + 0.2 * 3 + 0.1  # the built-in weights and bias
 

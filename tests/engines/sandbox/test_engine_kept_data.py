@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from provisioner.engines.sandbox.handlers.catalog import HANDLERS
 from provisioner.engines.sandbox.state import StoredResource
-from tests.engines.sandbox.test_engine import client, make_engine, spec_for
+from tests.engines.sandbox.conftest import client, spec_for
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -22,13 +22,6 @@ MANIFEST = json.dumps({
                "digest": "sha256:" + "a" * 64},
     "layers": [],
 })
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    engine = make_engine(tmp_path_factory.mktemp("kept"))
-    yield engine
-    engine.server.stop()
 
 
 def team_secrets(engine, team: str, region: str) -> dict[str, bool]:
@@ -54,8 +47,9 @@ def test_destroy_then_create_adopts_the_kept_bucket_key_alias_and_secrets(engine
     kms = client(engine, "kms", spec.region)
     assert kms.describe_key(KeyId="alias/envctl-kappa")["KeyMetadata"]["Arn"] == first["kms_key_arn"]
     assert team_secrets(engine, "kappa", spec.region) == dict.fromkeys(
-        ["envctl/kappa/snowflake_password", "envctl/kappa/partner_api_token", "envctl/kappa/airflow/fernet_key", "envctl/kappa/airflow/webserver_secret_key",
-         "envctl/kappa/airflow/jwt_secret", "envctl/kappa/airflow/postgres_password"], False)
+        ["envctl/kappa/snowflake_password", "envctl/kappa/partner_api_token", "envctl/kappa/airflow/fernet_key",
+         "envctl/kappa/airflow/webserver_secret_key", "envctl/kappa/airflow/jwt_secret",
+         "envctl/kappa/airflow/postgres_password"], False)
 
     again = engine.up(spec)
 
@@ -124,8 +118,9 @@ def test_repository_without_force_delete_holding_an_image_is_refused(engine):
     ecr = client(engine, "ecr", spec.region)
     ecr.create_repository(repositoryName="envctl-nu-plain")
     ecr.put_image(repositoryName="envctl-nu-plain", imageManifest=MANIFEST, imageTag="v1")
-    repository = StoredResource(urn="urn:pulumi:nuon::envctl::aws:ecr/repository:Repository::r", type="aws:ecr/repository:Repository",
-                                name="r", id="envctl-nu-plain", inputs={"name": "envctl-nu-plain"}, outputs={}, inputs_hash="")
+    repository = StoredResource(urn="urn:pulumi:nuon::envctl::aws:ecr/repository:Repository::r",
+                                type="aws:ecr/repository:Repository", name="r", id="envctl-nu-plain",
+                                inputs={"name": "envctl-nu-plain"}, outputs={}, inputs_hash="")
 
     with pytest.raises(ClientError, match="RepositoryNotEmptyException"):
         HANDLERS["aws:ecr/repository:Repository"].delete(ctx, repository, spec.region)

@@ -1,6 +1,6 @@
 """Sandbox endpoints without containers: image URIs resolved to the sandbox registry, InvokeEndpoint
 routed by the server (never moto's canned answer), the proxy's answers and ModelError, `envctl invoke`'s
-arguments. A stand-in HTTP server plays the model container here; tests/inference/test_endpoint_containers.py
+arguments. A stand-in HTTP server plays the model container here; tests/engines/sandbox/test_endpoint_containers.py
 runs the real one."""
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ class _StandIn(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if body == b"fail":
-            payload, status, content_type = b'{"error": "instance 1 has 2 features; the model expects 3"}', 400, "application/json"
+            payload = b'{"error": "instance 1 has 2 features; the model expects 3"}'
+            status, content_type = 400, "application/json"
         else:
             payload, status, content_type = json.dumps({
                 "body": body.decode(), "content_type": self.headers.get("Content-Type"),
@@ -250,8 +251,8 @@ def test_the_endpoint_handler_waits_through_creating_and_updating(answers, error
 
 def test_a_body_over_sagemakers_6_mb_limit_is_refused_not_forwarded_empty(moto_endpoint, served_by_stand_in):
     with pytest.raises(ClientError) as refused:
-        aws(moto_endpoint, "sagemaker-runtime").invoke_endpoint(EndpointName=served_by_stand_in, Body=b"x" * (6 * 1024 * 1024 + 1),
-                                                               ContentType="text/csv")
+        aws(moto_endpoint, "sagemaker-runtime").invoke_endpoint(
+            EndpointName=served_by_stand_in, Body=b"x" * (6 * 1024 * 1024 + 1), ContentType="text/csv")
     assert refused.value.response["Error"]["Code"] == "ValidationError"
     assert "exceeds" in refused.value.response["Error"]["Message"]
 

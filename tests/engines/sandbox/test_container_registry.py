@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from provisioner.engines.base import no_progress
-from provisioner.engines.sandbox.registry_server import RegistryServer
+from provisioner.engines.sandbox.container_registry import RegistryServer
 from provisioner.errors import MissingTool
 
 pytestmark = pytest.mark.docker
@@ -25,19 +25,6 @@ STANDIN_CONFIG = {
     "storage": {"filesystem": {"rootdirectory": "/var/lib/registry"}},
     "http": {"addr": ":5000"},
 }
-
-
-@pytest.fixture(scope="module")
-def docker_client():
-    """The Docker engine; fails (never skips) without one: `make test` starts dockerd where it can."""
-    from provisioner.local_images import connect_docker
-
-    try:
-        client = connect_docker()
-    except MissingTool as exc:
-        pytest.fail(f"{exc.message} (these tests need Docker: run them with `make test`)", pytrace=False)
-    yield client
-    client.close()
 
 
 def _standin_registry_image(client) -> str:

@@ -8,87 +8,27 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import yaml
 
 from provisioner.engines.base import OperationResult, ResourceChange, StackInfo, no_progress
 from provisioner.errors import InvalidInput, LockConflict
-from provisioner.requests import (
-    CHANGE,
-    NEW,
-    REMOVE,
-    apply_requests,
-    changed_requests,
-    notable_changes,
-    plan_requests,
-    render_markdown,
-    requests_at,
-    run_bounded,
-)
+from provisioner.pull_requests.apply import apply_requests
+from provisioner.pull_requests.batch import run_bounded
+from provisioner.pull_requests.changes import CHANGE, NEW, REMOVE, changed_requests, requests_at
+from provisioner.pull_requests.markdown import render_markdown
+from provisioner.pull_requests.notable import notable_changes
+from provisioner.pull_requests.plan import plan_requests
 from provisioner.settings import load_settings
 from provisioner.spec import TeamSpec
 from tests.conftest import ROOT
+from tests.fixtures.request_repos import commit_all, edit_request, git, make_repo, request_like, write_request
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-GIT_ENV = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-
-
-# ---------------------------------------------------------------- a real git repository
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=GIT_ENV).stdout
-
-
-def commit_all(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message)
-
-
-def make_repo(root: Path, state_dir: Path, extra: dict[str, dict] | None = None) -> Path:
-    """A project on branch main: the example requests (plus `extra`), envctl.toml on the sandbox."""
-    root.mkdir(parents=True, exist_ok=True)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.email", "test@example.com")
-    git(root, "config", "user.name", "test")
-    shutil.copytree(ROOT / "stacks", root / "stacks")
-    (root / "envctl.toml").write_text(f'target = "sandbox"\nregion = "eu-west-1"\nstate_dir = "{state_dir}"\n')
-    (root / ".gitignore").write_text("plan.md\n")
-    for _team, raw in (extra or {}).items():
-        write_request(root, raw)
-    commit_all(root, "the example requests")
-    return root
-
-
-def request_like(source: str, team: str, cidr: str | None = None, **changes) -> dict:
-    """An example request under another team name; `changes` are merged one level deep."""
-    raw = yaml.safe_load((ROOT / "stacks" / f"{source}.yaml").read_text())
-    raw["team"] = team
-    if cidr:
-        raw["network"] = {"cidr": cidr}
-    for key, value in changes.items():
-        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
-    return raw
-
-
-def write_request(repo: Path, raw: dict, name: str | None = None) -> Path:
-    path = repo / "stacks" / (name or f"{raw['team']}.yaml")
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
-
-
-def edit_request(repo: Path, team: str, /, **changes) -> None:
-    path = repo / "stacks" / f"{team}.yaml"
-    raw = yaml.safe_load(path.read_text())
-    for key, value in changes.items():
-        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
 def settings_for(repo: Path):
@@ -166,7 +106,8 @@ class StubEngine:
             return ResourceChange(urn=f"urn:{team}:{name}", type=kind, name=f"{team}-{name}", action=action, detail=detail)
 
         if team not in self.stacks:
-            return [change("aws:ec2/vpc:Vpc", "network-vpc", "create"), change("aws:s3/bucket:Bucket", "storage-bucket", "create"),
+            return [change("aws:ec2/vpc:Vpc", "network-vpc", "create"),
+                    change("aws:s3/bucket:Bucket", "storage-bucket", "create"),
                     change("aws:ec2/instance:Instance", "airflow-instance", "create")]
         return [change("aws:ec2/instance:Instance", "airflow-instance", "update", "instanceType"),
                 change("aws:ebs/volume:Volume", "airflow-data", "replace", "size"),
@@ -321,7 +262,8 @@ def assert_snapshot(name: str, text: str) -> None:
         path.parent.mkdir(exist_ok=True)
         path.write_text(text)
     assert path.exists(), f"{path} is missing; run with UPDATE_SNAPSHOTS=1 once and review it"
-    assert text == path.read_text(), f"the Markdown differs from {path}; if intended, run with UPDATE_SNAPSHOTS=1 and review the diff"
+    assert text == path.read_text(), (f"the Markdown differs from {path}; "
+                                      "if intended, run with UPDATE_SNAPSHOTS=1 and review the diff")
 
 
 def test_plan_markdown_snapshot_for_add_modify_rename_and_remove(repo):
@@ -353,7 +295,8 @@ def test_plan_markdown_snapshot_with_invalid_requests_inline(repo):
     assert engine.calls == []
     markdown = render_markdown(plan)
     assert "`stacks/gamma.yaml` · `airflow.instance_type`:" in markdown
-    assert "`stacks/fraud.yaml` · `network.cidr`: 10.20.0.0/20 overlaps 10.20.4.0/24 of team delta (stacks/delta.yaml)" in markdown
+    assert ("`stacks/fraud.yaml` · `network.cidr`: 10.20.0.0/20 overlaps 10.20.4.0/24 of team delta (stacks/delta.yaml)"
+            in markdown)
     assert_snapshot("plan-invalid.md", markdown)
 
 
@@ -458,12 +401,12 @@ def test_a_plan_of_every_request_previews_each_team(repo):
 
 
 def test_markdown_too_long_for_a_comment_leaves_out_the_resource_lists(repo, monkeypatch):
-    import provisioner.requests as requests
+    from provisioner.pull_requests import markdown
 
     write_request(repo, request_like("finance-reports", "newteam", cidr="10.250.0.0/24"))
     plan = plan_requests(settings_for(repo), changed_requests(settings_for(repo), "main"), StubEngine())
     assert "<details>" in render_markdown(plan)
-    monkeypatch.setattr(requests, "MAX_COMMENT_CHARS", 500)
+    monkeypatch.setattr(markdown, "MAX_COMMENT_CHARS", 500)
     short = render_markdown(plan)
     assert "<details>" not in short and "Resource lists are left out" in short
     assert "**Resources**: 3 to create" in short

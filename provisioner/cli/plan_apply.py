@@ -37,7 +37,8 @@ AllowDestroy = Annotated[
 
 
 def _change_set(settings, paths: Optional[list[Path]], changed: bool, base: Optional[str], engine):
-    from provisioner.requests import changed_requests, existing_stacks, requests_at
+    from provisioner.pull_requests.batch import existing_stacks
+    from provisioner.pull_requests.changes import changed_requests, requests_at
     from provisioner.spec import request_files
 
     if changed and paths:
@@ -81,7 +82,8 @@ def plan(
     stacks_dir: opt.StacksDir = None,
 ) -> None:
     """Validate every request, preview the ones a change touches, and summarise (exit 2 on invalid requests)."""
-    from provisioner.requests import plan_requests, render_markdown
+    from provisioner.pull_requests.markdown import render_markdown
+    from provisioner.pull_requests.plan import plan_requests
 
     settings, engine, change_set = _start("plan", paths, changed, base, target, stacks_dir)
     with output.progress(f"previewing {len(change_set.changes)} request(s), {parallel} at a time") as report:
@@ -94,7 +96,8 @@ def plan(
     else:
         _print_plan(result)
     if result.exit_code == InvalidInput.exit_code:
-        raise InvalidInput(f"{len(result.errors)} problem(s) in the requests (each is listed with its file and field); nothing can be applied until they are fixed")
+        raise InvalidInput(f"{len(result.errors)} problem(s) in the requests (each is listed with its file and field); "
+                           "nothing can be applied until they are fixed")
     if result.exit_code:
         failed = [t.team for t in result.teams if t.failure]
         raise EnvctlError(f"the preview failed for {', '.join(failed)} (see above)")
@@ -149,7 +152,7 @@ def apply(
     stacks_dir: opt.StacksDir = None,
 ) -> None:
     """Create or update the requests a change adds or modifies; destroy removed ones only with --allow-destroy."""
-    from provisioner.requests import apply_requests
+    from provisioner.pull_requests.apply import apply_requests
 
     settings, engine, change_set = _start("apply", paths, changed, base, target, stacks_dir)
     rerun = shlex.join(["envctl", "apply", *(["--changed", "--base", base] if changed else [str(p) for p in paths or []])])
@@ -159,7 +162,8 @@ def apply(
                                      progress=report, rerun=rerun)
     except InvalidInput as exc:
         if as_json:
-            output.print_json({"target": settings.target, "base": change_set.base, "ok": False, "errors": exc.errors, "results": []})
+            output.print_json({"target": settings.target, "base": change_set.base, "ok": False, "errors": exc.errors,
+                               "results": []})
         raise
     not_ok = [r for r in results if r.outcome != "ok"]
     if as_json:

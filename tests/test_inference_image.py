@@ -15,7 +15,8 @@ import pytest
 
 from provisioner import inference_image, local_images
 from provisioner.errors import EnvctlError, MissingTool
-from tests.inference.conftest import FakeEcr, wait_for_ping
+from tests.fixtures.docker import FakeEcr
+from tests.fixtures.inference_server import wait_for_ping
 
 TEAM = "citest"
 

@@ -36,7 +36,7 @@ def test_push_then_the_endpoint_serves_the_pushed_image(project, docker_client):
     endpoint = sagemaker.describe_endpoint(EndpointName=values["endpoint_name"])
     variant = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])["ProductionVariants"][0]
     assert sagemaker.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]["Image"] == f"{repository_url}:{tag}"
-    from provisioner.engines.sandbox.registry_server import RegistryServer
+    from provisioner.engines.sandbox.container_registry import RegistryServer
 
     registry = RegistryServer(project / ".envctl" / "sandbox").running()
     assert registry is not None and json.loads(registry_manifest(registry.address, "envctl-fraud", tag))["schemaVersion"] == 2

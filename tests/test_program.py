@@ -51,7 +51,8 @@ def test_every_resource_goes_through_the_team_provider_with_its_tags(team):
 @pytest.mark.parametrize("team", TEAMS)
 def test_host_requires_imdsv2_has_no_public_ip_and_encrypted_root(team):
     instance = one(team, "aws:ec2/instance:Instance")
-    assert instance.inputs["metadataOptions"] == {"httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 2}
+    assert instance.inputs["metadataOptions"] == {"httpEndpoint": "enabled", "httpTokens": "required",
+                                                  "httpPutResponseHopLimit": 2}
     assert instance.inputs["associatePublicIpAddress"] is False
     assert instance.inputs["rootBlockDevice"]["encrypted"] is True
     assert instance.inputs["rootBlockDevice"]["kmsKeyId"] == key_arn(team)
@@ -63,7 +64,8 @@ def test_host_requires_imdsv2_has_no_public_ip_and_encrypted_root(team):
 @pytest.mark.parametrize("team", TEAMS)
 def test_no_ingress_from_anywhere(team):
     """No security group admits traffic from 0.0.0.0/0 or ::/0 (in fact none admits any)."""
-    groups = resources(team, "aws:ec2/securityGroup:SecurityGroup") + resources(team, "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
+    groups = (resources(team, "aws:ec2/securityGroup:SecurityGroup")
+              + resources(team, "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"))
     assert len(groups) == 2
     for group in groups:
         assert group.inputs.get("ingress", []) == [], group.name
@@ -79,7 +81,8 @@ def test_data_is_encrypted_with_the_team_key(team):
     volume = one(team, "aws:ebs/volume:Volume")
     assert volume.inputs["encrypted"] is True and volume.inputs["kmsKeyId"] == arn
     assert one(team, "aws:cloudwatch/logGroup:LogGroup").inputs["kmsKeyId"] == arn
-    assert one(team, "aws:ecr/repository:Repository").inputs["encryptionConfigurations"] == [{"encryptionType": "KMS", "kmsKey": arn}]
+    repository = one(team, "aws:ecr/repository:Repository")
+    assert repository.inputs["encryptionConfigurations"] == [{"encryptionType": "KMS", "kmsKey": arn}]
     secrets = resources(team, "aws:secretsmanager/secret:Secret")
     assert secrets and all(s.inputs["kmsKeyId"] == arn for s in secrets)
     assert one(team, "aws:kms/key:Key").inputs["enableKeyRotation"] is True
@@ -216,7 +219,8 @@ def test_endpoint_follows_its_config_name():
     or a new config never reaches it (and the old one is deleted while in use)."""
     endpoint = one("fraud", "aws:sagemaker/endpoint:Endpoint")
     assert endpoint.ignore_changes == [] and endpoint.replace_on_changes == []
-    assert endpoint.inputs["endpointConfigName"] == one("fraud", "aws:sagemaker/endpointConfiguration:EndpointConfiguration").outputs["name"]
+    config = one("fraud", "aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    assert endpoint.inputs["endpointConfigName"] == config.outputs["name"]
 
 
 def test_default_image_comes_from_the_team_repository():

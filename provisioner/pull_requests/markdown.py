@@ -1,0 +1,135 @@
+"""The plan as a pull-request comment in Markdown."""
+
+from __future__ import annotations
+
+from provisioner.engines.base import ACTIONS
+from provisioner.errors import InvalidInput
+from provisioner.pull_requests.changes import CHANGE, NEW, REMOVE
+from provisioner.pull_requests.plan import Plan, TeamPlan
+
+MARKDOWN_MARKER = "<!-- envctl-plan -->"  # lets CI find and update its own PR comment
+MAX_COMMENT_CHARS = 60_000  # GitHub refuses comments over 65,536 characters
+
+
+STATUS_TEXT = {"ok": "ready", "invalid": "invalid request", "failed": "preview failed"}
+ACTION_VERB = {"create": "create", "update": "update", "replace": "replace", "delete": "delete"}
+
+
+def _escape(text: str) -> str:
+    for char in "\\`*[]<|":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _setting_item(line: str) -> str:
+    label, _, value = line.partition(": ")
+    return f"- `{label}`: {_escape(value)}" if value else f"- {_escape(line)}"
+
+
+def _error_item(error: str) -> str:
+    parts = error.split(": ", 2)
+    if len(parts) == 3:
+        where, what, message = parts
+        return f"- `{where}` · `{what}`: {_escape(message)}"
+    return f"- {_escape(error)}"
+
+
+def _team_status(team: TeamPlan) -> str:
+    if team.status == "ok" and team.action == REMOVE and team.summary.get("delete"):
+        return "needs --allow-destroy"
+    return STATUS_TEXT[team.status]
+
+
+def _count(team: TeamPlan, action: str) -> str:
+    return str(team.summary[action]) if team.summary else "-"
+
+
+def _summary_table(teams: list[TeamPlan]) -> list[str]:
+    lines = ["| team | action | request | create | update | replace | delete | status |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    for team in teams:
+        counts = " | ".join(_count(team, a) for a in ("create", "update", "replace", "delete"))
+        lines.append(f"| {team.team} | {team.action} | `{team.request}` | {counts} | {_team_status(team)} |")
+    return lines
+
+
+def _counts_sentence(summary: dict[str, int]) -> str:
+    parts = [f"{summary[a]} to {ACTION_VERB[a]}" for a in ("create", "update", "replace", "delete") if summary.get(a)]
+    return ", ".join(parts) if parts else "no changes"
+
+
+def _team_section(team: TeamPlan, *, resource_lists: bool) -> list[str]:
+    lines = [f"### {team.team} · {team.action}", ""]
+    where = f"`{team.request}`" + (f" (renamed from `{team.old_request}`)" if team.old_request else "")
+    if team.region:
+        where += f" · region `{team.region}` · network `{team.cidr}`"
+    lines += [where, ""]
+    if team.errors:
+        lines += ["**Invalid request**: fix these and push again; nothing can be applied until then.", ""]
+        lines += [_error_item(e) for e in team.errors] + [""]
+    if team.notable:
+        heading = "Requested" if team.action == NEW or team.note.startswith("the previous") else "Notable changes"
+        lines += [f"**{heading}**", ""] + [_setting_item(item) for item in team.notable] + [""]
+    elif team.action == CHANGE and not team.errors:
+        lines += ["**Notable changes**: none", ""]
+    if team.failure:
+        lines += [f"**Preview failed**: {_escape(team.failure)}", ""]
+    if team.summary:
+        lines += [f"**Resources**: {_counts_sentence(team.summary)}", ""]
+    if team.note:
+        lines += [f"> {_escape(team.note)}", ""]
+    order = {action: index for index, action in enumerate(ACTIONS)}
+    changed = sorted((c for c in team.changes if c.action != "same"), key=lambda c: (order[c.action], c.type, c.name))
+    if changed and resource_lists:
+        lines += [f"<details><summary>{len(changed)} resource change(s)</summary>", "",
+                  "| action | type | name | detail |", "| --- | --- | --- | --- |"]
+        lines += [f"| {c.action} | `{c.type}` | {_escape(c.name)} | {_escape(c.detail)} |" for c in changed]
+        lines += ["", "</details>", ""]
+    return lines
+
+
+def render_markdown(plan: Plan) -> str:
+    """The plan as a pull-request comment: stable (no times, no commit ids), one section per team.
+
+    When the resource lists would make it longer than a GitHub comment allows, they are left out.
+    """
+    text = _markdown(plan, resource_lists=True)
+    if len(text) <= MAX_COMMENT_CHARS:
+        return text
+    return _markdown(plan, resource_lists=False, note=(
+        "Resource lists are left out to fit a pull-request comment; `envctl plan` in the job log shows them."))
+
+
+def _markdown(plan: Plan, *, resource_lists: bool, note: str = "") -> str:
+    lines = [MARKDOWN_MARKER, "## envctl plan", ""]
+    scope = f"changes against `{plan.base}`" if plan.base else "the requests given"
+    lines += [f"Target `{plan.target}` · {scope} · {len(plan.teams)} request(s)", ""]
+    if not plan.teams:
+        lines += ["No request file changed.", ""]
+    else:
+        lines += _summary_table(plan.teams) + [""]
+        if note:
+            lines += [f"> {note}", ""]
+        for team in plan.teams:
+            lines += _team_section(team, resource_lists=resource_lists)
+    if plan.other_errors:
+        lines += ["### Other requests", "",
+                  "These requests are not part of this change but are invalid; nothing can be applied until they are fixed.", ""]
+        lines += [_error_item(e) for e in plan.other_errors] + [""]
+    lines += [f"**{_verdict(plan)}**", ""]
+    return "\n".join(lines)
+
+
+def _verdict(plan: Plan) -> str:
+    if plan.exit_code == InvalidInput.exit_code:
+        return "Invalid requests: nothing will be applied until they are fixed."
+    if plan.exit_code:
+        return "A preview failed: fix it before merging (the apply would fail the same way)."
+    guarded = [t.team for t in plan.teams if _team_status(t) == "needs --allow-destroy"]
+    refusal = (f"the removal of {', '.join(guarded)} is refused until a platform engineer "
+               "applies it with --allow-destroy.")
+    if guarded and len(guarded) == len(plan.teams):
+        return f"Merging applies nothing by itself: {refusal}"
+    if guarded:
+        return f"Merging applies the other changes; {refusal}"
+    return "Merging applies these changes." if plan.teams else "Nothing to apply."

@@ -1,0 +1,134 @@
+"""The plan of a change: every request in stacks/ validated, every valid new or changed team
+previewed (side by side), every removal sized."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from provisioner.engines.base import ACTIONS, Engine, Progress, ResourceChange, no_progress
+from provisioner.errors import EnvctlError, InvalidInput
+from provisioner.pull_requests.batch import (
+    DEFAULT_PARALLEL,
+    existing_stacks,
+    failure_text,
+    prepare_for_threads,
+    run_bounded,
+    team_progress,
+    validate_stacks,
+)
+from provisioner.pull_requests.changes import CHANGE, REMOVE, ChangeSet, RequestChange
+from provisioner.pull_requests.notable import notable_changes, parse_old_request, requested_settings
+from provisioner.settings import Settings
+from provisioner.spec import ResolvedSpec, display_path
+
+
+@dataclass
+class TeamPlan:
+    team: str
+    action: str
+    request: str  # display path of the request file (the removed file for a removal)
+    old_request: str = ""  # display path at the base when the file was renamed
+    region: str = ""
+    cidr: str = ""
+    errors: list[str] = field(default_factory=list)
+    notable: list[str] = field(default_factory=list)
+    summary: dict[str, int] = field(default_factory=dict)
+    changes: list[ResourceChange] = field(default_factory=list)
+    failure: str = ""  # the preview failed
+    note: str = ""
+
+    @property
+    def status(self) -> str:
+        return "invalid" if self.errors else "failed" if self.failure else "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        data = {key: value for key, value in asdict(self).items() if key != "changes"}
+        data["status"] = self.status
+        data["changes"] = [asdict(c) for c in self.changes if c.action != "same"]
+        return data
+
+
+@dataclass
+class Plan:
+    target: str
+    teams: list[TeamPlan]
+    errors: list[str]  # every validation error in stacks/
+    other_errors: list[str]  # those that belong to no team of this change
+    base: str | None = None
+    merge_base: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.errors:
+            return InvalidInput.exit_code
+        return EnvctlError.exit_code if any(t.failure for t in self.teams) else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"target": self.target, "base": self.base, "merge_base": self.merge_base, "valid": not self.errors,
+                "exit_code": self.exit_code, "errors": self.errors, "teams": [t.to_json() for t in self.teams]}
+
+
+def _errors_about(display: str, errors: list[str]) -> list[str]:
+    # cross-team errors name both files, so they show under both teams
+    return [e for e in errors if e.startswith(display + ":") or f"({display})" in e or f" {display};" in e]
+
+
+def _team_plan(settings: Settings, change: RequestChange, resolved: dict[str, ResolvedSpec], errors: list[str]) -> TeamPlan:
+    request = display_path(change.path, settings.root)
+    renamed = change.old_path is not None and change.old_path != change.path
+    plan = TeamPlan(team=change.team, action=change.action, request=request,
+                    old_request=display_path(change.old_path, settings.root) if renamed else "")
+    if change.action == REMOVE:
+        return plan
+    plan.errors = _errors_about(request, errors)
+    spec = resolved.get(change.team)
+    if spec is None or spec.path is None or spec.path.resolve() != change.path.resolve():
+        if not plan.errors:
+            plan.errors = [f"{request}: (file): the request is not valid; run `envctl validate {request}`"]
+        return plan
+    plan.region, plan.cidr = spec.region, spec.cidr
+    old = parse_old_request(change.old_text)
+    plan.notable = notable_changes(old, spec.spec) if old is not None else requested_settings(spec.spec)
+    if change.action == CHANGE and old is None and change.old_text is not None:
+        plan.note = "the previous version of this request was not valid; showing what it asks for now"
+    return plan
+
+
+def _preview_into(engine: Engine, plan: TeamPlan, spec: ResolvedSpec, progress: Progress) -> TeamPlan:
+    try:
+        result = engine.preview(spec, team_progress(progress, plan.team))
+    except Exception as exc:  # noqa: BLE001 - one team's failure is reported, the others go on
+        plan.failure = f"preview failed: {failure_text(exc)}"
+        return plan
+    plan.summary, plan.changes = result.summary, result.changes
+    return plan
+
+
+def _removal_into(plan: TeamPlan, stacks: dict[str, int]) -> None:
+    if plan.team not in stacks:
+        plan.note = "no environment on this target: nothing to destroy"
+        plan.summary = {action: 0 for action in ACTIONS}
+        return
+    plan.summary = {**{action: 0 for action in ACTIONS}, "delete": stacks[plan.team]}
+    plan.note = (f"merging destroys the environment of {plan.team} ({stacks[plan.team]} resources) only when "
+                 "applied with --allow-destroy; the data bucket and its key are kept")
+
+
+def plan_requests(settings: Settings, change_set: ChangeSet, engine: Engine, *,
+                  parallel: int = DEFAULT_PARALLEL, progress: Progress = no_progress) -> Plan:
+    """Validate all of stacks/, then preview every valid new or changed team and size every removal."""
+    resolved, errors = validate_stacks(settings)
+    teams = [_team_plan(settings, change, resolved, errors) for change in change_set.changes]
+    claimed = {e for team in teams for e in team.errors}
+    to_preview = [t for t in teams if t.action != REMOVE and t.status == "ok"]
+    if to_preview:
+        prepare_for_threads(engine, progress)
+        run_bounded(to_preview, lambda t: _preview_into(engine, t, resolved[t.team], progress), parallel)
+    removals = [t for t in teams if t.action == REMOVE]
+    if removals:
+        stacks = existing_stacks(engine)
+        for team in removals:
+            _removal_into(team, stacks)
+    return Plan(target=settings.target, teams=teams, errors=errors, other_errors=[e for e in errors if e not in claimed],
+                base=change_set.base, merge_base=change_set.merge_base)
