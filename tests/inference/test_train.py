@@ -26,7 +26,7 @@ def training_layout(root: Path, rows: list[list[float]] | None = None, *, channe
         rows = []
         for _ in range(120):
             x = [rng.uniform(-3, 3) for _ in TRUE_WEIGHTS]
-            rows.append([sum(w * v for w, v in zip(TRUE_WEIGHTS, x)) + TRUE_BIAS + rng.gauss(0, 0.01), *x])
+            rows.append([sum(w * v for w, v in zip(TRUE_WEIGHTS, x, strict=True)) + TRUE_BIAS + rng.gauss(0, 0.01), *x])
     lines = (["label,f1,f2,f3"] if header else []) + [",".join(map(str, row)) for row in rows]
     (data / "part-0.csv").write_text("\n".join(lines) + "\n")
     config = root / "input" / "config"
@@ -58,7 +58,7 @@ def test_train_fits_the_data_and_writes_the_model_app_loads(tmp_path):
         sys.path.remove(str(SERVE.parent))
     loaded = app.load_model(tmp_path / "model")
     request = json.loads((SERVE.parents[1] / "starter" / "sample-request.json").read_text())
-    expected = [sum(w * x for w, x in zip(TRUE_WEIGHTS, row)) + TRUE_BIAS for row in request["instances"]]
+    expected = [sum(w * x for w, x in zip(TRUE_WEIGHTS, row, strict=True)) + TRUE_BIAS for row in request["instances"]]
     assert loaded.predict(request["instances"]) == pytest.approx(expected, abs=0.05)
 
 

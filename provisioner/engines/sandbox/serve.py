@@ -20,7 +20,10 @@ import threading
 
 # Modules that register extra operations (or rules) in the server process: add yours here. A module
 # with an `install()` (sagemaker_api: UpdateEndpoint, added to moto's own SageMaker classes) has it called.
-EXTENSIONS: tuple[str, ...] = ("provisioner.engines.sandbox.sagemaker_api",)
+EXTENSIONS: tuple[str, ...] = (
+    "provisioner.engines.sandbox.sagemaker_api",
+    "provisioner.engines.sandbox.training_jobs",  # CreateTrainingJob runs the image in a local container
+)
 
 
 def load_extensions() -> None:
