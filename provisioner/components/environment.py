@@ -150,6 +150,7 @@ class TeamEnvironment(pulumi.ComponentResource):
             "log_group": self.storage.log_group.name,
             "ecr_repository_url": self.storage.repository.repository_url,
             "sagemaker_role_arn": self.sagemaker.role.arn,
+            "model_package_group": self.sagemaker.model_package_group.model_package_group_name,
             "secrets_prefix": names.secrets_prefix,
         }
         if self.inference_status:
