@@ -59,3 +59,21 @@ def test_the_promotion_path_is_allowed_for_the_host():
                    "ecr:DescribeImages", "s3:PutObject", "kms:GenerateDataKey"):
         assert action in allowed, action
     assert statements["TeamSageMakerCreate"]["Condition"] == {"StringEquals": {"aws:RequestTag/envctl:team": "fraud"}}
+
+
+def test_the_airflow_containers_learn_what_the_retraining_dag_needs():
+    """The host's values carry the team's role ARN, repository, endpoint and group; compose passes them on as ENVCTL_*."""
+    from provisioner.cli.render import decode_user_data
+    from provisioner.userdata import _host_files
+
+    script = decode_user_data(one("fraud", "aws:ec2/instance:Instance").inputs)
+    role_arn = "arn:aws:iam::123456789012:role/envctl-fraud-sagemaker"
+    for assignment in (f"SAGEMAKER_ROLE_ARN={role_arn}", "ENDPOINT_NAME=envctl-fraud",
+                       "MODEL_PACKAGE_GROUP=envctl-fraud-models", "ECR_REPOSITORY_URL="):
+        assert assignment in script, assignment
+    assert "SAGEMAKER_ROLE_ARN ECR_REPOSITORY_URL ENDPOINT_NAME MODEL_PACKAGE_GROUP" in script  # into host.env
+    compose = _host_files(2)["docker-compose.yml"]
+    for variable, source in (("ENVCTL_KMS_KEY_ARN", "KMS_KEY_ARN"), ("ENVCTL_SAGEMAKER_ROLE_ARN", "SAGEMAKER_ROLE_ARN"),
+                             ("ENVCTL_ECR_REPOSITORY_URL", "ECR_REPOSITORY_URL"), ("ENVCTL_ENDPOINT_NAME", "ENDPOINT_NAME"),
+                             ("ENVCTL_MODEL_PACKAGE_GROUP", "MODEL_PACKAGE_GROUP")):
+        assert f"{variable}: ${{{source}:?}}" in compose, variable
