@@ -128,6 +128,20 @@ def test_stop_training_job_refuses_a_job_that_ended(moto_endpoint, team_bucket, 
 
 
 @pytest.fixture(scope="module")
+def docker_client():
+    """The Docker engine; fails (never skips) without one, as tests/inference's fixture does."""
+    from provisioner.errors import MissingTool
+    from provisioner.local_images import connect_docker
+
+    try:
+        client = connect_docker()
+    except MissingTool as exc:
+        pytest.fail(f"{exc.message} (these tests need Docker: run them with `make test`)", pytrace=False)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
 def trainer_image(docker_client, moto_endpoint):
     """envctl's default image, built locally and recorded in the sandbox's ECR as the sandbox's push does
     (the manifest names the image's config digest); its ECR URI."""
