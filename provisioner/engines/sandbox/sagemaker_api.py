@@ -65,7 +65,7 @@ def _response_delete_model_package_group(self: Any) -> Any:
         raise ValidationError(message=f"ModelPackageGroup {name} does not exist.")
     versions = [package for package in backend.model_packages.values() if package.model_package_group_name == name]
     if versions:
-        raise ConflictException(message=f"Model package group {name} has {len(versions)} model versions: delete them "
+        raise ConflictException(f"Model package group {name} has {len(versions)} model versions: delete them "
                                         "(DeleteModelPackage) before the group.")
     del backend.model_package_groups[name]
     return ActionResult({})

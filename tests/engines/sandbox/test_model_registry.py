@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
+from provisioner.errors import EnvctlError
+
 from provisioner.engines.sandbox.handlers import model_registry  # noqa: F401 (registers)
 from provisioner.engines.sandbox.handlers.registry import HANDLERS
 from tests.engines.sandbox.test_handlers import REGION, TEAM_TAGS, Lifecycle, changed, registration, tags_of, unique
@@ -28,8 +30,9 @@ def test_the_handler_is_documented():
 
 
 def test_group_lifecycle_with_registered_versions(ctx):
-    """Created with the team's tags, tags updated in place, a new description replaces it; delete is refused
-    while the job's versions are in it (as AWS refuses) and goes through once they are deleted."""
+    """Created with the team's tags, tags updated in place, a new description replaces it; while the job's
+    versions are in it AWS refuses DeleteModelPackageGroup and a destroy keeps them (the team's data), with
+    --delete-data they go first, then the group."""
     sagemaker = ctx.client("sagemaker", REGION)
     life = Lifecycle(ctx, GROUP)
     name = unique("envctl-t1-models")
@@ -51,10 +54,17 @@ def test_group_lifecycle_with_registered_versions(ctx):
                                                 "ModelDataUrl": "s3://b/model.tar.gz"}],
                                 "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]},
     )["ModelPackageArn"]
-    with pytest.raises(ClientError) as refused:
-        HANDLERS[GROUP].delete(ctx, group, REGION)
+    with pytest.raises(ClientError, match="has 1 model versions") as refused:
+        sagemaker.delete_model_package_group(ModelPackageGroupName=name)
     assert refused.value.response["Error"]["Code"] == "ConflictException"
-    sagemaker.delete_model_package(ModelPackageName=package_arn)
-    life.delete(group)
+    with pytest.raises(EnvctlError, match="team's data") as kept:
+        HANDLERS[GROUP].delete(ctx, group, REGION)
+    assert "--delete-data" in kept.value.hint
+    assert sagemaker.describe_model_package(ModelPackageName=package_arn)["ModelPackageGroupName"] == name
+    ctx.delete_data = True
+    try:
+        life.delete(group)
+    finally:
+        ctx.delete_data = False
     assert sagemaker.list_model_packages(ModelPackageGroupName=name)["ModelPackageSummaryList"] == []
     assert life.find(reg) is None

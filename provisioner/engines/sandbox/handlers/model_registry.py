@@ -6,19 +6,22 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from provisioner.engines.kept_data import delete_model_versions
 from provisioner.engines.mocked import Registration
 from provisioner.engines.sandbox.handlers.common import is_error, removed_tag_keys, tag_list
 from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, register
 from provisioner.engines.sandbox.state import StoredResource
+from provisioner.errors import EnvctlError
 
 
 @register("aws:sagemaker/modelPackageGroup:ModelPackageGroup")
 class ModelPackageGroup(Handler):
     """A SageMaker model package group: the versions a team's retraining job registers.
 
-    A new name or description replaces it (AWS has no update but tags). Deleting it is
-    DeleteModelPackageGroup, as the AWS provider does, which AWS refuses while the group holds
-    versions the team's job registered (delete those first).
+    A new name or description replaces it (AWS has no update but tags). The versions the team's
+    job registered are its data, like the bucket's objects: a destroy with --delete-data deletes
+    them first (both engines: kept_data.delete_model_versions), without it the group is not
+    deleted while it holds any (AWS refuses DeleteModelPackageGroup then).
     Sandbox: moto lacks both deletes; the sandbox's server serves them (sagemaker_api.py).
     """
 
@@ -44,8 +47,19 @@ class ModelPackageGroup(Handler):
         return self._outputs(ctx, reg, group_arn)
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        if self._describe(ctx, old.id, region) is not None:
-            ctx.client("sagemaker", region).delete_model_package_group(ModelPackageGroupName=old.id)
+        if self._describe(ctx, old.id, region) is None:
+            return
+        sagemaker = ctx.client("sagemaker", region)
+        if ctx.delete_data:
+            delete_model_versions(sagemaker, old.id)
+        try:
+            sagemaker.delete_model_package_group(ModelPackageGroupName=old.id)
+        except ClientError as error:
+            if is_error(error, "ConflictException"):
+                raise EnvctlError(f"model package group {old.id} holds the models the team's retraining job registered; "
+                                  "they are the team's data and are not deleted",
+                                  hint="destroy with --delete-data to delete them with the group") from None
+            raise
 
     def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
         return self._describe(ctx, old.id, region) is not None
