@@ -22,7 +22,7 @@ def registered_versions(count: int) -> object:
     return sagemaker
 
 
-def test_destroy_with_delete_data_deletes_the_groups_versions_first(engine, fake):
+def test_destroy_with_delete_data_deletes_the_groups_versions_first(engine, fake):  # noqa: F811 (fixtures)
     from provisioner.engines.sandbox.sagemaker_api import install
 
     install()  # moto lacks DeleteModelPackage (the sandbox's server adds it; AWS has it)
@@ -34,7 +34,7 @@ def test_destroy_with_delete_data_deletes_the_groups_versions_first(engine, fake
     assert sagemaker.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"] == []
 
 
-def test_destroy_without_delete_data_leaves_the_versions(engine, fake):
+def test_destroy_without_delete_data_leaves_the_versions(engine, fake):  # noqa: F811 (fixtures)
     sagemaker = registered_versions(1)
     existing_stack(fake, region="eu-west-1", model_package_group=GROUP, bucket_name=BUCKET)
 
