@@ -73,6 +73,7 @@ def userdata_context(spec: ResolvedSpec, inputs: UserdataInputs) -> UserdataCont
         kms_key_arn=inputs.kms_key_arn, data_volume_id=inputs.data_volume_id,
         bootstrap_parameter=names.bootstrap_parameter, dags_prefix=spec.spec.airflow.dags.prefix,
         secret_names=tuple(spec.spec.secrets),
+        sagemaker_role_arn=inputs.sagemaker_role_arn, ecr_repository_url=inputs.ecr_repository_url,
     )
 
 

@@ -98,6 +98,9 @@ class UserdataContext:
     secret_names: tuple[str, ...] = ()  # team-declared: envctl/<team>/<name>
     airflow_image: str = ""  # default: apache/airflow:<version>
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # What the team's retraining DAG needs (templates/starter/dags): passed to the Airflow containers.
+    sagemaker_role_arn: str = ""
+    ecr_repository_url: str = ""
 
     @property
     def secrets_prefix(self) -> str:
@@ -162,6 +165,10 @@ def _shell_values(ctx: UserdataContext, major: int) -> dict[str, object]:
         "KMS_KEY_ARN": ctx.kms_key_arn,
         "DATA_VOLUME_ID": ctx.data_volume_id,
         "BOOTSTRAP_PARAMETER": ctx.bootstrap_parameter,
+        "SAGEMAKER_ROLE_ARN": ctx.sagemaker_role_arn,
+        "ECR_REPOSITORY_URL": ctx.ecr_repository_url,
+        "ENDPOINT_NAME": TeamNames(ctx.team).endpoint,
+        "MODEL_PACKAGE_GROUP": TeamNames(ctx.team).model_package_group,
         "SECRETS_BACKEND_KWARGS": json.dumps({
             "connections_prefix": f"{ctx.secrets_prefix}connections",
             "variables_prefix": f"{ctx.secrets_prefix}variables",

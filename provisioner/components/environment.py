@@ -30,6 +30,8 @@ class UserdataInputs:
     bucket: str
     kms_key_arn: str
     data_volume_id: str
+    sagemaker_role_arn: str = ""  # for the team's DAGs (the role is made after the host, its ARN is known before)
+    ecr_repository_url: str = ""
 
 
 @dataclass
@@ -81,8 +83,11 @@ class TeamEnvironment(pulumi.ComponentResource):
         self.boundary = PermissionsBoundary(f"{name}-boundary", PermissionsBoundaryArgs(args.team, arns), opts=child)
 
         def user_data(volume_id: pulumi.Output[str]) -> pulumi.Output[str]:
-            return pulumi.Output.all(self.storage.bucket.bucket, self.storage.key.arn, volume_id).apply(
-                lambda v: args.render_user_data_base64(UserdataInputs(bucket=v[0], kms_key_arn=v[1], data_volume_id=v[2]))
+            return pulumi.Output.all(self.storage.bucket.bucket, self.storage.key.arn, volume_id, arns,
+                                     self.storage.repository.repository_url).apply(
+                lambda v: args.render_user_data_base64(UserdataInputs(
+                    bucket=v[0], kms_key_arn=v[1], data_volume_id=v[2], sagemaker_role_arn=v[3].sagemaker_role_arn,
+                    ecr_repository_url=v[4]))
             )
 
         ami = aws.ssm.get_parameter_output(name=AMI_PARAMETER, opts=invoke)
@@ -161,6 +166,7 @@ class TeamEnvironment(pulumi.ComponentResource):
             "log_group": self.storage.log_group.name,
             "ecr_repository_url": self.storage.repository.repository_url,
             "sagemaker_role_arn": self.sagemaker.role.arn,
+            "model_package_group": self.sagemaker.model_package_group.model_package_group_name,
             "secrets_prefix": names.secrets_prefix,
         }
         if self.inference_status:

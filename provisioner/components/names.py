@@ -54,6 +54,11 @@ class TeamNames:
         return self.prefix
 
     @property
+    def model_package_group(self) -> str:
+        """The SageMaker model package group the team's retraining job registers its models in."""
+        return f"{self.prefix}-models"
+
+    @property
     def inference_promotion_parameter(self) -> str:
         """The SSM parameter a team's retraining job writes when it promotes model data."""
         return f"/envctl/{self.team}/inference/model-data"

@@ -74,6 +74,17 @@ class TeamArns:
     def sagemaker_resources_arn(self) -> str:
         return f"arn:{self.partition}:sagemaker:{self.region}:{self.account_id}:*"
 
+    @property
+    def model_package_group_arn(self) -> str:
+        group = TeamNames(self.team).model_package_group
+        return f"arn:{self.partition}:sagemaker:{self.region}:{self.account_id}:model-package-group/{group}"
+
+    @property
+    def model_packages_arn(self) -> str:
+        """The versions in the team's group: model-package/<group>/<version>."""
+        group = TeamNames(self.team).model_package_group
+        return f"arn:{self.partition}:sagemaker:{self.region}:{self.account_id}:model-package/{group}/*"
+
 
 def _doc(*statements: dict) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, indent=2, sort_keys=True)
@@ -132,8 +143,15 @@ def _ecr_pull_statements(arns: TeamArns) -> list[dict]:
     ]
 
 
+# The tag the team's retraining job puts on the models and endpoint configurations it makes; it may
+# delete those (once the endpoint has left them), never envctl's own (tagged envctl:managed-by=envctl).
+JOB_MANAGED_BY = "airflow"
+
+
 def _team_sagemaker_statements(arns: TeamArns) -> list[dict]:
-    """SageMaker work on the team's own resources (by tag) and passing only its own role to SageMaker."""
+    """SageMaker work on the team's own resources (by tag) and passing only its own role to SageMaker;
+    the retraining job's model registry (the team's model package group, by ARN) and the clean-up of
+    what the job made (by both tags)."""
     return [
         {
             "Sid": "TeamSageMakerJobs",
@@ -153,6 +171,21 @@ def _team_sagemaker_statements(arns: TeamArns) -> list[dict]:
                        "sagemaker:AddTags"],
             "Resource": arns.sagemaker_resources_arn,
             "Condition": {"StringEquals": {f"aws:RequestTag/{TEAM_TAG}": arns.team}},
+        },
+        {
+            "Sid": "TeamJobCleanUp",
+            "Effect": "Allow",
+            "Action": ["sagemaker:DeleteModel", "sagemaker:DeleteEndpointConfig"],
+            "Resource": arns.sagemaker_resources_arn,
+            "Condition": {"StringEquals": {f"aws:ResourceTag/{TEAM_TAG}": arns.team,
+                                           "aws:ResourceTag/envctl:managed-by": JOB_MANAGED_BY}},
+        },
+        {
+            "Sid": "TeamModelRegistry",
+            "Effect": "Allow",
+            "Action": ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage",
+                       "sagemaker:DescribeModelPackageGroup"],
+            "Resource": [arns.model_package_group_arn, arns.model_packages_arn],
         },
         {
             "Sid": "PassTeamSageMakerRole",

@@ -1,4 +1,5 @@
-"""SageMakerAccess: the team's SageMaker execution role and, when asked for, a notebook instance."""
+"""SageMakerAccess: the team's SageMaker execution role, its model package group (the registry its
+retraining job registers models in) and, when asked for, a notebook instance."""
 
 from __future__ import annotations
 
@@ -36,6 +37,11 @@ class SageMakerAccess(pulumi.ComponentResource):
         )
         self.policy = aws.iam.RolePolicy(f"{name}-policy", role=self.role.id, policy=args.arns.apply(policies.sagemaker_policy),
                                          opts=child)
+        self.model_package_group = aws.sagemaker.ModelPackageGroup(
+            f"{name}-models", model_package_group_name=names.model_package_group,
+            model_package_group_description=f"envctl {args.team}: models registered by the team's retraining job",
+            opts=child,
+        )
         self.notebook = None
         if args.notebook_instance_type:
             self.notebook = aws.sagemaker.NotebookInstance(
@@ -49,4 +55,5 @@ class SageMakerAccess(pulumi.ComponentResource):
                 # (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy, *args.egress]),
             )
-        self.register_outputs({"role_arn": self.role.arn})
+        self.register_outputs({"role_arn": self.role.arn,
+                               "model_package_group": self.model_package_group.model_package_group_name})

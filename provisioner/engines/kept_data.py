@@ -126,6 +126,23 @@ def delete_team_secrets(manager: Any, team: str, progress: Progress = no_progres
     return deleted
 
 
+def delete_model_versions(sagemaker: Any, group: str) -> int:
+    """Delete the versions the team's retraining job registered in its model package group (team data, like
+    the bucket's objects: only with --delete-data); AWS refuses to delete a group that holds any. Returns how many."""
+    from botocore.exceptions import ClientError
+
+    deleted = 0
+    try:
+        pages = list(sagemaker.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group))
+    except ClientError:
+        return 0  # no such group: nothing registered
+    for page in pages:
+        for package in page["ModelPackageSummaryList"]:
+            sagemaker.delete_model_package(ModelPackageName=package["ModelPackageArn"])
+            deleted += 1
+    return deleted
+
+
 def delete_bucket(s3: Any, bucket: str) -> int:
     """Delete every object version and delete marker, then the bucket; returns how many were deleted."""
     deleted = 0

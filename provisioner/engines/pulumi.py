@@ -310,7 +310,13 @@ class PulumiEngine:
         recorder = EventRecorder(progress)
         with self._translated_errors(team, "destroy", recorder):
             stack = self._existing_stack(team)
-            retained = RetainedData.from_outputs(plain_outputs(stack.outputs()))
+            outputs = plain_outputs(stack.outputs())
+            retained = RetainedData.from_outputs(outputs)
+            if delete_data and outputs.get("model_package_group") and outputs.get("region"):
+                from provisioner.engines.kept_data import delete_model_versions
+
+                # the group's versions first: the provider's DeleteModelPackageGroup fails while it holds any
+                delete_model_versions(self.aws_client("sagemaker", outputs["region"]), outputs["model_package_group"])
             # remove=True: the SDK removes the stack only after the destroy succeeded.
             destroy = stack.destroy(on_event=recorder, remove=True, **self._streams(progress))
         result = self._result(team, "destroy", recorder, started, reported=destroy.summary.resource_changes)

@@ -21,6 +21,10 @@ Sandbox: the update is done at once here (AWS goes Updating -> InService over mi
 traffic to a new fleet); with a Docker engine, endpoint_containers.py then keeps the endpoint
 Updating until the new model's containers answer. Deployment configs (blue/green, rolling) are
 accepted and not applied.
+DeleteModelPackage and DeleteModelPackageGroup (the team's model registry: the sandbox handler
+and a team's clean-up call them): a version is deleted by name or ARN; a group is deleted only
+when it holds no versions (AWS refuses to delete a group with model versions: delete them first;
+the error code ConflictException is taken from the operation's documented errors, not observed).
 """
 
 from __future__ import annotations
@@ -37,6 +41,36 @@ def install() -> None:
         SageMakerResponse.update_endpoint = _response_update_endpoint  # type: ignore[attr-defined]
     if not hasattr(SageMakerModelBackend, "update_endpoint"):
         SageMakerModelBackend.update_endpoint = _backend_update_endpoint  # type: ignore[attr-defined]
+    if not hasattr(SageMakerResponse, "delete_model_package"):
+        SageMakerResponse.delete_model_package = _response_delete_model_package  # type: ignore[attr-defined]
+    if not hasattr(SageMakerResponse, "delete_model_package_group"):
+        SageMakerResponse.delete_model_package_group = _response_delete_model_package_group  # type: ignore[attr-defined]
+
+
+def _response_delete_model_package(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    backend, name = self.sagemaker_backend, self._get_param("ModelPackageName")
+    for arn, package in list(backend.model_packages.items()):
+        if name in (arn, package.model_package_name):
+            del backend.model_packages[arn]
+    return ActionResult({})  # AWS answers a missing version without an error too
+
+
+def _response_delete_model_package_group(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+    from moto.sagemaker.exceptions import ConflictException, ValidationError
+
+    backend, name = self.sagemaker_backend, self._get_param("ModelPackageGroupName")
+    group = backend.model_package_groups.get(name)
+    if group is None:
+        raise ValidationError(message=f"ModelPackageGroup {name} does not exist.")
+    versions = [package for package in backend.model_packages.values() if package.model_package_group_name == name]
+    if versions:
+        raise ConflictException(f"Model package group {name} has {len(versions)} model versions: delete them "
+                                        "(DeleteModelPackage) before the group.")
+    del backend.model_package_groups[name]
+    return ActionResult({})
 
 
 def _response_update_endpoint(self: Any) -> Any:

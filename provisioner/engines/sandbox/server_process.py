@@ -28,6 +28,7 @@ from pathlib import Path
 EXTENSIONS: tuple[str, ...] = (
     "provisioner.engines.sandbox.sagemaker_api",
     "provisioner.engines.sandbox.endpoint_containers",
+    "provisioner.engines.sandbox.training_jobs",  # CreateTrainingJob runs the image in a local container
 )
 
 

@@ -53,7 +53,8 @@ def test_instance_userdata_is_byte_identical_to_the_rendered_script(engine, two_
     stored = base64.b64decode(attribute["UserData"]["Value"])
     volume = ec2.describe_volumes(Filters=[{"Name": "tag:envctl:team", "Values": ["alpha"]}])["Volumes"][0]
     expected = render_userdata(userdata_context(spec, UserdataInputs(
-        bucket=result.outputs["bucket_name"], kms_key_arn=result.outputs["kms_key_arn"], data_volume_id=volume["VolumeId"])))
+        bucket=result.outputs["bucket_name"], kms_key_arn=result.outputs["kms_key_arn"], data_volume_id=volume["VolumeId"],
+        sagemaker_role_arn=result.outputs["sagemaker_role_arn"], ecr_repository_url=result.outputs["ecr_repository_url"])))
     sent = encode_for_instance(expected)  # gzip above EC2's 16 KB
     assert stored == (base64.b64decode(sent["user_data_base64"]) if "user_data_base64" in sent else sent["user_data"].encode())
 

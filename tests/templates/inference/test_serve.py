@@ -157,10 +157,10 @@ def test_sigterm_stops_the_server_cleanly(start_server):
 
 
 def test_serve_rejects_other_commands():
-    """`serve train` is refused: this image only serves."""
-    result = subprocess.run([sys.executable, str(SERVE), "train"], capture_output=True, text=True, timeout=10)
+    """A command other than serve or train is refused with the usage."""
+    result = subprocess.run([sys.executable, str(SERVE), "predict"], capture_output=True, text=True, timeout=10)
     assert result.returncode != 0
-    assert "usage: serve" in result.stderr
+    assert "usage: serve | train" in result.stderr
 
 
 def test_chunked_bodies_are_read(server):
