@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 from provisioner.errors import EnvctlError
 
 from provisioner.engines.sandbox.handlers import model_registry  # noqa: F401 (registers)
-from provisioner.engines.sandbox.handlers.registry import HANDLERS
+from provisioner.engines.sandbox.handlers.catalog import HANDLERS
 from tests.engines.sandbox.test_handlers import REGION, TEAM_TAGS, Lifecycle, changed, registration, tags_of, unique
 
 GROUP = "aws:sagemaker/modelPackageGroup:ModelPackageGroup"
@@ -16,7 +16,7 @@ GROUP = "aws:sagemaker/modelPackageGroup:ModelPackageGroup"
 
 @pytest.fixture(scope="module")
 def ctx(moto_endpoint):
-    from provisioner.engines.sandbox.handlers.registry import SandboxContext
+    from provisioner.engines.sandbox.handlers.context import SandboxContext
     from tests.engines.sandbox.test_handlers import ACCOUNT, ADMIN_ARN, PROVIDER_URN
     from tests.conftest import SANDBOX_CREDENTIALS
 

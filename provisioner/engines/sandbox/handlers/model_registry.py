@@ -8,14 +8,16 @@ from botocore.exceptions import ClientError
 
 from provisioner.engines.kept_data import delete_model_versions
 from provisioner.engines.mocked import Registration
-from provisioner.engines.sandbox.handlers.common import is_error, removed_tag_keys, tag_list
-from provisioner.engines.sandbox.handlers.registry import Handler, SandboxContext, register
+from provisioner.engines.sandbox.handlers.catalog import register
+from provisioner.engines.sandbox.handlers.common import is_error, tag_list
+from provisioner.engines.sandbox.handlers.context import SandboxContext
+from provisioner.engines.sandbox.handlers.inference import _SageMakerHandler
 from provisioner.engines.sandbox.state import StoredResource
 from provisioner.errors import EnvctlError
 
 
 @register("aws:sagemaker/modelPackageGroup:ModelPackageGroup")
-class ModelPackageGroup(Handler):
+class ModelPackageGroupHandler(_SageMakerHandler):
     """A SageMaker model package group: the versions a team's retraining job registers.
 
     A new name or description replaces it (AWS has no update but tags). The versions the team's
@@ -27,29 +29,35 @@ class ModelPackageGroup(Handler):
 
     replace_on = ("modelPackageGroupName", "modelPackageGroupDescription")
     delete_before_replace = True  # the name is fixed
+    arn_field = "ModelPackageGroupArn"
+    describe_call = ("describe_model_package_group", "ModelPackageGroupName", "")
+
+    def is_not_found(self, error: ClientError) -> bool:
+        return is_error(error, "ValidationException", "ResourceNotFound")
+
+    def adoptable_id(self, ctx: SandboxContext, reg: Registration) -> str | None:
+        return reg.inputs["modelPackageGroupName"]
 
     def create(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]]:
         name = reg.inputs["modelPackageGroupName"]
-        created = ctx.client("sagemaker", region).create_model_package_group(
+        created = self.client(ctx, region).create_model_package_group(
             ModelPackageGroupName=name, ModelPackageGroupDescription=reg.inputs.get("modelPackageGroupDescription") or "",
             Tags=tag_list(ctx.tags(reg)),
         )
         return name, self._outputs(ctx, reg, created["ModelPackageGroupArn"])
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
-        sagemaker = ctx.client("sagemaker", region)
-        group_arn = old.outputs["arn"]
-        old_tags, new_tags = ctx.tags(old), ctx.tags(reg)
-        if removed := removed_tag_keys(old_tags, new_tags):
-            sagemaker.delete_tags(ResourceArn=group_arn, TagKeys=removed)
-        if new_tags and new_tags != old_tags:
-            sagemaker.add_tags(ResourceArn=group_arn, Tags=tag_list(new_tags))
-        return self._outputs(ctx, reg, group_arn)
+        self.sync_tags(ctx, reg, old, region)
+        return self._outputs(ctx, reg, old.outputs["arn"])
+
+    def result(self, ctx: SandboxContext, reg: Registration, region: str, resource_id: str,
+               described: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        return resource_id, self._outputs(ctx, reg, described["ModelPackageGroupArn"])
 
     def delete(self, ctx: SandboxContext, old: StoredResource, region: str) -> None:
-        if self._describe(ctx, old.id, region) is None:
+        if self.described(ctx, old.id, old.inputs, region) is None:
             return
-        sagemaker = ctx.client("sagemaker", region)
+        sagemaker = self.client(ctx, region)
         if ctx.delete_data:
             delete_model_versions(sagemaker, old.id)
         try:
@@ -59,23 +67,6 @@ class ModelPackageGroup(Handler):
                 raise EnvctlError(f"model package group {old.id} holds the models the team's retraining job registered; "
                                   "they are the team's data and are not deleted",
                                   hint="destroy with --delete-data to delete them with the group") from None
-            raise
-
-    def exists(self, ctx: SandboxContext, old: StoredResource, region: str) -> bool:
-        return self._describe(ctx, old.id, region) is not None
-
-    def find(self, ctx: SandboxContext, reg: Registration, region: str) -> tuple[str, dict[str, Any]] | None:
-        name = reg.inputs["modelPackageGroupName"]
-        group = self._describe(ctx, name, region)
-        return (name, self._outputs(ctx, reg, group["ModelPackageGroupArn"])) if group else None
-
-    @staticmethod
-    def _describe(ctx: SandboxContext, name: str, region: str) -> dict[str, Any] | None:
-        try:
-            return ctx.client("sagemaker", region).describe_model_package_group(ModelPackageGroupName=name)
-        except ClientError as error:
-            if is_error(error, "ValidationException", "ResourceNotFound"):
-                return None
             raise
 
     @staticmethod
