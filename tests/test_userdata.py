@@ -145,7 +145,7 @@ def test_embedded_scripts_pass_shellcheck(name, scripts, shellcheck, tmp_path):
             path = tmp_path / Path(target).name
             path.write_text(content)
             paths.append(str(path))
-    assert {Path(p).name for p in paths} == {"envctl-fetch-secrets", "envctl-compose", "envctl-job"}
+    assert {Path(p).name for p in paths} == {"envctl-fetch-secrets", "envctl-compose", "envctl-job", "envctl-owners"}
     result = subprocess.run([shellcheck, "--severity=info", *paths], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
@@ -206,7 +206,7 @@ def test_no_secret_value_is_written_into_the_script(name, scripts):
     """Secrets are fetched by name; generated keys are stored from a file, never from a literal."""
     script = scripts[name]
     secret_strings = re.findall(r"--secret-string\s+(\S+)", script)
-    assert secret_strings == ['"file://$file"']
+    assert secret_strings == ['"file://$file"', '"file://$work/passwords.json"']  # Airflow's keys, the owners' passwords
     assert "set +x" in embedded_files(script)["/usr/local/sbin/envctl-fetch-secrets"]
     for secret in CONTEXTS[name]().secret_names:
         assert secret not in script.replace(values_block(script), "")

@@ -15,7 +15,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from provisioner.cli import backups, doctor, inference, lifecycle, next_steps, output, requests, sandbox, secrets, validate
+from provisioner.cli import backups, doctor, inference, lifecycle, login, next_steps, output, requests, sandbox, secrets, validate
 from provisioner.errors import EnvctlError
 
 
@@ -56,6 +56,7 @@ COMMANDS = {
     "status": lifecycle.status,
     "list": lifecycle.list_stacks,
     "connect": lifecycle.connect,
+    "password": login.password,
 }
 NOUNS = {"sandbox": sandbox.app, "secrets": secrets.app, "inference": inference.app}
 MORE_COMMANDS = {

@@ -173,10 +173,10 @@ class MetricAlarm(Handler):
 
 @register("aws:ssm/parameter:Parameter")
 class Parameter(Handler):
-    """An SSM parameter; created with its initial value, later updates never touch the value.
-
-    The program ignores changes to `value` (the Airflow host writes it), so an update
-    rewrites description, type and key around the value the parameter holds now.
+    """An SSM parameter: created with its value; an update writes the program's value, unless the
+    program ignores changes to `value` (the bootstrap result, which the Airflow host writes): then it
+    rewrites description, type and key around the value the parameter holds now, as Pulumi sends
+    the old value back.
     Sandbox: same as AWS for what envctl uses (SecureString values are not really encrypted).
     """
 
@@ -192,8 +192,11 @@ class Parameter(Handler):
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
         ssm = ctx.client("ssm", region)
-        current = ssm.get_parameter(Name=old.id, WithDecryption=True)["Parameter"]["Value"]
-        ssm.put_parameter(**self._settings(reg.inputs), Name=old.id, Value=current, Overwrite=True)
+        if "value" in reg.ignore_changes:
+            value = ssm.get_parameter(Name=old.id, WithDecryption=True)["Parameter"]["Value"]
+        else:
+            value = unsecret(reg.inputs.get("value", reg.inputs.get("insecureValue")))
+        ssm.put_parameter(**self._settings(reg.inputs), Name=old.id, Value=value, Overwrite=True)
         old_tags, new_tags = ctx.tags(old), ctx.tags(reg)
         if removed := removed_tag_keys(old_tags, new_tags):
             ssm.remove_tags_from_resource(ResourceType="Parameter", ResourceId=old.id, TagKeys=removed)
