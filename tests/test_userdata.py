@@ -450,6 +450,9 @@ def test_airflow3_owners_go_to_the_simple_auth_manager_of_the_api_server_only(sc
     sync = files["/usr/local/sbin/envctl-owners"]
     assert "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=" in sync and '":admin"' in sync
     assert "/data/airflow/auth/passwords.json" in sync and "airflow users" not in sync
+    # Written before every start: the API server never starts with Airflow's default user "admin".
+    unit = files["/etc/systemd/system/envctl-airflow.service"]
+    assert unit.index("ExecStartPre=/usr/local/sbin/envctl-owners --force") < unit.index("ExecStart=")
     compose = yaml.safe_load(files["/opt/envctl/docker-compose.yml"])
     api = compose["services"]["airflow-api-server"]
     assert api["environment"]["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] == "/opt/airflow/auth/passwords.json"
