@@ -67,13 +67,16 @@ def provider_args(spec: ResolvedSpec, options: BuildOptions) -> dict:
 
 def userdata_context(spec: ResolvedSpec, inputs: UserdataInputs) -> UserdataContext:
     names = TeamNames(spec.team)
+    sso = spec.spec.airflow.sso
     return UserdataContext(
         team=spec.team, region=spec.region, environment=spec.spec.environment,
         airflow_version=spec.spec.airflow.version, bucket=inputs.bucket, log_group=names.log_group,
         kms_key_arn=inputs.kms_key_arn, data_volume_id=inputs.data_volume_id,
         bootstrap_parameter=names.bootstrap_parameter, dags_prefix=spec.spec.airflow.dags.prefix,
-        secret_names=tuple(spec.spec.secrets),
+        secret_names=tuple(spec.spec.secrets), owners_parameter=names.owners_parameter,
         sagemaker_role_arn=inputs.sagemaker_role_arn, ecr_repository_url=inputs.ecr_repository_url,
+        sso_issuer=sso.issuer if sso else "", sso_client_id=sso.client_id if sso else "",
+        sso_client_secret=sso.client_secret if sso else "",
     )
 
 

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from provisioner.components.names import AIRFLOW_INTERNAL_SECRETS, TeamNames
+from provisioner.components.names import AIRFLOW_INTERNAL_SECRETS, OWNER_PASSWORDS_SECRET, TeamNames
 from provisioner.errors import InvalidInput, NotFound
 
 # Team secrets the host loads, and Airflow connections/variables read through its secrets backend.
@@ -45,7 +45,7 @@ def check_value(value: str) -> str:
 
 
 def kind_of(name: str, declared: list[str]) -> str:
-    if name.startswith("airflow/") and name.split("/", 1)[1] in AIRFLOW_INTERNAL_SECRETS:
+    if name.startswith("airflow/") and name.split("/", 1)[1] in (*AIRFLOW_INTERNAL_SECRETS, OWNER_PASSWORDS_SECRET):
         return "airflow"
     if name.startswith("connections/"):
         return "connection"
@@ -111,3 +111,32 @@ class TeamSecrets:
                 raise NotFound(f"team {self.names.team} has no secret {name}") from None
             raise
         return secret_id
+
+
+def owner_password(client: Any, team: str, owner: str, owners: list[str]) -> str:
+    """The initial Airflow password of one of the team's owners, from the secret the host fills.
+
+    The caller prints it and nothing else; it never reaches a log or envctl's state.
+    """
+    import json
+
+    from botocore.exceptions import ClientError
+
+    if owner not in owners:
+        raise InvalidInput(f"--owner: {owner!r} is not an owner of {team}; owners: {', '.join(owners)}")
+    secret_id = TeamNames(team).owner_passwords_secret
+    not_yet = NotFound(
+        f"no password for {owner} yet: the Airflow host of {team} generates the owners' passwords when it boots "
+        "and within a minute of an owners change",
+        hint=f"`envctl status {team}` shows whether the host is up",
+    )
+    try:
+        value = client.get_secret_value(SecretId=secret_id)["SecretString"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":  # no value yet, or no stack
+            raise not_yet from None
+        raise
+    password = json.loads(value).get(owner)
+    if not password:
+        raise not_yet
+    return password

@@ -52,7 +52,10 @@ REGIONS = (
     "ap-southeast-1", "ap-southeast-2", "ap-northeast-1", "ap-south-1", "sa-east-1",
 )
 
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s'\"`$\\]+@[^@\s'\"`$\\]+\.[a-zA-Z]{2,}$", max_length=254)]
+# An owner's address is their Airflow user name: ',', ':' and ';' separate users in Airflow 3's user
+# list, and RFC 5322's other specials ( <>()[] ) need quoting in an address anyway.
+EMAIL_PATTERN = r"^[^@\s'\"`$\\,:;<>()\[\]]+@[^@\s'\"`$\\,:;<>()\[\]]+\.[a-zA-Z]{2,}$"
+Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254)]
 SecretName = Annotated[str, StringConstraints(pattern=SECRET_NAME_PATTERN)]
 
 
@@ -86,6 +89,22 @@ class Dags(_Model):
     )
 
 
+class Sso(_Model):
+    """Single sign-on for the Airflow UI through the organisation's OpenID Connect provider."""
+
+    issuer: Annotated[str, StringConstraints(pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?$",
+                                             max_length=512)] = Field(
+        description="The OIDC issuer URL (https), e.g. https://login.example.com/realms/data; "
+                    "its /.well-known/openid-configuration is read at login."
+    )
+    client_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:@/-]{1,255}$")] = Field(
+        description="The client id registered for this team's Airflow at the provider."
+    )
+    client_secret: SecretName = Field(
+        description="Name of the secret (one of `secrets`) that holds the client secret; set its value with `envctl secrets set`."
+    )
+
+
 class Airflow(_Model):
     version: Annotated[str, StringConstraints(pattern=AIRFLOW_VERSION_PATTERN)] = Field(
         DEFAULT_AIRFLOW_VERSION, description="Apache Airflow release: 2.10.x, 2.11.x or 3.x.y."
@@ -93,6 +112,17 @@ class Airflow(_Model):
     instance_type: Literal[AIRFLOW_INSTANCE_TYPES] = Field("t3.large", description="EC2 type of the Airflow host.")  # type: ignore[valid-type]
     volume_gb: int = Field(50, ge=20, le=1000, description="Size of the data volume (Postgres, logs), 20 to 1000 GiB.")
     dags: Dags = Dags()
+    sso: Sso | None = Field(
+        None,
+        description="Optional OIDC single sign-on for the UI (Airflow 2.x); the owners' accounts still decide who may log in.",
+    )
+
+    @model_validator(mode="after")
+    def _sso_needs_fab(self) -> "Airflow":
+        if self.sso is not None and not self.version.startswith("2."):
+            raise ValueError(f"sso is supported on Airflow 2.x only (its FAB login); Airflow {self.version} uses "
+                             "its simple auth manager with the owners' passwords: remove sso or use version 2.10.x/2.11.x")
+        return self
 
 
 class Autoscaling(_Model):
@@ -440,6 +470,11 @@ def parse_file(path: Path, root: Path | None = None) -> tuple[TeamSpec | None, l
         spec = TeamSpec.model_validate(raw)
     except ValidationError as exc:
         return None, errors + format_errors(display, exc)
+    sso = spec.airflow.sso
+    if sso is not None and sso.client_secret not in spec.secrets:
+        declared = ", ".join(spec.secrets) or "none"
+        errors.append(f"{display}: airflow.sso.client_secret: {sso.client_secret!r} is not among secrets (declared: {declared}); "
+                      f"add it to secrets, then set its value with `envctl secrets set {spec.team} {sso.client_secret}`")
     if path.stem != spec.team:
         errors.append(f"{display}: team: {spec.team!r} does not match the file name; "
                       f"rename the file to {spec.team}.yaml or set team: {path.stem}")

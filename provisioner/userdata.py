@@ -58,20 +58,23 @@ HEALTH_TIMEOUT_MINUTES = 15  # the first start pulls the Airflow image (~1.5 GB)
 RETENTION_DAYS = 30  # metadata (`airflow db clean`) and task logs
 
 # systemd timers (OnCalendar=) for the jobs in templates/envctl-job.sh.j2: the DAG sync every 20 s,
-# and a nightly run of the Postgres backup, `airflow db clean` and the task-log clean-up. With
-# DAG_FOLDER_SCAN_SECONDS, a deployed DAG reaches Airflow within a minute: the sync's 20 s, then
-# Airflow's scan of its DAG folder for new files (300 s by default: dag_dir_list_interval on
+# the owners' accounts (templates/envctl-owners.sh.j2: it acts only when the owners parameter
+# changed), and a nightly run of the Postgres backup, `airflow db clean` and the task-log clean-up.
+# With DAG_FOLDER_SCAN_SECONDS, a deployed DAG reaches Airflow within a minute: the sync's 20 s,
+# then Airflow's scan of its DAG folder for new files (300 s by default: dag_dir_list_interval on
 # Airflow 2, [dag_processor] refresh_interval on 3), and the parse.
-SCHEDULED_JOBS = {"dag-sync": "*-*-* *:*:00/20", "daily": "*-*-* 02:00:00"}
+SCHEDULED_JOBS = {"dag-sync": "*-*-* *:*:00/20", "owners": "*-*-* *:*:30", "daily": "*-*-* 02:00:00"}
 DAG_FOLDER_SCAN_SECONDS = 20
 
 AIRFLOW_COMPONENTS = {2: ("webserver", "scheduler"), 3: ("api-server", "scheduler", "dag-processor")}
 HEALTH_PATHS = {2: "/health", 3: "/api/v2/monitor/health"}
+# The owners' role: FAB's Admin on Airflow 2, the simple auth manager's admin on Airflow 3.
+OWNER_ROLES = {2: "Admin", 3: "admin"}
 
 # The files the bootstrap writes, as templates/<name>.j2 (the timers come from envctl-job.timer.j2).
 _HOST_FILES = (
-    "envctl-fetch-secrets.sh", "docker-compose.yml", "envctl-compose.sh",
-    "envctl-job.sh", "envctl-job@.service", "envctl-airflow.service",
+    "envctl-fetch-secrets.sh", "docker-compose.yml", "envctl-compose.sh", "webserver_config.py",
+    "envctl-owners.sh", "envctl-job.sh", "envctl-job@.service", "envctl-airflow.service",
 )
 HEREDOC_DELIMITER = "ENVCTL_EOF"
 
@@ -96,6 +99,10 @@ class UserdataContext:
     bootstrap_parameter: str  # SSM parameter that receives the result, e.g. /envctl/<team>/bootstrap
     dags_prefix: str = "dags/"
     secret_names: tuple[str, ...] = ()  # team-declared: envctl/<team>/<name>
+    owners_parameter: str = ""  # SSM parameter with the owners (JSON list), e.g. /envctl/<team>/airflow/owners
+    sso_issuer: str = ""  # OIDC single sign-on (Airflow 2): issuer URL, client id, name of the client secret
+    sso_client_id: str = ""
+    sso_client_secret: str = ""
     airflow_image: str = ""  # default: apache/airflow:<version>
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     # What the team's retraining DAG needs (templates/starter/dags): passed to the Airflow containers.
@@ -115,7 +122,7 @@ def render_userdata(ctx: UserdataContext) -> str:
         secret_names=ctx.secret_names,
         extra_env=[f"{key}={value}" for key, value in ctx.extra_env],
         fragments=[f"userdata/{index:02d}-{step}.sh.j2" for index, step in enumerate(BOOTSTRAP_STEPS, 1)],
-        files=_host_files(major),
+        files=_host_files(major, sso=bool(ctx.sso_issuer)),
         jobs=SCHEDULED_JOBS,
     )
 
@@ -169,6 +176,11 @@ def _shell_values(ctx: UserdataContext, major: int) -> dict[str, object]:
         "ECR_REPOSITORY_URL": ctx.ecr_repository_url,
         "ENDPOINT_NAME": TeamNames(ctx.team).endpoint,
         "MODEL_PACKAGE_GROUP": TeamNames(ctx.team).model_package_group,
+        "OWNERS_PARAMETER": ctx.owners_parameter or TeamNames(ctx.team).owners_parameter,
+        "OWNER_PASSWORDS_SECRET": TeamNames(ctx.team).owner_passwords_secret,
+        "SSO_ISSUER": ctx.sso_issuer,
+        "SSO_CLIENT_ID": ctx.sso_client_id,
+        "SSO_CLIENT_SECRET_NAME": ctx.sso_client_secret,
         "SECRETS_BACKEND_KWARGS": json.dumps({
             "connections_prefix": f"{ctx.secrets_prefix}connections",
             "variables_prefix": f"{ctx.secrets_prefix}variables",
@@ -183,11 +195,12 @@ def _shell_values(ctx: UserdataContext, major: int) -> dict[str, object]:
     }
 
 
-def _host_files(major: int) -> dict[str, str]:
+def _host_files(major: int, *, sso: bool = False) -> dict[str, str]:
     """The files the bootstrap writes, by template name, rendered with envctl's settings only.
 
     The context's free-text values never reach them: they are embedded as quoted heredocs, and the
-    scripts read the values at run time from /etc/envctl/host.env.
+    scripts read the values at run time from /etc/envctl/host.env. `sso` (a request with
+    airflow.sso) adds the webserver's login configuration; without it FAB's default (passwords) holds.
     """
     env = _environment()
     settings = {
@@ -200,8 +213,11 @@ def _host_files(major: int) -> dict[str, str]:
         "internal_secrets": AIRFLOW_INTERNAL_SECRETS,
         "retention_days": RETENTION_DAYS,
         "dag_folder_scan_seconds": DAG_FOLDER_SCAN_SECONDS,
+        "owner_role": OWNER_ROLES[major],
+        "sso": sso,
     }
-    files = {name: _strip_comments(env.get_template(f"templates/{name}.j2").render(**settings)) for name in _HOST_FILES}
+    names = [name for name in _HOST_FILES if sso or name != "webserver_config.py"]
+    files = {name: _strip_comments(env.get_template(f"templates/{name}.j2").render(**settings)) for name in names}
     for job, on_calendar in SCHEDULED_JOBS.items():
         files[f"{job}.timer"] = env.get_template("templates/envctl-job.timer.j2").render(job=job, on_calendar=on_calendar)
     return files

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # What `make test` needs besides the venv: a Docker engine that answers (inference image, sandbox
-# hosts) and docker-registry (the registry tests), and debootstrap where no base image can be pulled.
+# hosts) and docker-registry (the registry tests), debootstrap where no base image can be pulled, and
+# Debian's chromium + chromium-driver (the browser test drives a headless Chromium).
 #
 # Where it can (root, or sudo without a password, and apt-get) it installs what is missing
-# (docker.io, debootstrap, docker-registry; `apt-get update` first) and starts dockerd in the
+# (docker.io, debootstrap, docker-registry, chromium, chromium-driver; `apt-get update` first) and starts dockerd in the
 # background (`setsid dockerd`, log in ${TMPDIR:-/tmp}/dockerd.log), waiting up to 60 s for it.
 # Where it cannot, it stops at once with one message: what is missing, how to get it, and that
 # `make test-fast` runs every test that needs no Docker. Exit 0 when ready, 1 otherwise.
@@ -69,6 +70,8 @@ install_missing() {
   fi
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
   command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
   [[ ${#missing[@]} -eq 0 ]] && return 0
   local log="${TMPDIR:-/tmp}/envctl-apt.log"
   echo "${me}: installing ${missing[*]} (apt-get, log: ${log}; a minute or two)" >&2
@@ -120,6 +123,9 @@ ensure_engine
 if ! command -v docker-registry >/dev/null 2>&1; then
   problems+=("the registry tests need docker-registry (Debian/Ubuntu: apt-get install docker-registry)")
 fi
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  problems+=("the browser test needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+fi
 if ! command -v debootstrap >/dev/null 2>&1; then
   notes+=("debootstrap is not installed: the local stand-in images can be built only where public base images can be pulled or are cached")
 fi
@@ -137,7 +143,7 @@ fi
   done
   echo "  How to get it: install Docker (https://docs.docker.com/engine/install/) and start it (on Linux, your"
   echo "  user in the docker group), or run \`make test\` as root (or with sudo without a password) on"
-  echo "  Debian/Ubuntu so it installs and starts docker.io, debootstrap and docker-registry itself."
+  echo "  Debian/Ubuntu so it installs and starts docker.io, debootstrap, docker-registry and chromium itself."
   echo "  Meanwhile \`make test-fast\` runs every test that needs no Docker."
 } >&2
 exit 1

@@ -235,6 +235,26 @@ def test_userdata_names_secrets_never_values():
     assert "put-secret-value --secret-string" not in script or "$(" in script  # generated on the host, never literal
 
 
+def test_owners_reach_the_host_through_a_parameter_not_the_userdata():
+    """The owners are the value of /envctl/<team>/airflow/owners, which the instance waits for; they are
+    not in the userdata (an owners change must not replace the host), and no password is anywhere in
+    the program: the host generates them into the owner_passwords secret, created without a value."""
+    parameters = {r.inputs["name"]: r for r in resources("fraud", "aws:ssm/parameter:Parameter")}
+    owners = parameters["/envctl/fraud/airflow/owners"]
+    value = owners.inputs["value"]  # the provider marks a parameter's value secret
+    assert json.loads(value["value"] if isinstance(value, dict) else value) == ["ana.lopez@example.com", "ml-fraud@example.com"]
+    assert "value" not in owners.ignore_changes
+    instance = one("fraud", "aws:ec2/instance:Instance")
+    assert owners.urn in instance.dependencies
+    script = decode_user_data(instance.inputs)
+    assert "ana.lopez@example.com" not in script and "ml-fraud@example.com" not in script
+    assert "/envctl/fraud/airflow/owners" in script and "envctl/fraud/airflow/owner_passwords" in script
+    secrets = {r.inputs["name"]: r for r in resources("fraud", "aws:secretsmanager/secret:Secret")}
+    passwords = secrets["envctl/fraud/airflow/owner_passwords"]
+    assert passwords.inputs["kmsKeyId"] == key_arn("fraud")
+    assert not resources("fraud", "aws:secretsmanager/secretVersion:SecretVersion")
+
+
 def test_program_is_deterministic():
     """Two runs of the same request register the same resources with the same inputs."""
     from tests.conftest import ROOT

@@ -154,3 +154,41 @@ def test_schema_in_docs_is_current():
     """docs/envctl-v1.schema.json is what `envctl schema` prints (regenerate with `make schema`)."""
     committed = json.loads((ROOT / "docs" / "envctl-v1.schema.json").read_text())
     assert committed == json_schema()
+
+
+SSO = {"issuer": "https://login.example.com/realms/data", "client_id": "airflow-fraud", "client_secret": "partner_api_token"}
+
+
+def with_sso(**sso) -> dict:
+    return {**FRAUD, "airflow": {**FRAUD["airflow"], "sso": {**SSO, **sso}}}
+
+
+def test_sso_request_loads_with_a_declared_client_secret(tmp_path):
+    """airflow.sso names an https issuer, a client id and one of the request's secrets."""
+    resolved, errors = validate_files([write(tmp_path, "fraud", with_sso())], default_region="eu-west-1",
+                                      pool="10.0.0.0/8", prefix=20, root=tmp_path)
+    assert errors == []
+    sso = resolved[0].spec.airflow.sso
+    assert (sso.issuer, sso.client_id, sso.client_secret) == tuple(SSO.values())
+
+
+@pytest.mark.parametrize(
+    ("request_", "field", "words"),
+    [
+        (with_sso(client_secret="okta_secret"), "airflow.sso.client_secret",
+         "'okta_secret' is not among secrets (declared: snowflake_password, partner_api_token); add it to secrets"),
+        (with_sso(issuer="http://login.example.com"), "airflow.sso.issuer", "must match ^https://"),
+        (with_sso(client_id="a b"), "airflow.sso.client_id", "must match"),
+        (with_sso(client_secret="Not-A-Name"), "airflow.sso.client_secret", "must match"),
+        (with_sso(extra="x"), "airflow.sso.extra", "unknown field"),
+        ({**FRAUD, "airflow": {**FRAUD["airflow"], "sso": {"issuer": SSO["issuer"]}}}, "airflow.sso.client_id", "missing"),
+        ({**with_sso(), "airflow": {**with_sso()["airflow"], "version": "3.0.6"}}, "airflow",
+         "sso is supported on Airflow 2.x only"),
+        ({**FRAUD, "owners": ["a,b@example.com"]}, "owners[0]", "must match"),
+        ({**FRAUD, "owners": ["team:lead@example.com"]}, "owners[0]", "must match"),
+    ],
+)
+def test_sso_and_owner_mistakes_name_the_field(tmp_path, request_, field, words):
+    """A wrong SSO setting (or an owner address Airflow 3's user list cannot hold) names file, field and what to write."""
+    errors = errors_for(tmp_path, write(tmp_path, "fraud", request_))
+    assert any(e.startswith(f"fraud.yaml: {field}: ") and words in e for e in errors), errors

@@ -11,6 +11,7 @@ import gzip
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,7 +146,7 @@ def test_embedded_scripts_pass_shellcheck(name, scripts, shellcheck, tmp_path):
             path = tmp_path / Path(target).name
             path.write_text(content)
             paths.append(str(path))
-    assert {Path(p).name for p in paths} == {"envctl-fetch-secrets", "envctl-compose", "envctl-job"}
+    assert {Path(p).name for p in paths} == {"envctl-fetch-secrets", "envctl-compose", "envctl-job", "envctl-owners"}
     result = subprocess.run([shellcheck, "--severity=info", *paths], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
@@ -207,7 +208,7 @@ def test_no_secret_value_is_written_into_the_script(name, scripts):
     """Secrets are fetched by name; generated keys are stored from a file, never from a literal."""
     script = scripts[name]
     secret_strings = re.findall(r"--secret-string\s+(\S+)", script)
-    assert secret_strings == ['"file://$file"']
+    assert secret_strings == ['"file://$file"', '"file://$work/passwords.json"']  # Airflow's keys, the owners' passwords
     assert "set +x" in embedded_files(script)["/usr/local/sbin/envctl-fetch-secrets"]
     for secret in CONTEXTS[name]().secret_names:
         assert secret not in script.replace(values_block(script), "")
@@ -423,3 +424,126 @@ def test_network_steps_retry_with_backoff_and_say_when_they_give_up(scripts, tmp
                     "curl -fsSL -o", "envctl-compose pull", "aws ssm put-parameter"):
         lines = [line for line in script.splitlines() if command in line]
         assert lines and all(re.search(r"\bretry \d+ ", line) for line in lines), (command, lines)
+
+
+def with_sso() -> UserdataContext:
+    return typical(sso_issuer="https://login.example.com/realms/data", sso_client_id="airflow-fraud",
+                   sso_client_secret="partner_api_token")
+
+
+def test_owners_are_synced_at_boot_and_every_minute(scripts):
+    """The bootstrap runs envctl-owners --force once Airflow is healthy, before it reports success; a timer
+    runs it every minute; a restore drops its marker so the restored metadata gets the owners' accounts."""
+    script = scripts["typical"]
+    assert script.index('log "Airflow is healthy"') < script.index("/usr/local/sbin/envctl-owners --force") \
+        < script.index("\nstep result\n")
+    files = embedded_files(script)
+    assert "OnCalendar=*-*-* *:*:30" in files["/etc/systemd/system/envctl-owners.timer"]
+    assert "owners) exec /usr/local/sbin/envctl-owners ;;" in files["/usr/local/sbin/envctl-job"]
+    assert "OWNERS_PARAMETER" in script and "OWNER_PASSWORDS_SECRET" in script
+    from provisioner.userdata import render_host_command
+
+    restore = render_host_command("restore", key="backups/postgres/x.sql.gz", health_url="http://localhost:8080/health",
+                                  health_timeout_s=60)
+    assert "rm -f /var/lib/envctl/owners.synced" in restore
+
+
+def test_airflow2_owners_get_fab_admin_accounts_with_the_password_on_stdin(scripts):
+    """Airflow 2: FAB's `airflow users` CLI; other accounts are deleted; the password reaches `users create`
+    on its standard input (its prompt), never as an argument; the secret is written from a file."""
+    sync = embedded_files(scripts["typical"])["/usr/local/sbin/envctl-owners"]
+    assert "airflow users list --output json" in sync
+    assert 'airflow users delete --username "$user"' in sync
+    assert re.search(r"printf '%s\\n%s\\n' \"\$password\" \"\$password\" \| airflow users create --username \"\$owner\" "
+                     r"--email \"\$owner\"", sync)
+    assert "--role Admin" in sync and "--password" not in sync and "--use-random-password" not in sync
+    assert '--secret-string "file://$work/passwords.json"' in sync
+    assert "secrets.token_urlsafe(18)" in sync  # 144 random bits
+    assert "set +x" in sync and "flock 9" in sync
+
+
+def test_airflow3_owners_go_to_the_simple_auth_manager_of_the_api_server_only(scripts):
+    """Airflow 3: the users (admin) and the passwords file only on the API server, not where tasks run."""
+    files = embedded_files(scripts["airflow3"])
+    sync = files["/usr/local/sbin/envctl-owners"]
+    assert "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=" in sync and '":admin"' in sync
+    assert "/data/airflow/auth/passwords.json" in sync and "airflow users" not in sync
+    # Written before every start: the API server never starts with Airflow's default user "admin".
+    unit = files["/etc/systemd/system/envctl-airflow.service"]
+    assert unit.index("ExecStartPre=/usr/local/sbin/envctl-owners --force") < unit.index("ExecStart=")
+    compose = yaml.safe_load(files["/opt/envctl/docker-compose.yml"])
+    api = compose["services"]["airflow-api-server"]
+    assert api["environment"]["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] == "/opt/airflow/auth/passwords.json"
+    assert api["environment"]["AIRFLOW__CORE__FERNET_KEY"] == "${ENVCTL_FERNET_KEY:?}"  # the common settings kept
+    assert {"path": "/data/airflow/auth/users.env", "format": "raw", "required": False} in api["env_file"]
+    assert "/data/airflow/auth:/opt/airflow/auth" in api["volumes"]
+    for name in ("airflow-scheduler", "airflow-dag-processor"):
+        service = compose["services"][name]
+        assert not any("auth" in volume for volume in service["volumes"])
+        assert "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" not in service["environment"]
+
+
+def test_sso_adds_the_webserver_login_configuration_only_when_asked():
+    """Without airflow.sso FAB's default login (passwords); with it the webserver mounts envctl's
+    webserver_config.py and gets the issuer, client id and secret name, which stay in the values block."""
+    plain = embedded_files(render_userdata(typical()))
+    assert "/opt/envctl/webserver_config.py" not in plain
+    assert "webserver_config" not in plain["/opt/envctl/docker-compose.yml"]
+    script = render_userdata(with_sso())
+    files = embedded_files(script)
+    compose = yaml.safe_load(files["/opt/envctl/docker-compose.yml"])
+    web = compose["services"]["airflow-webserver"]
+    assert "/opt/envctl/webserver_config.py:/opt/airflow/webserver_config.py:ro" in web["volumes"]
+    assert web["environment"]["ENVCTL_SSO_ISSUER"] == "${SSO_ISSUER:?}"
+    assert web["environment"]["ENVCTL_SSO_CLIENT_SECRET_NAME"] == "${SSO_CLIENT_SECRET_NAME:?}"
+    assert "webserver_config" not in json.dumps(compose["services"]["airflow-scheduler"])
+    assert "login.example.com" not in script.replace(values_block(script), "")
+
+
+def _load_webserver_config(tmp_path: Path, monkeypatch, environ: dict[str, str]) -> dict:
+    """Runs the rendered webserver_config.py as Airflow does (a module in its namespace), with the two
+    modules it imports standing in: FAB's constants (their real values) and the security manager base."""
+    import runpy
+
+    stubs = tmp_path / "stubs"
+    (stubs / "flask_appbuilder").mkdir(parents=True)
+    (stubs / "flask_appbuilder" / "__init__.py").write_text("")
+    (stubs / "flask_appbuilder" / "const.py").write_text("AUTH_DB = 1\nAUTH_OAUTH = 4\n")
+    override = stubs / "airflow" / "providers" / "fab" / "auth_manager" / "security_manager"
+    override.mkdir(parents=True)
+    for folder in (stubs / "airflow", *[p for p in override.parents if str(p).startswith(str(stubs / "airflow"))], override):
+        (folder / "__init__.py").touch()
+    (override / "override.py").write_text("class FabAirflowSecurityManagerOverride:\n    oauth_remotes = {}\n")
+    monkeypatch.syspath_prepend(str(stubs))
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    config = tmp_path / "webserver_config.py"
+    config.write_text(embedded_files(render_userdata(with_sso()))["/opt/envctl/webserver_config.py"])
+    try:
+        return runpy.run_path(str(config))
+    finally:  # the stand-ins leave no module behind for other tests
+        for name in [n for n in sys.modules if n.split(".")[0] in ("airflow", "flask_appbuilder")]:
+            del sys.modules[name]
+
+
+def test_webserver_config_logs_in_through_the_oidc_provider_into_owner_accounts(tmp_path, monkeypatch):
+    """The rendered file configures FAB's OAuth login against the issuer's discovery document, reads the
+    client secret from the team secret's variable, registers nobody, and maps a verified e-mail address
+    to the user name (an owner's account); an unverified or missing address matches no account."""
+    config = _load_webserver_config(tmp_path, monkeypatch, {
+        "ENVCTL_SSO_ISSUER": "https://login.example.com/realms/data/", "ENVCTL_SSO_CLIENT_ID": "airflow-fraud",
+        "ENVCTL_SSO_CLIENT_SECRET_NAME": "partner_api_token", "AIRFLOW_VAR_PARTNER_API_TOKEN": "client-s3cret",
+    })
+    assert config["AUTH_TYPE"] == 4 and config["AUTH_USER_REGISTRATION"] is False
+    (provider,) = config["OAUTH_PROVIDERS"]
+    assert provider["remote_app"] == {
+        "client_id": "airflow-fraud", "client_secret": "client-s3cret",
+        "server_metadata_url": "https://login.example.com/realms/data/.well-known/openid-configuration",
+        "client_kwargs": {"scope": "openid email profile"},
+    }
+    manager = config["SECURITY_MANAGER_CLASS"]()
+    claims = {"email": "ana.lopez@example.com", "email_verified": True, "given_name": "Ana", "family_name": "Lopez"}
+    assert manager.get_oauth_user_info("sso", {"userinfo": claims}) == {
+        "username": "ana.lopez@example.com", "email": "ana.lopez@example.com", "first_name": "Ana", "last_name": "Lopez"}
+    assert manager.get_oauth_user_info("sso", {"userinfo": {**claims, "email_verified": False}}) == {}
+    assert manager.get_oauth_user_info("sso", {"userinfo": {"sub": "123"}}) == {}

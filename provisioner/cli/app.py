@@ -15,8 +15,8 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from provisioner.cli import (backups, dags, doctor, inference, invoke, lifecycle, next_steps, output, plan_apply, sandbox,
-                             secrets, validate)
+from provisioner.cli import (backups, dags, doctor, inference, invoke, lifecycle, login, next_steps, output, plan_apply,
+                             sandbox, secrets, validate)
 from provisioner.errors import EnvctlError
 
 
@@ -57,6 +57,7 @@ COMMANDS = {
     "status": lifecycle.status,
     "list": lifecycle.list_stacks,
     "connect": lifecycle.connect,
+    "password": login.password,
 }
 NOUNS = {"sandbox": sandbox.app, "secrets": secrets.app, "inference": inference.app, "dags": dags.app}
 MORE_COMMANDS = {

@@ -196,6 +196,7 @@ def connect(
     import shlex
     import shutil
 
+    from provisioner.cli.login import login_lines
     from provisioner.errors import MissingTool
     from provisioner.userdata import WEB_PORT
 
@@ -203,15 +204,20 @@ def connect(
     spec = resolve_team(settings, team)
     start(settings, f"connect {team}")
     info = engine_for(settings).status(team)
+    owners = list(spec.spec.owners)
     if info.host_url:
         output.out.print(f"the {info.target} host of {team} answers at {info.host_url}")
+        for line in login_lines(team, info.host_url, owners):
+            output.out.print(line, markup=False, highlight=False, soft_wrap=True)
         return
     parameters = json.dumps({"portNumber": [str(WEB_PORT)], "localPortNumber": [str(local_port)]})
     command = ["aws", "ssm", "start-session", "--region", spec.region, "--target", info.outputs["instance_id"],
                "--document-name", "AWS-StartPortForwardingSession", "--parameters", parameters]
     if not execute:
-        output.out.print(shlex.join(command))
-        output.err.print(f"then open http://localhost:{local_port}")
+        output.out.print(shlex.join(command), markup=False, highlight=False, soft_wrap=True)
+        output.err.print("run it (or `envctl connect --exec`), then:")
+        for line in login_lines(team, f"http://localhost:{local_port}", owners):
+            output.err.print(line, markup=False, highlight=False, soft_wrap=True)
         return
     if info.no_sessions:
         raise EnvctlError(info.no_sessions)
@@ -221,4 +227,6 @@ def connect(
         if shutil.which(tool) is None:
             raise MissingTool(f"`{tool}` is not installed; {how}")
     output.err.print(f"forwarding localhost:{local_port} to the Airflow UI of {team}; Ctrl-C to stop")
+    for line in login_lines(team, f"http://localhost:{local_port}", owners):
+        output.err.print(line, markup=False, highlight=False, soft_wrap=True)
     os.execvp(command[0], command)

@@ -7,6 +7,7 @@ userdata, new type) keeps Airflow's metadata.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -36,6 +37,7 @@ class AirflowHostArgs:
     kms_key_arn: pulumi.Input[str]
     boundary_arn: pulumi.Input[str]
     arns: pulumi.Output[policies.TeamArns]
+    owners: list[str]  # the Airflow accounts: the host's owner sync reads them from an SSM parameter
     # Given the data volume's id, the base64 userdata (the program renders it; components read no files).
     user_data_base64: Callable[[pulumi.Output[str]], pulumi.Output[str]]
     # The host boots only once these exist: its route out (NAT route, association, S3 endpoint).
@@ -61,6 +63,12 @@ class AirflowHost(pulumi.ComponentResource):
             f"{name}-bootstrap", name=names.bootstrap_parameter, type="String", value='{"status": "pending"}',
             description=f"envctl {args.team}: result of the Airflow host's bootstrap, written by the host",
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"]),
+        )
+        # Not in the userdata: an owners change reaches the running host (its sync re-reads this every
+        # minute) instead of replacing it.
+        self.owners_parameter = aws.ssm.Parameter(
+            f"{name}-owners", name=names.owners_parameter, type="String", value=json.dumps(args.owners),
+            description=f"envctl {args.team}: the owners, who get Airflow accounts (read by the host)", opts=child,
         )
         self.data_volume = aws.ebs.Volume(
             f"{name}-data", availability_zone=args.availability_zone, size=args.volume_gb, type="gp3",
@@ -89,7 +97,7 @@ class AirflowHost(pulumi.ComponentResource):
             # nothing of its own (Postgres is on the data volume, DAGs and backups in the bucket), and a
             # fresh host runs the tested userdata on the current AMI rather than drifting in place.
             # No ignore_changes on the AMI: Pulumi would send the old AMI to a replacement too.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap_result, *args.egress],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap_result, self.owners_parameter, *args.egress],
                                         replace_on_changes=["instanceType"]),
         )
         self.attachment = aws.ec2.VolumeAttachment(

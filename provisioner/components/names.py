@@ -74,6 +74,16 @@ class TeamNames:
     def airflow_secret(self, name: str) -> str:
         return f"{self.secrets_prefix}airflow/{name}"
 
+    @property
+    def owner_passwords_secret(self) -> str:
+        """One secret holding {owner e-mail: initial password}; the host generates the values."""
+        return self.airflow_secret(OWNER_PASSWORDS_SECRET)
+
+    @property
+    def owners_parameter(self) -> str:
+        """The SSM parameter with the request's owners (a JSON list) that the host's owner sync reads."""
+        return f"/envctl/{self.team}/airflow/owners"
+
 
 def team_tags(team: str, owner: str, cost_center: str) -> dict[str, str]:
     """The tags every resource of a team carries (the provider's default tags)."""
@@ -81,3 +91,7 @@ def team_tags(team: str, owner: str, cost_center: str) -> dict[str, str]:
 
 
 AIRFLOW_INTERNAL_SECRETS = ("fernet_key", "webserver_secret_key", "jwt_secret", "postgres_password")
+
+# The Airflow login passwords of the owners (a JSON object by e-mail), generated on the host; not one
+# of AIRFLOW_INTERNAL_SECRETS, which the host turns into environment variables of the containers.
+OWNER_PASSWORDS_SECRET = "owner_passwords"

@@ -23,7 +23,7 @@ import pulumi_aws as aws
 
 from provisioner.components import policies
 from provisioner.components.kept import KeptData
-from provisioner.components.names import AIRFLOW_INTERNAL_SECRETS, TeamNames
+from provisioner.components.names import AIRFLOW_INTERNAL_SECRETS, OWNER_PASSWORDS_SECRET, TeamNames
 
 
 @dataclass
@@ -118,5 +118,12 @@ class TeamStorage(pulumi.ComponentResource):
             )
             for secret in AIRFLOW_INTERNAL_SECRETS
         }
+        # Like Airflow's keys: kept with the data (a restored metadata backup holds these accounts).
+        self.owner_passwords = aws.secretsmanager.Secret(
+            f"{name}-airflow-owner-passwords", name=names.owner_passwords_secret, kms_key_id=self.key.arn,
+            description=f"envctl {args.team}: the owners' initial Airflow passwords, generated on the host "
+                        f"(read one with `envctl password {args.team} --owner <email>`)",
+            recovery_window_in_days=7, opts=keep(kept.secrets.get(names.airflow_secret(OWNER_PASSWORDS_SECRET))),
+        )
         self.register_outputs({"bucket": self.bucket.bucket, "kms_key_arn": self.key.arn,
                                "repository_url": self.repository.repository_url})

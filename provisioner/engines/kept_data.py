@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from provisioner.components.kept import KeptData
-from provisioner.components.names import AIRFLOW_INTERNAL_SECRETS, TeamNames
+from provisioner.components.names import AIRFLOW_INTERNAL_SECRETS, OWNER_PASSWORDS_SECRET, TeamNames
 from provisioner.engines.base import Progress, no_progress
 
 ClientFor = Callable[[str, str], Any]  # (service, region) -> a boto3 client
@@ -38,9 +38,10 @@ class FoundData:
 
 
 def team_secret_names(team: str, declared: Iterable[str]) -> list[str]:
-    """The secrets the program makes for a team: its declared ones and Airflow's own."""
+    """The secrets the program makes for a team: its declared ones and Airflow's own (the owners' passwords too)."""
     names = TeamNames(team)
-    return [names.secret(name) for name in declared] + [names.airflow_secret(name) for name in AIRFLOW_INTERNAL_SECRETS]
+    airflow = (*AIRFLOW_INTERNAL_SECRETS, OWNER_PASSWORDS_SECRET)
+    return [names.secret(name) for name in declared] + [names.airflow_secret(name) for name in airflow]
 
 
 def find_kept_data(client_for: ClientFor, team: str, region: str, secret_names: Iterable[str], *, restore: bool,

@@ -31,7 +31,8 @@ case "$1" in
     for arg in "$@"; do
       case "$arg" in
         docker.io) cp "$STATE/docker.io/"* "$FAKEBIN/" ;;
-        debootstrap|docker-registry) printf '#!/bin/bash\nexit 0\n' >"$FAKEBIN/$arg"; chmod +x "$FAKEBIN/$arg" ;;
+        debootstrap|docker-registry|chromium) printf '#!/bin/bash\nexit 0\n' >"$FAKEBIN/$arg"; chmod +x "$FAKEBIN/$arg" ;;
+        chromium-driver) printf '#!/bin/bash\nexit 0\n' >"$FAKEBIN/chromedriver"; chmod +x "$FAKEBIN/chromedriver" ;;
       esac
     done ;;
 esac
@@ -119,6 +120,8 @@ def test_an_engine_that_does_not_answer_at_docker_host_is_named(machine):
     machine.stub("docker", FAKE_DOCKER)
     machine.stub("docker-registry", "#!/bin/bash\n")
     machine.stub("debootstrap", "#!/bin/bash\n")
+    machine.stub("chromium", "#!/bin/bash\n")
+    machine.stub("chromedriver", "#!/bin/bash\n")
     result, seconds = machine.run(DOCKER_HOST="tcp://127.0.0.1:1")
     assert result.returncode == 1, result.stderr
     assert seconds < 5
@@ -138,9 +141,11 @@ def test_an_engine_without_docker_registry_is_not_enough(machine):
 
 
 def test_with_everything_in_place_it_is_ready_and_installs_nothing(machine):
-    """Engine answering, debootstrap and docker-registry on PATH, sudo available: exit 0, no call at all."""
+    """Engine answering, debootstrap, docker-registry, chromium and chromedriver on PATH, sudo available:
+    exit 0, no call at all."""
     for name, body in (("docker", FAKE_DOCKER), ("apt-get", FAKE_APT_GET), ("sudo", FAKE_SUDO),
-                       ("debootstrap", "#!/bin/bash\n"), ("docker-registry", "#!/bin/bash\n")):
+                       ("debootstrap", "#!/bin/bash\n"), ("docker-registry", "#!/bin/bash\n"),
+                       ("chromium", "#!/bin/bash\n"), ("chromedriver", "#!/bin/bash\n")):
         machine.stub(name, body)
     (machine.state / "engine").touch()
     result, seconds = machine.run()
@@ -151,7 +156,8 @@ def test_with_everything_in_place_it_is_ready_and_installs_nothing(machine):
 
 def test_with_sudo_it_installs_after_apt_get_update_and_starts_dockerd(machine):
     """Sudo without a password and apt-get, nothing installed: `apt-get update` first (a fresh machine
-    has no package lists), then docker.io, debootstrap and docker-registry, then `setsid dockerd`."""
+    has no package lists), then docker.io, debootstrap, docker-registry, chromium and its driver, then
+    `setsid dockerd`."""
     machine.stub("apt-get", FAKE_APT_GET)
     machine.stub("sudo", FAKE_SUDO)
     machine.installable_docker()
@@ -160,7 +166,7 @@ def test_with_sudo_it_installs_after_apt_get_update_and_starts_dockerd(machine):
     assert seconds < 10
     calls = machine.calls()
     assert calls[:3] == ["sudo true", "sudo apt-get update -qq", "apt-get update -qq"]
-    assert calls[4] == "apt-get install -y -qq docker.io debootstrap docker-registry"
+    assert calls[4] == "apt-get install -y -qq docker.io debootstrap docker-registry chromium chromium-driver"
     assert calls[5:] == ["sudo setsid dockerd", "dockerd "]
     assert "dockerd ready after" in result.stderr
 
@@ -198,6 +204,7 @@ def test_a_failed_apt_get_update_is_reported_with_its_error(machine):
     assert result.returncode == 1, result.stderr
     assert seconds < 5
     assert result.stderr.count(MESSAGE) == 1, result.stderr
-    assert "`apt-get update` failed, so docker.io debootstrap docker-registry could not be installed: E: Failed to fetch" \
+    assert ("`apt-get update` failed, so docker.io debootstrap docker-registry chromium chromium-driver could not be "
+            "installed: E: Failed to fetch") \
         in result.stderr
     assert not [call for call in machine.calls() if "install" in call]

@@ -49,7 +49,7 @@ def test_destroy_then_create_adopts_the_kept_bucket_key_alias_and_secrets(engine
     assert team_secrets(engine, "kappa", spec.region) == dict.fromkeys(
         ["envctl/kappa/snowflake_password", "envctl/kappa/partner_api_token", "envctl/kappa/airflow/fernet_key",
          "envctl/kappa/airflow/webserver_secret_key", "envctl/kappa/airflow/jwt_secret",
-         "envctl/kappa/airflow/postgres_password"], False)
+         "envctl/kappa/airflow/postgres_password", "envctl/kappa/airflow/owner_passwords"], False)
 
     again = engine.up(spec)
 

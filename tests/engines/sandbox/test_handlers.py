@@ -522,8 +522,9 @@ def test_metric_alarm_lifecycle(ctx, client):
     life.delete(alarm)
 
 
-def test_ssm_parameter_update_keeps_the_value(ctx, client):
-    """A parameter is written with its initial (secret-marked) value; an update changes the description but not the value."""
+def test_ssm_parameter_update_keeps_an_ignored_value(ctx, client):
+    """A parameter is written with its initial (secret-marked) value; with `value` ignored (the bootstrap
+    result, which the host writes) an update changes the description but not the value."""
     life = Lifecycle(ctx, "aws:ssm/parameter:Parameter")
     name = f"/envctl/{unique('t1')}/bootstrap"
     reg = registration(life.handler.type_token, {"name": name, "type": "String", "description": "bootstrap",
@@ -536,10 +537,25 @@ def test_ssm_parameter_update_keeps_the_value(ctx, client):
     assert life.find(reg)[0] == name
 
     ssm.put_parameter(Name=name, Value='{"status": "ok"}', Type="String", Overwrite=True)  # the host reports
-    parameter = life.update(parameter, changed(reg, description="bootstrap result"))
+    update = changed(reg, description="bootstrap result")
+    update.ignore_changes = ["value"]
+    parameter = life.update(parameter, update)
     described = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [name]}])["Parameters"][0]
     assert described["Description"] == "bootstrap result"
     assert ssm.get_parameter(Name=name)["Parameter"]["Value"] == '{"status": "ok"}'
+    life.delete(parameter)
+
+
+def test_ssm_parameter_update_writes_the_programs_value(ctx, client):
+    """Without ignore_changes an update writes the program's value, as Pulumi does on AWS (the owners
+    parameter: an owners change reaches the running host this way)."""
+    life = Lifecycle(ctx, "aws:ssm/parameter:Parameter")
+    name = f"/envctl/{unique('t1')}/airflow/owners"
+    reg = registration(life.handler.type_token, {"name": name, "type": "String", "value": '["a@example.com"]'})
+    parameter = life.create(reg)
+    ssm = client("ssm")
+    parameter = life.update(parameter, changed(reg, value='["a@example.com", "b@example.com"]'))
+    assert ssm.get_parameter(Name=name)["Parameter"]["Value"] == '["a@example.com", "b@example.com"]'
     life.delete(parameter)
 
 

@@ -23,6 +23,7 @@ from provisioner.engines.sandbox.host_records import load_host_record
 from provisioner.errors import MissingTool
 from provisioner.settings import load_settings
 from provisioner.userdata import AIRFLOW_UID
+from tests.fixtures.browser import chromium  # noqa: F401  (the fixture)
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.hosts, pytest.mark.docker]
@@ -215,6 +216,126 @@ def test_airflow_reads_variables_from_secrets_manager(host):
 
 COMPOSE = "/usr/local/sbin/envctl-compose"
 PROBE = "envctl_probe"  # an Airflow variable, kept in the metadata database
+OWNERS_SYNCED_WITHIN_S = 150  # the owners timer runs every minute; the sync itself starts Airflow's CLI a few times
+
+
+def _airflow_users(host: Host) -> set[str]:
+    listed = host.sh(f"{COMPOSE} exec -T airflow-webserver airflow users list --output json")
+    decoder = json.JSONDecoder()
+    for at in (i for i, char in enumerate(listed) if char == "["):  # past any log line before the JSON
+        try:
+            return {user["username"] for user in decoder.raw_decode(listed, at)[0]}
+        except (ValueError, TypeError, KeyError):
+            continue
+    assert "No data found" in listed, listed
+    return set()
+
+
+def _password(host: Host, owner: str) -> str:
+    result = _cli(host, "password", TEAM, "--owner", owner)
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 1
+    return result.stdout.strip()
+
+
+def _fab_login(base_url: str, user: str, password: str) -> int:
+    """FAB's login form as a browser posts it (CSRF token included); the status of /api/v1/dags afterwards."""
+    import http.cookiejar
+    import urllib.error
+    import urllib.parse
+
+    web = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    page = web.open(f"{base_url}/login/", timeout=30).read().decode()
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"username": user, "password": password, "csrf_token": csrf}).encode()
+    web.open(f"{base_url}/login/", form, timeout=30)
+    try:
+        return web.open(f"{base_url}/api/v1/dags", timeout=30).status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_airflow_accounts_are_exactly_the_owners(host, resolved_spec_module):
+    """After create, `airflow users list` in the webserver lists the request's owners and nobody else,
+    and each has a generated password in the team's secret (never in the userdata or the state)."""
+    owners = set(resolved_spec_module.spec.owners)
+    assert _airflow_users(host) == owners
+    stored = json.loads(host.aws("secretsmanager").get_secret_value(
+        SecretId=f"envctl/{TEAM}/airflow/owner_passwords")["SecretString"])
+    assert set(stored) == owners and all(len(password) >= 24 for password in stored.values())
+    state = "".join(path.read_text() for path in host.engine.settings.state_dir.rglob("*.json"))  # stacks, records
+    assert not [password for password in stored.values() if password in state]
+    assert not [password for password in stored.values() if password in host.sh("cat /var/lib/cloud/instance/scripts/part-001")]
+
+
+def test_an_owner_logs_in_with_the_generated_password_and_a_wrong_one_fails(host, resolved_spec_module):
+    """Over HTTP, as the acceptance check does: the password from `envctl password` opens /api/v1, a wrong one does not."""
+    owner = resolved_spec_module.spec.owners[0]
+    password = _password(host, owner)
+    assert _fab_login(host.record.airflow_url, owner, password) == 200
+    assert _fab_login(host.record.airflow_url, owner, password + "-wrong") in (401, 403)
+
+
+def test_an_owner_logs_in_with_chromium_and_sees_the_dags_page(host, resolved_spec_module, chromium):  # noqa: F811
+    """A real headless Chromium through the host's forwarded port: the login page, the owner's e-mail and
+    the password from `envctl password`, then Airflow's DAGs page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    owner = resolved_spec_module.spec.owners[0]
+    chromium.get(f"{host.record.airflow_url}/login/")
+    chromium.find_element(By.ID, "username").send_keys(owner)
+    chromium.find_element(By.ID, "password").send_keys(_password(host, owner))
+    chromium.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    WebDriverWait(chromium, 30).until(expected_conditions.title_contains("DAGs"))
+    assert "/login" not in chromium.current_url
+    assert owner.split("@")[0] in chromium.page_source or "Log Out" in chromium.page_source
+
+
+def test_an_owners_change_reaches_the_running_host_without_replacing_it(host, resolved_spec_module):
+    """`envctl update` with one owner replaced rewrites the owners parameter only; within the timer's
+    minute (and the sync) the host deletes the former owner's account and creates the new one's."""
+    import dataclasses
+
+    original = list(resolved_spec_module.spec.owners)
+    changed = [original[0], "new.owner@example.com"]
+    spec = dataclasses.replace(resolved_spec_module, spec=resolved_spec_module.spec.model_copy(update={"owners": changed}))
+    try:
+        host.engine.up(spec)
+        assert host.engine.outputs(TEAM)["instance_id"] == host.instance_id  # not replaced
+        deadline = time.monotonic() + OWNERS_SYNCED_WITHIN_S
+        while time.monotonic() < deadline and _airflow_users(host) != set(changed):
+            time.sleep(10)
+        assert _airflow_users(host) == set(changed)
+        stored = json.loads(host.aws("secretsmanager").get_secret_value(
+            SecretId=f"envctl/{TEAM}/airflow/owner_passwords")["SecretString"])  # stacks/fraud.yaml still has the old owners
+        assert set(stored) == set(changed)
+        assert _fab_login(host.record.airflow_url, changed[1], stored[changed[1]]) == 200
+    finally:
+        host.engine.up(resolved_spec_module)  # the request's owners again, for the tests after this one
+
+
+def test_the_sso_configuration_loads_in_the_real_webserver(host):
+    """webserver_config.py for a request with airflow.sso, run by the webserver image's Python with its
+    Flask-AppBuilder and FAB provider: OAuth against the issuer's discovery document, nobody registers."""
+    from provisioner.userdata import _host_files
+
+    config = _host_files(2, sso=True)["webserver_config.py"]
+    probe = (
+        "import os, runpy\n"
+        "os.environ.update(ENVCTL_SSO_ISSUER='https://login.example.com/realms/data', ENVCTL_SSO_CLIENT_ID='airflow-fraud',"
+        " ENVCTL_SSO_CLIENT_SECRET_NAME='partner_api_token', AIRFLOW_VAR_PARTNER_API_TOKEN='client-s3cret')\n"
+        "from flask_appbuilder.const import AUTH_OAUTH\n"
+        "config = runpy.run_path('/tmp/webserver_config.py')\n"
+        "assert config['AUTH_TYPE'] == AUTH_OAUTH and config['AUTH_USER_REGISTRATION'] is False\n"
+        "print('OK', config['OAUTH_PROVIDERS'][0]['remote_app']['server_metadata_url'],\n"
+        "      config['SECURITY_MANAGER_CLASS'].__mro__[1].__name__)\n"
+    )
+    host.sh(f"{COMPOSE} exec -T airflow-webserver sh -c 'cat >/tmp/webserver_config.py' <<'ENVCTL_CONFIG'\n{config}ENVCTL_CONFIG")
+    printed = host.sh(f"{COMPOSE} exec -T airflow-webserver python - <<'ENVCTL_PROBE'\n{probe}ENVCTL_PROBE")
+    assert ("OK https://login.example.com/realms/data/.well-known/openid-configuration "
+            "FabAirflowSecurityManagerOverride") in printed
 
 
 def _set_probe(host: Host, value: str) -> None:

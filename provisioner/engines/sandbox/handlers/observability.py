@@ -133,10 +133,10 @@ class MetricAlarmHandler(Handler):
 
 @register("aws:ssm/parameter:Parameter")
 class ParameterHandler(Handler):
-    """An SSM parameter; created with its initial value, later updates never touch the value.
-
-    The program ignores changes to `value` (the Airflow host writes it), so an update
-    rewrites description, type and key around the value the parameter holds now.
+    """An SSM parameter: created with its value; an update writes the program's value, unless the
+    program ignores changes to `value` (the bootstrap result, which the Airflow host writes): then it
+    rewrites description, type and key around the value the parameter holds now, as Pulumi sends
+    the old value back.
     Sandbox: same as AWS for what envctl uses (SecureString values are not really encrypted).
     """
 
@@ -158,8 +158,11 @@ class ParameterHandler(Handler):
 
     def update(self, ctx: SandboxContext, reg: Registration, old: StoredResource, region: str) -> dict[str, Any]:
         ssm = self.client(ctx, region)
-        current = ssm.get_parameter(Name=old.id, WithDecryption=True)["Parameter"]["Value"]
-        ssm.put_parameter(**self._settings(reg.inputs), Name=old.id, Value=current, Overwrite=True)
+        if "value" in reg.ignore_changes:
+            value = ssm.get_parameter(Name=old.id, WithDecryption=True)["Parameter"]["Value"]
+        else:
+            value = unsecret(reg.inputs.get("value", reg.inputs.get("insecureValue")))
+        ssm.put_parameter(**self._settings(reg.inputs), Name=old.id, Value=value, Overwrite=True)
         self.sync_tags(ctx, reg, old, region)
         return self.named_outputs(ctx, reg, region, old.id)
 
