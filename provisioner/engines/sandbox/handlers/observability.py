@@ -139,9 +139,10 @@ class MetricAlarm(Handler):
 
     @staticmethod
     def _alarm(inputs: dict[str, Any], name: str) -> dict[str, Any]:
-        """put_metric_alarm's arguments from the resource's inputs (metric math is not used by envctl)."""
+        """put_metric_alarm's arguments from the resource's inputs (a metric, or metric math queries)."""
         dimensions = inputs.get("dimensions") or {}
         return compact(
+            Metrics=[MetricAlarm._query(query) for query in inputs["metricQueries"]] if inputs.get("metricQueries") else None,
             AlarmName=name,
             AlarmDescription=inputs.get("alarmDescription"),
             ActionsEnabled=inputs.get("actionsEnabled"),
@@ -152,7 +153,7 @@ class MetricAlarm(Handler):
             Namespace=inputs.get("namespace"),
             Statistic=inputs.get("statistic"),
             ExtendedStatistic=inputs.get("extendedStatistic"),
-            Dimensions=[{"Name": key, "Value": value} for key, value in dimensions.items()],
+            Dimensions=[{"Name": key, "Value": value} for key, value in dimensions.items()] if not inputs.get("metricQueries") else None,
             Period=as_int(inputs.get("period")),
             Unit=inputs.get("unit"),
             EvaluationPeriods=as_int(inputs["evaluationPeriods"]),
@@ -161,6 +162,20 @@ class MetricAlarm(Handler):
             ComparisonOperator=inputs["comparisonOperator"],
             TreatMissingData=inputs.get("treatMissingData"),
         )
+
+    @staticmethod
+    def _query(query: dict[str, Any]) -> dict[str, Any]:
+        """A metricQueries entry as a MetricDataQuery."""
+        metric = query.get("metric")
+        stat = None
+        if metric:
+            stat = compact(
+                Metric={"Namespace": metric["namespace"], "MetricName": metric["metricName"],
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in (metric.get("dimensions") or {}).items()]},
+                Period=as_int(metric["period"]), Stat=metric["stat"], Unit=metric.get("unit"),
+            )
+        return compact(Id=query["id"], Expression=query.get("expression"), Label=query.get("label"),
+                       ReturnData=query.get("returnData"), MetricStat=stat, Period=as_int(query.get("period")))
 
     @staticmethod
     def _outputs(ctx: SandboxContext, reg: Registration, name: str, region: str) -> dict[str, Any]:
