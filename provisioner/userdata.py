@@ -66,7 +66,7 @@ HEALTH_PATHS = {2: "/health", 3: "/api/v2/monitor/health"}
 
 # The files the bootstrap writes, as templates/<name>.j2 (the timers come from envctl-job.timer.j2).
 _HOST_FILES = (
-    "envctl-fetch-secrets.sh", "docker-compose.yml", "envctl-compose.sh",
+    "envctl-ship-log.py", "envctl-fetch-secrets.sh", "docker-compose.yml", "envctl-compose.sh",
     "envctl-job.sh", "envctl-job@.service", "envctl-airflow.service",
 )
 HEREDOC_DELIMITER = "ENVCTL_EOF"
