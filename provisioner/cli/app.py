@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from provisioner.cli import backups, doctor, inference, lifecycle, next_steps, output, requests, sandbox, secrets, validate
+from provisioner.cli import logs
 from provisioner.errors import EnvctlError
 
 
@@ -66,6 +67,7 @@ MORE_COMMANDS = {
     "backup": backups.backup,
     "restore": backups.restore,
     "next-steps": next_steps.next_steps_command,
+    "logs": logs.logs,
 }
 
 for name, command in COMMANDS.items():
