@@ -83,8 +83,8 @@ def _ship(tmp_path: Path, shipper: str, *args: str, stream_exists: bool = False,
 
 
 def test_the_shipper_sends_each_line_with_its_time(tmp_path, files):
-    """One event per line, stamped lines at their time and the others at the time before them, in order,
-    to the named group and stream."""
+    """One event per line, stamped lines at their time (without it in the message) and the others at the time
+    before them, in order, to the named group and stream."""
     log = tmp_path / "bootstrap.log"
     log.write_text("apt says hello\n2026-12-02T04:49:26Z envctl: step os\nGet:1 http://deb.debian.org\n\n"
                    "2026-12-02T04:49:30Z envctl: step docker\n")
@@ -96,9 +96,9 @@ def test_the_shipper_sends_each_line_with_its_time(tmp_path, files):
     second = first + 4000
     assert calls[1]["events"] == [
         {"timestamp": first, "message": "apt says hello"},
-        {"timestamp": first, "message": "2026-12-02T04:49:26Z envctl: step os"},
+        {"timestamp": first, "message": "envctl: step os"},
         {"timestamp": first, "message": "Get:1 http://deb.debian.org"},
-        {"timestamp": second, "message": "2026-12-02T04:49:30Z envctl: step docker"},
+        {"timestamp": second, "message": "envctl: step docker"},
     ]
 
 
@@ -111,7 +111,7 @@ def test_the_shipper_continues_from_an_offset_with_complete_lines_only(tmp_path,
     result, calls = _ship(tmp_path, files[SHIPPER], "/envctl/fraud", "i-0abc/bootstrap", str(log), "0", stream_exists=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(len(done))
-    assert [event["message"] for event in calls[-1]["events"]] == [done.strip()]
+    assert [event["message"] for event in calls[-1]["events"]] == ["envctl: step os"]
     result, calls = _ship(tmp_path, files[SHIPPER], "/envctl/fraud", "i-0abc/bootstrap", str(log), str(len(done)))
     assert (result.stdout.strip(), calls) == (str(len(done)), [])
 
@@ -124,7 +124,7 @@ def test_the_shipper_batches_within_put_log_events_limits(tmp_path, files):
     assert result.returncode == 0, result.stderr
     batches = [call["events"] for call in calls if "events" in call]
     assert [len(batch) for batch in batches] == [500, 500, 200]
-    assert all(len(event["message"]) == 500 for batch in batches for event in batch)
+    assert all(len(event["message"]) == 500 - 21 for batch in batches for event in batch)
     assert all(sum(len(e["message"].encode()) + 26 for e in batch) <= 1_048_576 for batch in batches)
 
 
