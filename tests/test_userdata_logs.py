@@ -84,10 +84,10 @@ def _ship(tmp_path: Path, shipper: str, *args: str, stream_exists: bool = False,
 
 def test_the_shipper_sends_each_line_with_its_time(tmp_path, files):
     """One event per line, stamped lines at their time (without it in the message) and the others at the time
-    before them, in order, to the named group and stream."""
+    before them, in order, to the named group and stream; blank lines (a job's, stamped) are left out."""
     log = tmp_path / "bootstrap.log"
     log.write_text("apt says hello\n2026-12-02T04:49:26Z envctl: step os\nGet:1 http://deb.debian.org\n\n"
-                   "2026-12-02T04:49:30Z envctl: step docker\n")
+                   "2026-12-02T04:49:29Z \n2026-12-02T04:49:29Z   \n2026-12-02T04:49:30Z envctl: step docker\n")
     result, calls = _ship(tmp_path, files[SHIPPER], "/envctl/fraud", "i-0abc/bootstrap", str(log))
     assert result.returncode == 0, result.stderr
     assert [call["args"][:2] for call in calls] == [["logs", "create-log-stream"], ["logs", "put-log-events"]]
