@@ -47,7 +47,7 @@ TEAM_METRICS = {
     "scheduler-heartbeat": TeamMetric("SchedulerHeartbeat", "Count", "1 per minute while the scheduler's heartbeat is fresh"),
     "dag-run-failures": TeamMetric("DagRunFailed", "Count", "DAG runs that ended failed, per minute they ended in"),
     "data-volume-usage": TeamMetric("DataVolumeUsedPercent", "Percent", "used space of the data volume (/data)"),
-    "backup-age": TeamMetric("NewestBackupAgeHours", "Count", "hours since the newest backup in the team bucket (sent once one exists)"),
+    "backup-age": TeamMetric("NewestBackupAgeHours", "None", "hours since the newest backup in the team bucket (sent once one exists)"),
 }
 
 
