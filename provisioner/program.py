@@ -26,13 +26,13 @@ from provisioner.userdata import UserdataContext, encode_for_instance, render_us
 # The services envctl calls: with a custom endpoint only these are pointed at it.
 ENDPOINT_SERVICES = (
     "ec2", "s3", "iam", "kms", "ecr", "cloudwatch", "logs", "sagemaker", "secretsmanager",
-    "ssm", "sts", "appautoscaling", "budgets",
+    "ssm", "sts", "appautoscaling", "budgets", "sns",
 )
 
 
 # pulumi_aws loads its submodules on first use; two threads doing that at once can fail.
 PROVIDER_MODULES = ("appautoscaling", "budgets", "cloudwatch", "ebs", "ec2", "ecr", "iam", "kms", "s3",
-                    "sagemaker", "secretsmanager", "ssm")
+                    "sagemaker", "secretsmanager", "sns", "ssm")
 
 
 def preload_provider_modules() -> None:

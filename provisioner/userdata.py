@@ -73,7 +73,7 @@ OWNER_ROLES = {2: "Admin", 3: "admin"}
 
 # The files the bootstrap writes, as templates/<name>.j2 (the timers come from envctl-job.timer.j2).
 _HOST_FILES = (
-    "envctl-fetch-secrets.sh", "docker-compose.yml", "envctl-compose.sh", "webserver_config.py",
+    "envctl-ship-log.py", "envctl-fetch-secrets.sh", "docker-compose.yml", "envctl-compose.sh", "webserver_config.py",
     "envctl-owners.sh", "envctl-job.sh", "envctl-job@.service", "envctl-airflow.service",
 )
 HEREDOC_DELIMITER = "ENVCTL_EOF"

@@ -15,8 +15,8 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from provisioner.cli import (backups, dags, doctor, inference, invoke, lifecycle, login, next_steps, output, plan_apply,
-                             sandbox, secrets, validate)
+from provisioner.cli import (backups, dags, doctor, inference, invoke, lifecycle, login, logs, next_steps, output,
+                             plan_apply, sandbox, secrets, validate)
 from provisioner.errors import EnvctlError
 
 
@@ -69,6 +69,7 @@ MORE_COMMANDS = {
     "restore": backups.restore,
     "next-steps": next_steps.next_steps_command,
     "invoke": invoke.invoke,
+    "logs": logs.logs,
 }
 
 for name, command in COMMANDS.items():

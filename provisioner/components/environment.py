@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from provisioner.components import policies
+from provisioner.components.alerts import TeamAlerts, TeamAlertsArgs
 from provisioner.components.airflow_host import AirflowHost, AirflowHostArgs
 from provisioner.components.boundary import PermissionsBoundary, PermissionsBoundaryArgs
 from provisioner.components.deploy import DeployAccess, DeployAccessArgs, DeploySettings
@@ -144,6 +145,15 @@ class TeamEnvironment(pulumi.ComponentResource):
                 self.inference_status = "serving"
                 self.inference_image = image
 
+        self.alerts = TeamAlerts(
+            f"{name}-alerts",
+            TeamAlertsArgs(
+                team=args.team, region=args.region, account_id=account_id, owners=args.owners,
+                kms_key_arn=self.storage.key.arn, instance_id=self.host.instance.id,
+                endpoint_name=self.inference.endpoint.name if self.inference is not None else None,
+            ),
+            opts=child,
+        )
         self.budget = aws.budgets.Budget(
             f"{name}-budget", name=names.prefix, budget_type="COST", limit_amount=str(args.budget_usd_month), limit_unit="USD",
             time_unit="MONTHLY", cost_filters=[{"name": "TagKeyValue", "values": [f"user:envctl:team${args.team}"]}],
@@ -165,6 +175,7 @@ class TeamEnvironment(pulumi.ComponentResource):
             "bucket_name": self.storage.bucket.bucket,
             "kms_key_arn": self.storage.key.arn,
             "log_group": self.storage.log_group.name,
+            "alerts_topic_arn": self.alerts.topic.arn,
             "ecr_repository_url": self.storage.repository.repository_url,
             "sagemaker_role_arn": self.sagemaker.role.arn,
             "model_package_group": self.sagemaker.model_package_group.model_package_group_name,

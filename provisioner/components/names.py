@@ -25,6 +25,24 @@ class TeamNames:
         return f"/envctl/{self.team}"
 
     @property
+    def alerts_topic(self) -> str:
+        """The SNS topic the team's alarms publish to; the owners are subscribed to it."""
+        return f"{self.prefix}-alerts"
+
+    def alarm(self, key: str) -> str:
+        return f"{self.prefix}-{key}"
+
+    @property
+    def alarm_names(self) -> tuple[str, ...]:
+        """Every alarm that may publish to the team's topic (the endpoint's exist only with an endpoint)."""
+        return tuple(self.alarm(key) for key in ALARM_KEYS)
+
+    @property
+    def metrics_namespace(self) -> str:
+        """The CloudWatch namespace of the metrics the team's host publishes (scheduler heartbeat, ...)."""
+        return f"envctl/{self.team}"
+
+    @property
     def ecr_repository(self) -> str:
         return self.prefix
 
@@ -89,6 +107,12 @@ def team_tags(team: str, owner: str, cost_center: str) -> dict[str, str]:
     """The tags every resource of a team carries (the provider's default tags)."""
     return {"envctl:team": team, "envctl:owner": owner, "envctl:cost-center": cost_center, "envctl:managed-by": "envctl"}
 
+
+# The alarms that tell a team's owners (components/alerts.py; runbooks in docs/operations.md).
+ALARM_KEYS = (
+    "host-status", "scheduler-heartbeat", "dag-run-failures", "data-volume-usage", "backup-age",
+    "endpoint-5xx-rate", "endpoint-p99-latency",
+)
 
 AIRFLOW_INTERNAL_SECRETS = ("fernet_key", "webserver_secret_key", "jwt_secret", "postgres_password")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Sequence
 
 from provisioner.components.names import TeamNames
 
@@ -349,8 +350,21 @@ def bucket_policy(arns: TeamArns) -> str:
     )
 
 
-def key_policy(account_id: str, region: str, log_group: str, partition: str = "aws") -> str:
-    """The account administers the key (IAM decides who uses it); CloudWatch Logs may use it for the team's group."""
+def alarm_arns(account_id: str, region: str, alarm_names: Sequence[str], partition: str = "aws") -> list[str]:
+    return [f"arn:{partition}:cloudwatch:{region}:{account_id}:alarm:{name}" for name in alarm_names]
+
+
+def key_policy(account_id: str, region: str, log_group: str, alarm_names: Sequence[str], partition: str = "aws") -> str:
+    """The account administers the key (IAM decides who uses it); CloudWatch Logs may use it for the
+    team's group, and CloudWatch for the team's alarms publishing to the team's encrypted topic.
+
+    CloudWatch cannot publish to an SNS topic encrypted with a customer managed key unless the key
+    policy gives the cloudwatch.amazonaws.com principal kms:GenerateDataKey* and kms:Decrypt ("Enable
+    compatibility between event sources from AWS services and encrypted topics",
+    https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services);
+    without it the alarms fire and nobody is told. aws:SourceAccount and aws:SourceArn (the team's
+    alarms, by exact ARN: a team name can be the prefix of another's) keep other alarms from using it.
+    """
     return _doc(
         {
             "Sid": "AccountAdministers",
@@ -368,5 +382,49 @@ def key_policy(account_id: str, region: str, log_group: str, partition: str = "a
             "Condition": {"ArnEquals": {
                 "kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account_id}:log-group:{log_group}",
             }},
+        },
+        {
+            "Sid": "TeamAlarmsToEncryptedTopic",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account_id},
+                "ArnEquals": {"aws:SourceArn": alarm_arns(account_id, region, alarm_names, partition)},
+            },
+        },
+    )
+
+
+def alerts_topic_policy(topic_arn: str, account_id: str, region: str, alarm_names: Sequence[str], partition: str = "aws") -> str:
+    """The team's alerts topic: the account administers it (IAM decides who), the team's alarms publish.
+
+    Replaces SNS's default policy, which lets any principal of the account publish. CloudWatch
+    publishes as its service principal; aws:SourceArn names the team's alarms
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-actions.html,
+    confused-deputy prevention for SNS topics).
+    """
+    return _doc(
+        {
+            "Sid": "AccountAdministers",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+            "Action": [
+                "sns:GetTopicAttributes", "sns:SetTopicAttributes", "sns:AddPermission", "sns:RemovePermission",
+                "sns:DeleteTopic", "sns:Subscribe", "sns:ListSubscriptionsByTopic", "sns:Publish",
+            ],
+            "Resource": topic_arn,
+        },
+        {
+            "Sid": "TeamAlarmsPublish",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account_id},
+                "ArnEquals": {"aws:SourceArn": alarm_arns(account_id, region, alarm_names, partition)},
+            },
         },
     )

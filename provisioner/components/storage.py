@@ -52,7 +52,7 @@ class TeamStorage(pulumi.ComponentResource):
             f"{name}-key", description=f"envctl {args.team}: bucket, volumes, secrets, logs",
             enable_key_rotation=True, deletion_window_in_days=30,
             policy=pulumi.Output.from_input(args.account_id).apply(
-                lambda account: policies.key_policy(account, args.region, names.log_group)
+                lambda account: policies.key_policy(account, args.region, names.log_group, names.alarm_names)
             ),
             opts=keep(kept.key_id),
         )

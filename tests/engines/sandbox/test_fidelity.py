@@ -156,6 +156,15 @@ def _secret_scheduled_for_deletion(sandbox: Sandbox) -> Any:
     return secrets.create_secret(Name=name, SecretString="y")
 
 
+def _unsubscribe(protocol: str, endpoint: str) -> Callable[[Sandbox], Any]:
+    def call(sandbox: Sandbox) -> Any:
+        sns = sandbox.client("sns")
+        topic = sns.create_topic(Name=unique("fidelity-alerts"))["TopicArn"]
+        subscription = sns.subscribe(TopicArn=topic, Protocol=protocol, Endpoint=endpoint, ReturnSubscriptionArn=True)
+        return sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
+    return call
+
+
 def _subnet(zone: str) -> Callable[[Sandbox], Any]:
     def call(sandbox: Sandbox) -> Any:
         ec2 = sandbox.client("ec2", "us-west-1")
@@ -199,6 +208,9 @@ REFUSALS: dict[str, list[Case]] = {
     "no_create_while_scheduled_for_deletion": [
         Case("secret-in-recovery-window", _secret_scheduled_for_deletion, "InvalidRequestException", 400),
     ],
+    "no_unsubscribe_while_pending": [
+        Case("pending-email-subscription", _unsubscribe("email", "owner@example.com"), "InvalidParameter", 400),
+    ],
     "zone_must_be_in_region": [
         Case("subnet-in-another-region's-zone", _subnet("eu-west-1a"), "InvalidParameterValue", 400),
         Case("volume-in-a-missing-zone", _volume("us-west-1c"), "InvalidZone.NotFound", 400),
@@ -214,6 +226,7 @@ ALLOWED: list[Case] = [
     Case("m5-with-kms", _endpoint_config({"InstanceType": "ml.m5.xlarge", "InitialInstanceCount": 1}), "", 200),
     Case("g4dn-without-kms", _endpoint_config({"InstanceType": "ml.g4dn.xlarge", "InitialInstanceCount": 1}, kms=False),
          "", 200),
+    Case("unsubscribe-of-a-confirmed-subscription", _unsubscribe("sqs", f"arn:aws:sqs:{REGION}:{ACCOUNT}:fidelity-q"), "", 200),
     Case("subnet-in-the-region", _subnet("us-west-1b"), "", 200),
     Case("volume-in-the-region", _volume("us-west-1a"), "", 200),
     Case("instance-in-the-region", _instance("us-west-1a"), "", 200),

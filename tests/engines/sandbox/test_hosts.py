@@ -127,6 +127,26 @@ def test_status_shows_host_url_and_bootstrap(host):
     assert status["bootstrap"]["instance_id"] == host.instance_id
 
 
+def test_container_and_bootstrap_logs_reach_the_team_log_group(host):
+    """The containers (Docker's awslogs driver) and the bootstrap (envctl-ship-log) log to moto's /envctl/fraud,
+    one stream per component, and `envctl logs fraud scheduler` prints the scheduler's lines."""
+    logs = host.aws("logs")
+    wanted = {f"{host.instance_id}/{component}" for component in ("scheduler", "webserver", "postgres", "bootstrap")}
+    deadline = time.monotonic() + 60  # the driver sends every 5 s
+    streams: set[str] = set()
+    while time.monotonic() < deadline and not wanted <= streams:
+        streams = {s["logStreamName"] for s in logs.describe_log_streams(logGroupName=f"/envctl/{TEAM}")["logStreams"]}
+        time.sleep(2)
+    assert wanted <= streams, streams
+    scheduler = _cli(host, "logs", TEAM, "scheduler", "--since", "30m")
+    assert scheduler.exit_code == 0, scheduler.output
+    lines = scheduler.stdout.splitlines()
+    assert lines and all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ scheduler ", line) for line in lines), lines[:5]
+    bootstrap = _cli(host, "logs", TEAM, "bootstrap", "--since", "1h")
+    assert "ENVCTL_BOOTSTRAP status=succeeded step=result" in bootstrap.stdout, bootstrap.output
+    assert re.search(r"^\S+ bootstrap envctl: step volume$", bootstrap.stdout, re.MULTILINE), bootstrap.stdout[-2000:]
+
+
 def test_airflow_user_has_the_fixed_uid(host):
     """The userdata made the airflow user and group with uid/gid 50000."""
     assert host.sh("id -u airflow; getent group airflow | cut -d: -f3").split() == [str(AIRFLOW_UID)] * 2
@@ -387,6 +407,16 @@ def test_backup_command_takes_one_now(host):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["backup"] == _backups(host)[-1].name and "in-the-backup" in _dump(host, report["key"])
+
+
+def test_job_runs_reach_the_team_log_group(host):
+    """Each run of a maintenance job (the nightly one and `envctl backup` above) is in its own stream."""
+    daily = _cli(host, "logs", TEAM, "job-daily", "--since", "1h")
+    assert daily.exit_code == 0, daily.output
+    assert re.search(r" job-daily envctl-job daily: started$", daily.stdout, re.MULTILINE), daily.stdout
+    assert re.search(r" job-daily envctl-job daily: exit \d+$", daily.stdout, re.MULTILINE), daily.stdout
+    backup = _cli(host, "logs", TEAM, "job-backup", "--since", "1h")
+    assert re.search(r" job-backup backups/postgres/\S+\.sql\.gz$", backup.stdout, re.MULTILINE), backup.output
 
 
 def test_replacing_the_host_keeps_the_metadata_on_the_data_volume(host, resolved_spec_module):

@@ -77,8 +77,8 @@ class LogGroupHandler(Handler):
 class MetricAlarmHandler(Handler):
     """A CloudWatch metric alarm (e.g. recover the Airflow host when its system check fails).
 
-    Sandbox: moto stores alarms but never evaluates them: no metric data arrives, the state
-    stays INSUFFICIENT_DATA and actions (EC2 recover, SNS) never run.
+    Sandbox: moto stores alarms (metric math ones too) but never evaluates them: the state stays
+    INSUFFICIENT_DATA and actions (EC2 recover, SNS) never run.
     """
 
     replace_on = ("name",)
@@ -104,9 +104,11 @@ class MetricAlarmHandler(Handler):
 
     @staticmethod
     def _alarm(inputs: dict[str, Any], name: str) -> dict[str, Any]:
-        """put_metric_alarm's arguments from the resource's inputs (metric math is not used by envctl)."""
+        """put_metric_alarm's arguments from the resource's inputs (a metric, or metric math queries)."""
         dimensions = inputs.get("dimensions") or {}
+        queries = inputs.get("metricQueries")
         return compact(
+            Metrics=[MetricAlarmHandler._query(query) for query in queries] if queries else None,
             AlarmName=name,
             AlarmDescription=inputs.get("alarmDescription"),
             ActionsEnabled=inputs.get("actionsEnabled"),
@@ -117,7 +119,7 @@ class MetricAlarmHandler(Handler):
             Namespace=inputs.get("namespace"),
             Statistic=inputs.get("statistic"),
             ExtendedStatistic=inputs.get("extendedStatistic"),
-            Dimensions=[{"Name": key, "Value": value} for key, value in dimensions.items()],
+            Dimensions=None if queries else [{"Name": key, "Value": value} for key, value in dimensions.items()],
             Period=as_int(inputs.get("period")),
             Unit=inputs.get("unit"),
             EvaluationPeriods=as_int(inputs["evaluationPeriods"]),
@@ -126,6 +128,20 @@ class MetricAlarmHandler(Handler):
             ComparisonOperator=inputs["comparisonOperator"],
             TreatMissingData=inputs.get("treatMissingData"),
         )
+
+    @staticmethod
+    def _query(query: dict[str, Any]) -> dict[str, Any]:
+        """A metricQueries entry as a MetricDataQuery."""
+        metric = query.get("metric")
+        stat = None
+        if metric:
+            stat = compact(
+                Metric={"Namespace": metric["namespace"], "MetricName": metric["metricName"],
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in (metric.get("dimensions") or {}).items()]},
+                Period=as_int(metric["period"]), Stat=metric["stat"], Unit=metric.get("unit"),
+            )
+        return compact(Id=query["id"], Expression=query.get("expression"), Label=query.get("label"),
+                       ReturnData=query.get("returnData"), MetricStat=stat, Period=as_int(query.get("period")))
 
 
 # --- SSM parameters --------------------------------------------------------------------------
