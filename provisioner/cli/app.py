@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from provisioner.cli import backups, doctor, inference, lifecycle, next_steps, output, requests, sandbox, secrets, validate
 from provisioner.cli import invoke
+from provisioner.cli import cost
 from provisioner.errors import EnvctlError
 
 
@@ -68,6 +69,7 @@ MORE_COMMANDS = {
     "restore": backups.restore,
     "next-steps": next_steps.next_steps_command,
     "invoke": invoke.invoke,
+    "cost": cost.cost,
 }
 
 for name, command in COMMANDS.items():
