@@ -18,7 +18,8 @@ from provisioner.components.names import AIRFLOW_INTERNAL_SECRETS
 from provisioner.errors import InvalidInput
 from provisioner.spec import ResolvedSpec, display_path
 
-PRICES_FILE = Path(__file__).resolve().parent / "pricing" / "prices.json"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PRICES_FILE = PROJECT_ROOT / "provisioner" / "pricing" / "prices.json"
 HOW_TO_UPDATE = "see docs/operations.md, 'Cost estimates', for where the figures come from"
 ROOT_VOLUME_GB = 30  # components/airflow_host.ROOT_VOLUME_GB (a test keeps the two equal; that module needs pulumi)
 NOTEBOOK_VOLUME_GB = 5  # SageMaker's default notebook volume; the program does not set volume_size
@@ -79,7 +80,7 @@ def load_prices(path: Path = PRICES_FILE) -> PriceTable:
 
 @lru_cache(maxsize=4)
 def _load_prices(path: Path) -> PriceTable:
-    shown = display_path(path)
+    shown = display_path(path, PROJECT_ROOT)  # stable whatever the working directory: the result is cached
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

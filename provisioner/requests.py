@@ -315,6 +315,10 @@ class TeamPlan:
     changes: list[ResourceChange] = field(default_factory=list)
     failure: str = ""  # the preview failed
     note: str = ""
+    monthly_usd: float | None = None  # the request's estimate (cost.py); 0 for a removal, None when invalid
+    monthly_usd_delta: float | None = None  # minus the base's request's estimate; None without a base to compare
+    budget_usd_month: int | None = None
+    cost_note: str = ""  # why there is no estimate, or that it is over budget
 
     @property
     def status(self) -> str:
@@ -373,6 +377,33 @@ def _team_plan(settings: Settings, change: RequestChange, resolved: dict[str, Re
     return plan
 
 
+def _cost_into(settings: Settings, plan: TeamPlan, change: RequestChange, resolved: dict[str, ResolvedSpec]) -> None:
+    """The team's monthly estimate and its change against the request at the base (offline, from the price table)."""
+    from provisioner.cost import estimate, load_prices
+
+    if plan.errors:
+        return
+    old = parse_old_request(change.old_text)
+    try:
+        prices = load_prices()
+        new = None if change.action == REMOVE else estimate(resolved[change.team], prices)
+        before = None if old is None else estimate(
+            ResolvedSpec(spec=old, region=old.region or settings.region, cidr=""), prices).monthly_usd
+    except InvalidInput as exc:
+        plan.cost_note = f"not estimated: {exc.message}"
+        return
+    plan.monthly_usd = 0.0 if new is None else new.monthly_usd
+    if change.action == NEW:
+        plan.monthly_usd_delta = plan.monthly_usd
+    elif before is not None:
+        plan.monthly_usd_delta = round(plan.monthly_usd - before, 2)
+    if new is not None:
+        plan.budget_usd_month = new.budget_usd_month
+        if new.over_budget:
+            plan.cost_note = (f"the estimate ${new.monthly_usd:,.2f}/month is over budget_usd_month "
+                              f"${new.budget_usd_month:,}")
+
+
 def _preview_into(engine: Engine, plan: TeamPlan, spec: ResolvedSpec, progress: Progress) -> TeamPlan:
     try:
         result = engine.preview(spec, _team_progress(progress, plan.team))
@@ -398,6 +429,8 @@ def plan_requests(settings: Settings, change_set: ChangeSet, engine: Engine, *,
     """Validate all of stacks/, then preview every valid new or changed team and size every removal."""
     resolved, errors = validate_stacks(settings)
     teams = [_team_plan(settings, change, resolved, errors) for change in change_set.changes]
+    for team, change in zip(teams, change_set.changes, strict=True):
+        _cost_into(settings, team, change, resolved)
     claimed = {e for team in teams for e in team.errors}
     to_preview = [t for t in teams if t.action != REMOVE and t.status == "ok"]
     if to_preview:
@@ -526,12 +559,33 @@ def _count(team: TeamPlan, action: str) -> str:
 
 
 def _summary_table(teams: list[TeamPlan]) -> list[str]:
-    lines = ["| team | action | request | create | update | replace | delete | status |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    lines = ["| team | action | request | create | update | replace | delete | USD/month | change | status |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for team in teams:
         counts = " | ".join(_count(team, a) for a in ("create", "update", "replace", "delete"))
-        lines.append(f"| {team.team} | {team.action} | `{team.request}` | {counts} | {_team_status(team)} |")
+        cost = f"{_money(team.monthly_usd)} | {_money(team.monthly_usd_delta, signed=True)}"
+        lines.append(f"| {team.team} | {team.action} | `{team.request}` | {counts} | {cost} | {_team_status(team)} |")
     return lines
+
+
+def _money(amount: float | None, *, signed: bool = False) -> str:
+    if amount is None:
+        return "-"
+    return f"{amount:+,.2f}" if signed and amount else f"{amount:,.2f}"
+
+
+def _cost_line(team: TeamPlan) -> list[str]:
+    if team.monthly_usd is None:
+        return [f"**Cost**: {_escape(team.cost_note)}", ""] if team.cost_note else []
+    text = f"**Cost**: ${_money(team.monthly_usd)}/month"
+    if team.monthly_usd_delta is not None:
+        delta = team.monthly_usd_delta
+        text += f" ({'+' if delta > 0 else '-' if delta < 0 else ''}${_money(abs(delta))} against the base)"
+    if team.budget_usd_month is not None:
+        text += f" · budget ${team.budget_usd_month:,}/month"
+    if team.cost_note:
+        text += f" · **{_escape(team.cost_note)}**"
+    return [text, ""]
 
 
 def _counts_sentence(summary: dict[str, int]) -> str:
@@ -557,6 +611,7 @@ def _team_section(team: TeamPlan, *, resource_lists: bool) -> list[str]:
         lines += [f"**Preview failed**: {_escape(team.failure)}", ""]
     if team.summary:
         lines += [f"**Resources**: {_counts_sentence(team.summary)}", ""]
+    lines += _cost_line(team)
     if team.note:
         lines += [f"> {_escape(team.note)}", ""]
     order = {action: index for index, action in enumerate(ACTIONS)}
