@@ -13,6 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from provisioner.cli import output
 from provisioner.cli.main import app
 from provisioner.cost import NOT_ESTIMATED, NOTEBOOK_VOLUME_GB, PRICES_FILE, ROOT_VOLUME_GB, estimate, load_prices
 from provisioner.errors import InvalidInput
@@ -196,7 +197,8 @@ def test_cost_of_every_team_as_json_and_the_over_budget_warning(project):
     assert "finance-reports: the estimate" in result.stderr and "over its budget_usd_month ($50)" in result.stderr
 
 
-def test_cost_table_shows_items_total_and_budget(project):
+def test_cost_table_shows_items_total_and_budget(project, monkeypatch):
+    monkeypatch.setattr(output.out, "width", 200)  # a narrow COLUMNS (e.g. under xdist) would wrap the cells
     result = CliRunner().invoke(app, ["cost", "treasury"])
     assert result.exit_code == 0, result.output
     total = estimate(example("treasury"), load_prices()).monthly_usd
