@@ -15,7 +15,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from provisioner.cli import (backups, dags, doctor, inference, invoke, lifecycle, login, logs, next_steps, output,
+from provisioner.cli import (backups, cost, dags, doctor, inference, invoke, lifecycle, login, logs, next_steps, output,
                              plan_apply, sandbox, secrets, validate)
 from provisioner.errors import EnvctlError
 
@@ -70,6 +70,7 @@ MORE_COMMANDS = {
     "next-steps": next_steps.next_steps_command,
     "invoke": invoke.invoke,
     "logs": logs.logs,
+    "cost": cost.cost,
 }
 
 for name, command in COMMANDS.items():

@@ -110,14 +110,15 @@ def _print_plan(result) -> None:
         output.out.print("no request changed")
     else:
         table = Table(box=None, header_style="bold", pad_edge=False)
-        for column in ("team", "action", "create", "update", "replace", "delete", "status"):
-            table.add_column(column, justify="right" if column in ("create", "update", "replace", "delete") else "left")
+        for column in ("team", "action", "create", "update", "replace", "delete", "USD/month", "status"):
+            table.add_column(column, justify="left" if column in ("team", "action", "status") else "right")
         for team in result.teams:
             counts = [str(team.summary[a]) if team.summary else "-" for a in ("create", "update", "replace", "delete")]
-            table.add_row(team.team, team.action, *counts, _styled_status(team))
+            table.add_row(team.team, team.action, *counts, _monthly(team), _styled_status(team))
         output.out.print(table)
     for team in result.teams:
         details = team.notable + ([team.note] if team.note else []) + ([team.failure] if team.failure else [])
+        details += [f"cost: {team.cost_note}"] if team.cost_note else []
         if details or team.errors:
             output.out.print(f"[bold]{team.team}[/] ({team.action}, {team.request})")
         for line in details:
@@ -126,6 +127,13 @@ def _print_plan(result) -> None:
             output.out.print(f"  [red]✗[/] {line}", highlight=False)
     for line in result.other_errors:
         output.out.print(f"[red]✗[/] {line}", highlight=False)
+
+
+def _monthly(team) -> str:
+    if team.monthly_usd is None:
+        return "-"
+    delta = team.monthly_usd_delta
+    return f"{team.monthly_usd:,.2f}" + ("" if delta is None else f" ({delta:+,.2f})" if delta else " (0)")
 
 
 def _styled_status(team) -> str:

@@ -45,12 +45,33 @@ def _count(team: TeamPlan, action: str) -> str:
 
 
 def _summary_table(teams: list[TeamPlan]) -> list[str]:
-    lines = ["| team | action | request | create | update | replace | delete | status |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    lines = ["| team | action | request | create | update | replace | delete | USD/month | change | status |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for team in teams:
         counts = " | ".join(_count(team, a) for a in ("create", "update", "replace", "delete"))
-        lines.append(f"| {team.team} | {team.action} | `{team.request}` | {counts} | {_team_status(team)} |")
+        cost = f"{_money(team.monthly_usd)} | {_money(team.monthly_usd_delta, signed=True)}"
+        lines.append(f"| {team.team} | {team.action} | `{team.request}` | {counts} | {cost} | {_team_status(team)} |")
     return lines
+
+
+def _money(amount: float | None, *, signed: bool = False) -> str:
+    if amount is None:
+        return "-"
+    return f"{amount:+,.2f}" if signed and amount else f"{amount:,.2f}"
+
+
+def _cost_line(team: TeamPlan) -> list[str]:
+    if team.monthly_usd is None:
+        return [f"**Cost**: {_escape(team.cost_note)}", ""] if team.cost_note else []
+    text = f"**Cost**: ${_money(team.monthly_usd)}/month"
+    if team.monthly_usd_delta is not None:
+        delta = team.monthly_usd_delta
+        text += f" ({'+' if delta > 0 else '-' if delta < 0 else ''}${_money(abs(delta))} against the base)"
+    if team.budget_usd_month is not None:
+        text += f" · budget ${team.budget_usd_month:,}/month"
+    if team.cost_note:
+        text += f" · **{_escape(team.cost_note)}**"
+    return [text, ""]
 
 
 def _counts_sentence(summary: dict[str, int]) -> str:
@@ -76,6 +97,7 @@ def _team_section(team: TeamPlan, *, resource_lists: bool) -> list[str]:
         lines += [f"**Preview failed**: {_escape(team.failure)}", ""]
     if team.summary:
         lines += [f"**Resources**: {_counts_sentence(team.summary)}", ""]
+    lines += _cost_line(team)
     if team.note:
         lines += [f"> {_escape(team.note)}", ""]
     order = {action: index for index, action in enumerate(ACTIONS)}

@@ -18,6 +18,7 @@ from provisioner.pull_requests.batch import (
     validate_stacks,
 )
 from provisioner.pull_requests.changes import CHANGE, REMOVE, ChangeSet, RequestChange
+from provisioner.pull_requests.costs import planned_cost
 from provisioner.pull_requests.notable import notable_changes, parse_old_request, requested_settings
 from provisioner.settings import Settings
 from provisioner.spec import ResolvedSpec, display_path
@@ -37,6 +38,10 @@ class TeamPlan:
     changes: list[ResourceChange] = field(default_factory=list)
     failure: str = ""  # the preview failed
     note: str = ""
+    monthly_usd: float | None = None  # the request's estimate (cost.py); 0 for a removal, None when invalid
+    monthly_usd_delta: float | None = None  # minus the base's request's estimate; None without a base to compare
+    budget_usd_month: int | None = None
+    cost_note: str = ""  # why there is no estimate, or that it is over budget
 
     @property
     def status(self) -> str:
@@ -120,6 +125,11 @@ def plan_requests(settings: Settings, change_set: ChangeSet, engine: Engine, *,
     """Validate all of stacks/, then preview every valid new or changed team and size every removal."""
     resolved, errors = validate_stacks(settings)
     teams = [_team_plan(settings, change, resolved, errors) for change in change_set.changes]
+    for team, change in zip(teams, change_set.changes, strict=True):
+        if not team.errors:
+            cost = planned_cost(settings, change, resolved)
+            team.monthly_usd, team.monthly_usd_delta = cost.monthly_usd, cost.monthly_usd_delta
+            team.budget_usd_month, team.cost_note = cost.budget_usd_month, cost.note
     claimed = {e for team in teams for e in team.errors}
     to_preview = [t for t in teams if t.action != REMOVE and t.status == "ok"]
     if to_preview:

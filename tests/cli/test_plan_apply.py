@@ -115,8 +115,11 @@ def test_plan_previews_only_the_new_team_and_creates_nothing(project, engine):
     plan = json.loads(result.stdout)
     assert [(t["team"], t["action"], t["status"]) for t in plan["teams"]] == [("newteam", "new", "ok")]
     assert plan["teams"][0]["summary"]["create"] > 20
+    cost = plan["teams"][0]["monthly_usd"]
+    assert cost > 0 and plan["teams"][0]["monthly_usd_delta"] == cost  # a new team adds its whole estimate
     markdown = (project / "plan.md").read_text()
     assert "newteam" in markdown
+    assert f"**Cost**: ${cost:,.2f}/month (+${cost:,.2f} against the base)" in markdown
     assert not [team for team in ("alpha", "beta", *EXAMPLE_TEAMS) if team in markdown]
     assert "newteam" not in teams_in(engine)
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
 from provisioner.engines.base import OperationResult, ResourceChange, StackInfo, no_progress
 from provisioner.errors import InvalidInput, LockConflict
@@ -316,6 +317,58 @@ def test_an_invalid_request_outside_the_change_still_fails_the_plan(repo):
     assert plan.exit_code == 2
     assert plan.other_errors and plan.other_errors[0].startswith("stacks/fraud.yaml: airflow.instance_type:")
     assert "### Other requests" in render_markdown(plan)
+
+
+def _estimate_of(repo_or_text, team: str | None = None, region: str = "eu-west-1") -> float:
+    from provisioner.cost import estimate, load_prices
+    from provisioner.spec import ResolvedSpec
+
+    text = repo_or_text if team is None else (repo_or_text / "stacks" / f"{team}.yaml").read_text()
+    spec = TeamSpec.model_validate(yaml.safe_load(text))
+    return estimate(ResolvedSpec(spec=spec, region=spec.region or region, cidr=""), load_prices()).monthly_usd
+
+
+def test_plan_json_has_each_teams_monthly_cost_and_its_change_against_the_base(repo):
+    fraud_before = (repo / "stacks" / "fraud.yaml").read_text()
+    treasury_before = (repo / "stacks" / "treasury.yaml").read_text()
+    write_request(repo, request_like("fraud", "newteam", cidr="10.250.0.0/24"))
+    edit_request(repo, "treasury", airflow={"instance_type": "m6i.large", "volume_gb": 80})
+    edit_request(repo, "finance-reports", owners=["someone-else@example.com"])  # costs the same
+    git(repo, "rm", "-q", "stacks/fraud.yaml")
+    commit_all(repo, "new, cost change, no cost change, removal")
+    plan = plan_requests(settings_for(repo), changed_requests(settings_for(repo), "main"),
+                         StubEngine(stacks={"fraud": 52, "treasury": 43, "finance-reports": 39}))
+    teams = {t["team"]: t for t in plan.to_json()["teams"]}
+    newteam = _estimate_of(repo, "newteam")
+    assert teams["newteam"]["monthly_usd"] == newteam > 0 and teams["newteam"]["monthly_usd_delta"] == newteam
+    treasury_now, treasury_then = _estimate_of(repo, "treasury"), _estimate_of(treasury_before)
+    assert treasury_now > treasury_then
+    assert teams["treasury"]["monthly_usd"] == treasury_now
+    assert teams["treasury"]["monthly_usd_delta"] == round(treasury_now - treasury_then, 2)
+    assert teams["finance-reports"]["monthly_usd"] == _estimate_of(repo, "finance-reports")
+    assert teams["finance-reports"]["monthly_usd_delta"] == 0
+    assert teams["fraud"]["monthly_usd"] == 0 and teams["fraud"]["monthly_usd_delta"] == -_estimate_of(fraud_before)
+    assert teams["treasury"]["budget_usd_month"] == 800 and teams["treasury"]["cost_note"] == ""
+    assert f"| treasury | change | `stacks/treasury.yaml` | 0 | 1 | 1 | 0 | {treasury_now:,.2f} | " \
+           f"+{treasury_now - treasury_then:,.2f} | ready |" in render_markdown(plan)
+
+
+def test_plan_warns_when_a_request_is_over_its_budget(repo):
+    write_request(repo, request_like("fraud", "newteam", cidr="10.250.0.0/24", budget_usd_month=50))
+    plan = plan_requests(settings_for(repo), changed_requests(settings_for(repo), "main"), StubEngine())
+    team = plan.teams[0]
+    assert team.monthly_usd > 50 and team.cost_note.startswith(f"the estimate ${team.monthly_usd:,.2f}/month is over")
+    assert "budget $50/month · **the estimate" in render_markdown(plan)
+
+
+def test_a_region_without_prices_is_shown_in_the_plan_not_costed_at_zero(repo):
+    write_request(repo, request_like("finance-reports", "newteam", cidr="10.250.0.0/24", region="ap-south-1"))
+    plan = plan_requests(settings_for(repo), changed_requests(settings_for(repo), "main"), StubEngine())
+    team = plan.teams[0]
+    assert team.status == "ok" and plan.exit_code == 0  # the preview still runs; the gap is reported
+    assert team.monthly_usd is None and team.monthly_usd_delta is None
+    assert team.cost_note.startswith("not estimated: provisioner/pricing/prices.json: region 'ap-south-1'")
+    assert "**Cost**: not estimated: provisioner/pricing/prices.json: region 'ap-south-1'" in render_markdown(plan)
 
 
 # ---------------------------------------------------------------- apply orchestration
