@@ -8,10 +8,8 @@ Needs a Docker engine and Debian's docker-registry (or the registry:2 image), li
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import sys
 import tarfile
 import time
 import urllib.request
@@ -22,24 +20,13 @@ from typer.testing import CliRunner
 
 from provisioner.cli.main import app
 from provisioner.engines.sandbox.endpoint_containers import ENDPOINT_LABEL, SERVER_LABEL
-from tests.conftest import ROOT, fraud_in_a_sandbox, sandbox_client
+from tests.conftest import fraud_in_a_sandbox, sandbox_client
+from tests.fixtures.inference_server import default_predictions
 
 pytestmark = [pytest.mark.docker, pytest.mark.sandbox]
 
 FEATURES = [[1.0, 2.0, 3.0], [0.5, 0.0, -1.0]]
 SETTLE_S = 180
-
-
-def default_predictions(rows):
-    """What the default image's app answers without a model.json (its own code, loaded from the template)."""
-    spec = importlib.util.spec_from_file_location("default_inference_app", ROOT / "templates" / "inference" / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-        return module.load_model(ROOT / "templates" / "does-not-exist").predict(rows)
-    finally:
-        del sys.modules[spec.name]
 
 
 @pytest.fixture(scope="module")
