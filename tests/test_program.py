@@ -3,38 +3,15 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 
 import pytest
 
 from provisioner.cli.render import decode_user_data
 from provisioner.engines.offline import OFFLINE_AMI, OfflineMaterialiser, offline_registrations
 from provisioner.engines.mocked import Registration, run_program
+from tests.fixtures.program import TEAMS, _registrations, key_arn, one, resources
 
-TEAMS = ("fraud", "treasury", "finance-reports")
 TEAM_TAGS = ("envctl:team", "envctl:owner", "envctl:cost-center", "envctl:managed-by")
-
-
-@lru_cache(maxsize=None)
-def _registrations(team: str) -> tuple[Registration, ...]:
-    from tests.conftest import ROOT
-    from provisioner.spec import load_team
-
-    spec = load_team(team, ROOT / "stacks", default_region="eu-west-1", pool="10.0.0.0/8", prefix=20, root=ROOT)
-    return tuple(offline_registrations(spec))
-
-
-def resources(team: str, type_token: str | None = None) -> list[Registration]:
-    return [r for r in _registrations(team) if r.custom and not r.is_provider and (type_token is None or r.type == type_token)]
-
-
-def one(team: str, type_token: str) -> Registration:
-    (found,) = resources(team, type_token)
-    return found
-
-
-def key_arn(team: str) -> str:
-    return one(team, "aws:kms/key:Key").outputs["arn"]
 
 
 @pytest.mark.parametrize("team", TEAMS)

@@ -15,7 +15,7 @@ from provisioner.engines.mocked import run_program
 from provisioner.engines.offline import OfflineMaterialiser
 from provisioner.live_inputs import LiveInputs
 from provisioner.program import BuildOptions, build
-from tests.components.test_program import TEAMS, key_arn, one, resources
+from tests.fixtures.program import TEAMS, key_arn, one, resources
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 TOPIC = "aws:sns/topic:Topic"

@@ -48,8 +48,10 @@ def server_id(project) -> str:
     return json.loads((project / ".envctl" / "sandbox" / "server.json").read_text())["server_id"]
 
 
-def endpoint_containers(docker_client, endpoint_name: str) -> list:
-    return docker_client.containers.list(all=True, filters={"label": f"{ENDPOINT_LABEL}={endpoint_name}"})
+def endpoint_containers(docker_client, project, endpoint_name: str) -> list:
+    """This sandbox's containers of the endpoint (other sandboxes on the engine may serve one of the same name)."""
+    labels = [f"{ENDPOINT_LABEL}={endpoint_name}", f"{SERVER_LABEL}={server_id(project)}"]
+    return docker_client.containers.list(all=True, filters={"label": labels})
 
 
 def ping(container) -> int:
@@ -113,7 +115,7 @@ def promote(sagemaker, endpoint_name: str, model_data: str, suffix: str) -> str:
 def test_the_pushed_endpoint_is_served_by_one_container_that_answers_ping(project, outputs, docker_client):
     sagemaker = sandbox_client(project, "sagemaker")
     assert sagemaker.describe_endpoint(EndpointName=outputs["endpoint_name"])["EndpointStatus"] == "InService"
-    (container,) = endpoint_containers(docker_client, outputs["endpoint_name"])
+    (container,) = endpoint_containers(docker_client, project, outputs["endpoint_name"])
     assert container.status == "running" and container.labels[SERVER_LABEL] == server_id(project)
     assert ping(container) == 200
 
@@ -125,10 +127,10 @@ def test_an_endpoint_is_creating_until_its_container_answers_ping_and_delete_rem
     assert sagemaker.describe_endpoint(EndpointName="fraud-second")["EndpointStatus"] == "Creating"
     endpoint = settled(sagemaker, "fraud-second")
     assert endpoint["EndpointStatus"] == "InService", endpoint.get("FailureReason")
-    (container,) = endpoint_containers(docker_client, "fraud-second")
+    (container,) = endpoint_containers(docker_client, project, "fraud-second")
     assert ping(container) == 200
     sagemaker.delete_endpoint(EndpointName="fraud-second")
-    assert endpoint_containers(docker_client, "fraud-second") == []
+    assert endpoint_containers(docker_client, project, "fraud-second") == []
 
 
 def test_invoke_answers_the_default_models_prediction(project):
@@ -139,7 +141,7 @@ def test_invoke_answers_the_default_models_prediction(project):
 
 def test_update_endpoint_to_new_model_data_changes_the_answer(project, outputs, docker_client):
     sagemaker, name = sandbox_client(project, "sagemaker"), outputs["endpoint_name"]
-    (before,) = endpoint_containers(docker_client, name)
+    (before,) = endpoint_containers(docker_client, project, name)
     data = upload_model(project, outputs, "models/v2/model.tar.gz", model_archive({"weights": [1, 1, 1], "bias": 0.5}))
     config = promote(sagemaker, name, data, "v2")
     assert sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"] == "Updating"
@@ -148,7 +150,7 @@ def test_update_endpoint_to_new_model_data_changes_the_answer(project, outputs, 
     code, stdout, stderr = invoke(project, FEATURES)
     assert code == 0, stderr
     assert json.loads(stdout) == {"predictions": pytest.approx([6.5, 0.0])}
-    (after,) = endpoint_containers(docker_client, name)
+    (after,) = endpoint_containers(docker_client, project, name)
     assert after.id != before.id, "the old model's container was not replaced"
 
 
@@ -187,7 +189,7 @@ def test_a_container_that_exits_at_start_fails_the_endpoint_with_its_reason(proj
     assert endpoint["EndpointStatus"] == "Failed"
     assert "did not pass the ping health check" in endpoint["FailureReason"]
     assert "invalid" in endpoint["FailureReason"]  # the container's own last words (app.py: "invalid .../model.json")
-    assert endpoint_containers(docker_client, "fraud-bad-json") == []
+    assert endpoint_containers(docker_client, project, "fraud-bad-json") == []
     with pytest.raises(ClientError, match="Cannot update failed endpoint"):  # only DeleteEndpoint is left to it
         sagemaker.update_endpoint(EndpointName="fraud-bad-json", EndpointConfigName="fraud-bad-json")
     sagemaker.delete_endpoint(EndpointName="fraud-bad-json")

@@ -392,6 +392,27 @@ def _cli(host: Host, *args: str):
     return CliRunner().invoke(app, list(args), env=env)
 
 
+def test_a_deployed_dag_reaches_airflow_within_a_minute(host, tmp_path):
+    """`envctl dags deploy` (Airflow's check in the team's image, then the sync): the host's 20 s sync and
+    Airflow's 20 s scan of its DAG folder put the DAG in Airflow's database within a minute."""
+    dag_id = "fraud_within_a_minute"
+    (tmp_path / f"{dag_id}.py").write_text(
+        "from datetime import datetime\nfrom airflow import DAG\nfrom airflow.operators.empty import EmptyOperator\n\n"
+        f"with DAG({dag_id!r}, start_date=datetime(2026, 1, 1), schedule=None, tags=['t'], default_args={{'owner': 'fraud'}}):\n"
+        "    EmptyOperator(task_id='noop')\n")
+    deployed = _cli(host, "dags", "deploy", TEAM, str(tmp_path))
+    assert deployed.exit_code == 0, deployed.output
+    assert f"added    dags/{dag_id}.py" in deployed.stdout
+    started, found = time.monotonic(), ""
+    while time.monotonic() - started < 90 and dag_id not in found:
+        time.sleep(2)
+        found = host.sh(f"{COMPOSE} exec -T postgres psql -U airflow -d airflow -tAc "
+                        f"\"SELECT dag_id FROM dag WHERE dag_id = '{dag_id}'\"")
+    took = time.monotonic() - started
+    assert dag_id in found, f"{dag_id} not in Airflow's database after {took:.0f} s"
+    assert took < 60, f"{dag_id} reached Airflow after {took:.0f} s"
+
+
 def test_backup_job_writes_a_postgres_dump_to_the_team_bucket(host):
     """The nightly job, started as its timer starts it, puts a pg_dump of the metadata in the bucket (SSE-KMS)."""
     _set_probe(host, "in-the-nightly-backup")
@@ -515,24 +536,3 @@ def test_sandbox_images_command_finds_the_cached_images(host):
     assert report["images"][0]["image"] in {host_image_ref(source) for source in sources}
     assert {row["source"] for row in report["images"]} == {report["source"]["kind"]}
     assert report["seconds"] < 30
-
-
-def test_a_deployed_dag_reaches_airflow_within_a_minute(host, tmp_path):
-    """`envctl dags deploy` (Airflow's check in the team's image, then the sync): the host's 20 s sync and
-    Airflow's 20 s scan of its DAG folder put the DAG in Airflow's database within a minute."""
-    dag_id = "fraud_within_a_minute"
-    (tmp_path / f"{dag_id}.py").write_text(
-        "from datetime import datetime\nfrom airflow import DAG\nfrom airflow.operators.empty import EmptyOperator\n\n"
-        f"with DAG({dag_id!r}, start_date=datetime(2026, 1, 1), schedule=None, tags=['t'], default_args={{'owner': 'fraud'}}):\n"
-        "    EmptyOperator(task_id='noop')\n")
-    deployed = _cli(host, "dags", "deploy", TEAM, str(tmp_path))
-    assert deployed.exit_code == 0, deployed.output
-    assert f"added    dags/{dag_id}.py" in deployed.stdout
-    started, found = time.monotonic(), ""
-    while time.monotonic() - started < 90 and dag_id not in found:
-        time.sleep(2)
-        found = host.sh(f"{COMPOSE} exec -T postgres psql -U airflow -d airflow -tAc "
-                        f"\"SELECT dag_id FROM dag WHERE dag_id = '{dag_id}'\"")
-    took = time.monotonic() - started
-    assert dag_id in found, f"{dag_id} not in Airflow's database after {took:.0f} s"
-    assert took < 60, f"{dag_id} reached Airflow after {took:.0f} s"
