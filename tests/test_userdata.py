@@ -6,7 +6,6 @@ Static checks only; running the script on a host is the sandbox hosts' job.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import gzip
 import json
 import re
@@ -26,21 +25,10 @@ from provisioner.userdata import (
     encode_for_instance,
     render_userdata,
 )
+from tests.fixtures.userdata import HEREDOC, embedded_files, typical
 
 VALUES_START = "# >>> envctl values\n"
 VALUES_END = "# <<< envctl values\n"
-HEREDOC = re.compile(r"^install_file (\S+) (\d{4}) <<'ENVCTL_EOF'\n(.*?)^ENVCTL_EOF$", re.MULTILINE | re.DOTALL)
-
-
-def typical(**changes) -> UserdataContext:
-    ctx = UserdataContext(
-        team="fraud", region="eu-west-1", environment="prod", airflow_version="2.10.5",
-        bucket="envctl-fraud-123456789012-eu-west-1", log_group="/envctl/fraud",
-        kms_key_arn="arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-        data_volume_id="vol-0123456789abcdef0", bootstrap_parameter="/envctl/fraud/bootstrap",
-        secret_names=("snowflake_password", "partner_api_token"),
-    )
-    return dataclasses.replace(ctx, **changes)
 
 
 def airflow3() -> UserdataContext:
@@ -84,10 +72,6 @@ def scripts() -> dict[str, str]:
 def values_block(script: str) -> str:
     assert script.count(VALUES_START) == 1 and VALUES_END in script
     return script.split(VALUES_START, 1)[1].split(VALUES_END, 1)[0]
-
-
-def embedded_files(script: str) -> dict[str, str]:
-    return {path: content for path, _mode, content in HEREDOC.findall(script)}
 
 
 def run_bash(script: str, cwd: Path) -> subprocess.CompletedProcess:

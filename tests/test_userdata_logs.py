@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from provisioner.userdata import render_userdata
-from tests.test_userdata import embedded_files, typical
+from tests.fixtures.userdata import embedded_files, typical
 
 SHIPPER = "/usr/local/sbin/envctl-ship-log"
 # Records each call's arguments and, for put-log-events, the events it was given.

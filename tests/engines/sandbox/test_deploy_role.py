@@ -9,7 +9,7 @@ import urllib.request
 import boto3
 import pytest
 
-from tests.engines.sandbox.test_engine import client, make_engine, spec_for
+from tests.engines.sandbox.conftest import client, make_engine, spec_for
 
 pytestmark = [pytest.mark.sandbox]
 GITHUB_URL = "token.actions.githubusercontent.com"

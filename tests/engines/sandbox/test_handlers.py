@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import json
-import uuid
-from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from provisioner.engines.mocked import Registration
 from provisioner.engines.sandbox.handlers import data, identity, inference, observability  # noqa: F401 (registers)
-from provisioner.engines.sandbox.handlers.base import Handler
 from provisioner.engines.sandbox.handlers.catalog import HANDLERS
 from provisioner.engines.sandbox.handlers.context import SandboxContext
 from provisioner.engines.sandbox.state import StoredResource
 from provisioner.errors import EnvctlError
 from tests.conftest import SANDBOX_CREDENTIALS, record_pushed_image
+from tests.fixtures.handlers import (ACCOUNT, ADMIN_ARN, PROVIDER_URN, REGION, TEAM_TAGS, Lifecycle, changed, make, registration,
+                                     tags_of, unique)
 
-REGION = "eu-west-1"
-ACCOUNT = "123456789012"
-PROVIDER_URN = "urn:pulumi:t1::envctl::pulumi:providers:aws::aws"
-TEAM_TAGS = {"envctl:team": "t1"}
-ADMIN_ARN = f"arn:aws:iam::{ACCOUNT}:user/envctl-sandbox-admin"
 SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
 
 MODULE_TYPES = {
@@ -44,54 +37,6 @@ MODULE_TYPES = {
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def registration(type_token: str, inputs: dict[str, Any], name: str | None = None) -> Registration:
-    name = name or unique("res")
-    return Registration(
-        urn=f"urn:pulumi:t1::envctl::{type_token}::{name}", type=type_token, name=name, parent="", custom=True,
-        inputs=inputs, dependencies=[], provider=f"{PROVIDER_URN}::provider-id",
-    )
-
-
-def stored(reg: Registration, physical_id: str, outputs: dict[str, Any]) -> StoredResource:
-    return StoredResource(urn=reg.urn, type=reg.type, name=reg.name, id=physical_id, inputs=reg.inputs,
-                          outputs=outputs, inputs_hash="", provider=reg.provider)
-
-
-def changed(reg: Registration, **inputs: Any) -> Registration:
-    return registration(reg.type, {**reg.inputs, **inputs}, name=reg.name)
-
-
-class Lifecycle:
-    """Drives one handler the way the engine does, remembering what it made."""
-
-    def __init__(self, ctx, type_token: str, region: str = REGION):
-        self.ctx = ctx
-        self.handler: Handler = HANDLERS[type_token]
-        self.region = region
-
-    def create(self, reg: Registration) -> StoredResource:
-        physical_id, outputs = self.handler.create(self.ctx, reg, self.region)
-        return stored(reg, physical_id, outputs)
-
-    def update(self, old: StoredResource, reg: Registration) -> StoredResource:
-        return stored(reg, old.id, self.handler.update(self.ctx, reg, old, self.region))
-
-    def delete(self, old: StoredResource) -> None:
-        assert self.handler.exists(self.ctx, old, self.region)
-        self.handler.delete(self.ctx, old, self.region)
-        assert not self.handler.exists(self.ctx, old, self.region)
-
-    def exists(self, old: StoredResource) -> bool:
-        return self.handler.exists(self.ctx, old, self.region)
-
-    def find(self, reg: Registration):
-        return self.handler.find(self.ctx, reg, self.region)
-
-
 @pytest.fixture(scope="module")
 def ctx(moto_endpoint):
     """One context for the module (as `sandbox_context` makes them): its boto3 clients cost ~0.1 s each to build."""
@@ -102,14 +47,6 @@ def ctx(moto_endpoint):
 @pytest.fixture(scope="module")
 def client(ctx):
     return lambda service, region=REGION: ctx.client(service, region)
-
-
-def make(ctx, type_token: str, inputs: dict[str, Any], region: str = REGION) -> StoredResource:
-    return Lifecycle(ctx, type_token, region).create(registration(type_token, inputs))
-
-
-def tags_of(items: list[dict[str, str]], key: str = "Key", value: str = "Value") -> dict[str, str]:
-    return {item[key]: item[value] for item in items}
 
 
 # --- the registry ----------------------------------------------------------------------------

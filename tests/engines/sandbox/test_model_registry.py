@@ -9,7 +9,7 @@ from provisioner.errors import EnvctlError
 
 from provisioner.engines.sandbox.handlers import model_registry  # noqa: F401 (registers)
 from provisioner.engines.sandbox.handlers.catalog import HANDLERS
-from tests.engines.sandbox.test_handlers import REGION, TEAM_TAGS, Lifecycle, changed, registration, tags_of, unique
+from tests.fixtures.handlers import REGION, TEAM_TAGS, Lifecycle, changed, registration, tags_of, unique
 
 GROUP = "aws:sagemaker/modelPackageGroup:ModelPackageGroup"
 
@@ -17,7 +17,7 @@ GROUP = "aws:sagemaker/modelPackageGroup:ModelPackageGroup"
 @pytest.fixture(scope="module")
 def ctx(moto_endpoint):
     from provisioner.engines.sandbox.handlers.context import SandboxContext
-    from tests.engines.sandbox.test_handlers import ACCOUNT, ADMIN_ARN, PROVIDER_URN
+    from tests.fixtures.handlers import ACCOUNT, ADMIN_ARN, PROVIDER_URN
     from tests.conftest import SANDBOX_CREDENTIALS
 
     return SandboxContext(endpoint_url=moto_endpoint, account_id=ACCOUNT, credentials=SANDBOX_CREDENTIALS,

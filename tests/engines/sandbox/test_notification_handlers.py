@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from provisioner.engines.sandbox.handlers import notifications, observability  # noqa: F401 (registers)
 from provisioner.engines.sandbox.handlers.context import SandboxContext
 from tests.conftest import SANDBOX_CREDENTIALS
-from tests.engines.sandbox.test_handlers import (
+from tests.fixtures.handlers import (
     ACCOUNT, ADMIN_ARN, PROVIDER_URN, REGION, TEAM_TAGS, Lifecycle, changed, registration, tags_of, unique,
 )
 
