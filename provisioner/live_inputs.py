@@ -16,6 +16,11 @@ facts that live in the team's account are read by the engine and handed to `buil
   token.actions.githubusercontent.com, shared by every team's deploy role, or none yet, and the
   program creates it (components/deploy.py).
 
+- **the pause record** (`envctl pause`): the SSM parameter `/envctl-pause/<team>` holds when the
+  environment was paused. While it exists the program registers the host stopped
+  (`InstanceState`) and no endpoint (its model and configuration stay), so a later `envctl update`
+  keeps the pause; `envctl resume` deletes it and applies (pausing.py).
+
 All go into the sandbox's no-change fingerprint: a push or a promotion makes the next apply run.
 """
 
@@ -48,6 +53,7 @@ class LiveInputs:
     wanted_image_tag: str  # the tag of the default image this envctl builds
     promoted_model_data: str | None = None  # from the promotion record, if the team's job wrote one
     github_oidc_provider_arn: str | None = None  # the account's GitHub OIDC provider (requests with `deploy:`)
+    paused_since: str | None = None  # the pause record's time (ISO 8601, UTC); None: not paused
 
     @classmethod
     def assumed(cls) -> "LiveInputs":
@@ -68,14 +74,40 @@ def read_live_inputs(spec: ResolvedSpec, client: ClientFactory) -> LiveInputs:
 
     wanted = default_image_tag()
     oidc_provider = github_oidc_provider(client("iam", spec.region)) if spec.spec.deploy else None
+    names = TeamNames(spec.team)
+    ssm = client("ssm", spec.region)
+    paused = paused_since(ssm, names.pause_parameter)
     inference = spec.spec.sagemaker.inference
     if not inference.enabled:
-        return LiveInputs(default_image_tag=None, wanted_image_tag=wanted, github_oidc_provider_arn=oidc_provider)
-    names = TeamNames(spec.team)
+        return LiveInputs(default_image_tag=None, wanted_image_tag=wanted, github_oidc_provider_arn=oidc_provider,
+                          paused_since=paused)
     tag = pushed_default_tag(client("ecr", spec.region), names.ecr_repository, wanted) if inference.image == "default" else None
-    promoted = promoted_model_data(client("ssm", spec.region), names.inference_promotion_parameter)
+    promoted = promoted_model_data(ssm, names.inference_promotion_parameter)
     return LiveInputs(default_image_tag=tag, wanted_image_tag=wanted, promoted_model_data=promoted,
-                      github_oidc_provider_arn=oidc_provider)
+                      github_oidc_provider_arn=oidc_provider, paused_since=paused)
+
+
+def paused_since(ssm: Any, parameter: str) -> str | None:
+    """When the environment was paused (the pause record's `since`), or None when it is not paused."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            return None
+        raise EnvctlError(f"could not read the pause record {parameter}: {error}") from None
+    except BotoCoreError as error:
+        raise EnvctlError(f"could not read the pause record {parameter}: {error}") from None
+    try:
+        since = json.loads(value).get("since")
+    except (ValueError, AttributeError):
+        since = None
+    if not isinstance(since, str) or not since:
+        raise InvalidInput(f"SSM parameter {parameter} (the pause record): {value[:80]!r} is not "
+                           '{"since": "<ISO 8601 time>"}; run `envctl resume <team>` to remove it, or `envctl pause <team>` '
+                           "to write it again")
+    return since
 
 
 def github_oidc_provider(iam: Any) -> str | None:

@@ -31,8 +31,8 @@ ENDPOINT_SERVICES = (
 
 
 # pulumi_aws loads its submodules on first use; two threads doing that at once can fail.
-PROVIDER_MODULES = ("appautoscaling", "budgets", "cloudwatch", "ebs", "ec2", "ecr", "iam", "kms", "s3",
-                    "sagemaker", "secretsmanager", "sns", "ssm")
+PROVIDER_MODULES = ("appautoscaling", "budgets", "cloudwatch", "ebs", "ec2", "ec2transitgateway", "ecr", "iam", "kms",
+                    "s3", "sagemaker", "secretsmanager", "sns", "ssm")
 
 
 def preload_provider_modules() -> None:
@@ -128,6 +128,7 @@ def build(spec: ResolvedSpec, options: BuildOptions | None = None) -> TeamEnviro
         inference=inference_settings(spec, live), inference_image_tag=live.default_image_tag,
         notebook_instance_type=notebook.instance_type if notebook.enabled else None, kept=options.kept,
         dags_prefix=spec.spec.airflow.dags.prefix, deploy=deploy_settings(spec, live),
+        paused_since=live.paused_since,
     )
     return TeamEnvironment(spec.team, args, opts=pulumi.ResourceOptions(provider=provider))
 

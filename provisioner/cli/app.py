@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from provisioner.cli import (backups, cost, dags, doctor, inference, invoke, lifecycle, login, logs, next_steps, output,
-                             plan_apply, sandbox, secrets, validate)
+                             pausing, plan_apply, sandbox, secrets, validate)
 from provisioner.errors import EnvctlError
 
 
@@ -71,6 +71,8 @@ MORE_COMMANDS = {
     "invoke": invoke.invoke,
     "logs": logs.logs,
     "cost": cost.cost,
+    "pause": pausing.pause,
+    "resume": pausing.resume,
 }
 
 for name, command in COMMANDS.items():

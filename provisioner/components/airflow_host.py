@@ -42,6 +42,7 @@ class AirflowHostArgs:
     user_data_base64: Callable[[pulumi.Output[str]], pulumi.Output[str]]
     # The host boots only once these exist: its route out (NAT route, association, S3 endpoint).
     egress: list[pulumi.Resource] = field(default_factory=list)
+    running: bool = True  # False while the environment is paused: the instance stopped, its volumes kept
 
 
 class AirflowHost(pulumi.ComponentResource):
@@ -105,6 +106,13 @@ class AirflowHost(pulumi.ComponentResource):
             instance_id=self.instance.id, stop_instance_before_detaching=True,
             # A volume attaches to one instance at a time: detach from the old host before attaching to the new.
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        # The program says whether the host runs (`envctl pause`): StopInstances/StartInstances. Deleting
+        # this resource leaves the instance as it is (terraform-provider-aws, ec2_instance_state.go). After the
+        # attachment: a replacement made while paused gets its data volume, then stops.
+        self.state = aws.ec2transitgateway.InstanceState(
+            f"{name}-state", instance_id=self.instance.id, state="running" if args.running else "stopped",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.attachment]),
         )
         self.recovery_alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-recover", alarm_description=f"envctl {args.team}: recover the Airflow host when its system check fails",

@@ -55,6 +55,8 @@ class TeamEnvironmentArgs:
     kept: KeptData = field(default_factory=KeptData)  # the team's data an earlier destroy kept
     dags_prefix: str = "dags/"
     deploy: DeploySettings | None = None  # the team's own CI (`deploy:`); None: no deploy role
+    # The pause record's time (`envctl pause`): the host stopped, no endpoint (model and configuration kept).
+    paused_since: str | None = None
 
 
 class TeamEnvironment(pulumi.ComponentResource):
@@ -100,7 +102,7 @@ class TeamEnvironment(pulumi.ComponentResource):
                 subnet_id=self.network.private_subnet.id, security_group_id=self.network.host_security_group.id,
                 kms_key_arn=self.storage.key.arn, boundary_arn=self.boundary.arn, arns=arns, owners=args.owners,
                 user_data_base64=user_data,
-                egress=self.network.egress,
+                egress=self.network.egress, running=args.paused_since is None,
             ),
             opts=child,
         )
@@ -139,10 +141,12 @@ class TeamEnvironment(pulumi.ComponentResource):
                     InferenceServiceArgs(
                         team=args.team, image=image, execution_role_arn=self.sagemaker.role.arn,
                         kms_key_arn=self.storage.key.arn, settings=args.inference,
+                        serving=args.paused_since is None,
                     ),
                     opts=child,
                 )
-                self.inference_status = "serving"
+                self.inference_status = "serving" if args.paused_since is None else (
+                    f"paused: no endpoint (its model and configuration are kept); `envctl resume {args.team}`")
                 self.inference_image = image
 
         self.alerts = TeamAlerts(
@@ -150,7 +154,7 @@ class TeamEnvironment(pulumi.ComponentResource):
             TeamAlertsArgs(
                 team=args.team, region=args.region, account_id=account_id, owners=args.owners,
                 kms_key_arn=self.storage.key.arn, instance_id=self.host.instance.id,
-                endpoint_name=self.inference.endpoint.name if self.inference is not None else None,
+                endpoint_name=self.inference.endpoint.name if self.inference is not None and self.inference.endpoint else None,
             ),
             opts=child,
         )
@@ -184,8 +188,11 @@ class TeamEnvironment(pulumi.ComponentResource):
         if self.inference_status:
             self.outputs["inference_status"] = self.inference_status
         if self.inference is not None:
-            self.outputs["endpoint_name"] = self.inference.endpoint.name
+            if self.inference.endpoint is not None:
+                self.outputs["endpoint_name"] = self.inference.endpoint.name
             self.outputs["inference_image"] = self.inference_image
+        if args.paused_since is not None:
+            self.outputs["paused_since"] = args.paused_since
         if self.deploy is not None:
             self.outputs["deploy_role_arn"] = self.deploy.role.arn
         if self.sagemaker.notebook is not None:

@@ -72,6 +72,7 @@ class InferenceServiceArgs:
     execution_role_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     settings: InferenceSettings
+    serving: bool = True  # False while the environment is paused: the model and configuration, no endpoint
 
 
 class InferenceService(pulumi.ComponentResource):
@@ -99,6 +100,13 @@ class InferenceService(pulumi.ComponentResource):
         self.endpoint_config = aws.sagemaker.EndpointConfiguration(
             f"{name}-config", production_variants=[variant], opts=child, **config_extra,
         )
+        self.endpoint: aws.sagemaker.Endpoint | None = None
+        self.scaling_target = None
+        if not args.serving:
+            # Paused: nothing serves and nothing is billed by the hour; the resume creates the endpoint
+            # again from the kept configuration.
+            self.register_outputs({"endpoint_config_name": self.endpoint_config.name})
+            return
         # A new config name is an in-place update (UpdateEndpoint): never ignored, never a replacement.
         self.endpoint = aws.sagemaker.Endpoint(
             f"{name}-endpoint", name=names.endpoint, endpoint_config_name=self.endpoint_config.name, opts=child,

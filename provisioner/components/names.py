@@ -82,6 +82,12 @@ class TeamNames:
         return f"/envctl/{self.team}/inference/model-data"
 
     @property
+    def pause_parameter(self) -> str:
+        """The pause record (`envctl pause`): an SSM parameter outside /envctl/<team>/, which the team's
+        roles may write, so that only envctl's operator pauses and resumes the environment."""
+        return f"/envctl-pause/{self.team}"
+
+    @property
     def secrets_prefix(self) -> str:
         """Every secret of the team is named under this prefix (its roles may read only these)."""
         return f"envctl/{self.team}/"

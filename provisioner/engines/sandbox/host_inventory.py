@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from provisioner.engines.base import Progress, no_progress
 from provisioner.engines.sandbox.host_records import hosts_dir, load_host_record, remove_host_record, save_host_record
 from provisioner.errors import EnvctlError, MissingTool
+from provisioner.userdata import WEB_PORT
 
 if TYPE_CHECKING:
     import docker
@@ -32,6 +33,7 @@ OUTPUT_LOG = "/var/log/cloud-init-output.log"
 BOOTSTRAP_TIMEOUT_S = 25 * 60  # the userdata's own health wait is 15 min
 DEFAULT_VOLUME_GB = 20
 LOOP_MAJOR = 7
+STOP_TIMEOUT_S = 120  # what systemd gets to stop Airflow (compose down) before the container is killed
 
 
 class HostInventory:
@@ -93,13 +95,7 @@ class HostInventory:
             with open(image, "wb") as backing:
                 backing.truncate(size_gb * 1024**3)  # sparse: costs only what is written
         loop_device = _attach_loop(image)
-        minor = int(loop_device.removeprefix("/dev/loop"))
-        container = self.client.containers.get(record.container)
-        for node in (device, loop_device):
-            script = f"[ -b {node} ] || mknod -m 0660 {node} b {LOOP_MAJOR} {minor}"
-            exit_code, output = container.exec_run(["sh", "-c", script])
-            if exit_code != 0:
-                raise EnvctlError(f"could not attach {volume_id} to {record.container} as {node}: {output.decode().strip()}")
+        _make_device_nodes(self.client.containers.get(record.container), record.container, volume_id, loop_device, device)
         record.volumes[volume_id] = [loop_device, device]
         save_host_record(self.records, record)
 
@@ -125,6 +121,52 @@ class HostInventory:
 
     def delete_volume(self, volume_id: str) -> None:
         (self.volumes_dir / f"{volume_id}.img").unlink(missing_ok=True)
+
+    # ---- stopping and starting (the instance's StopInstances / StartInstances) ------------------
+
+    def stop(self, instance_id: str, timeout_s: int = STOP_TIMEOUT_S) -> None:
+        """Shut the host down as EC2 stops an instance: systemd stops its units (Airflow's compose down),
+        the container stops; its disks (the docker volume, the data volume's file) stay."""
+        container = self._container_of(instance_id)
+        if container is None or container.status != "running":
+            return
+        self.progress(f"stopping sandbox host {container.name}")
+        container.stop(timeout=timeout_s)
+
+    def start(self, instance_id: str) -> None:
+        """Boot a stopped host again as EC2 starts an instance: the userdata does not run again; the data
+        volume's device comes back (a container's /dev is new at each start) and is mounted, then Airflow's
+        unit starts. Its address and published port may change: the record follows them."""
+        container = self._container_of(instance_id)
+        record = load_host_record(self.records, instance_id)
+        if container is None or record is None or container.status == "running":
+            return
+        self.progress(f"starting sandbox host {container.name}")
+        container.start()
+        container.reload()
+        for volume_id, (loop_device, device) in record.volumes.items():
+            _make_device_nodes(container, record.container, volume_id, loop_device, device)
+        record.container_ip = container.attrs["NetworkSettings"]["IPAddress"]
+        record.web_port = int(container.ports[f"{WEB_PORT}/tcp"][0]["HostPort"])
+        record.started_at = time.time()
+        save_host_record(self.records, record)
+        # systemd waits for the mount's device, which no udev announces in a container: mount it by hand
+        # (as the userdata did), then start Airflow's unit, which requires the mount.
+        script = ("for _ in $(seq 60); do systemctl list-units --no-pager >/dev/null 2>&1 && break; sleep 1; done; "
+                  "if grep -q '[[:space:]]/data[[:space:]]' /etc/fstab; then mountpoint -q /data || mount /data; fi; "
+                  "systemctl reset-failed; systemctl start --no-block envctl-airflow.service")
+        exit_code, output = container.exec_run(["bash", "-c", script])
+        if exit_code != 0:
+            raise EnvctlError(f"sandbox host {record.container} started, but its data volume or Airflow did not: "
+                              f"{output.decode(errors='replace').strip()[-400:]}")
+
+    def _container_of(self, instance_id: str) -> Any:
+        import docker
+
+        try:
+            return self.client.containers.get(container_name(instance_id))
+        except docker.errors.NotFound:
+            return None
 
     # ---- bootstrap ------------------------------------------------------------------------
 
@@ -244,6 +286,16 @@ def read_host_file(container: Any, path: str) -> str:
     with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
         member = archive.extractfile(archive.getmembers()[0])
         return member.read().decode(errors="replace") if member else ""
+
+
+def _make_device_nodes(container: Any, name: str, volume_id: str, loop_device: str, device: str) -> None:
+    """The volume's block device in the host, under its EC2 name and as its loop device (which blkid scans)."""
+    minor = int(loop_device.removeprefix("/dev/loop"))
+    for node in (device, loop_device):
+        script = f"[ -b {node} ] || mknod -m 0660 {node} b {LOOP_MAJOR} {minor}"
+        exit_code, output = container.exec_run(["sh", "-c", script])
+        if exit_code != 0:
+            raise EnvctlError(f"could not attach {volume_id} to {name} as {node}: {output.decode().strip()}")
 
 
 def _attach_loop(image: Path) -> str:

@@ -222,3 +222,59 @@ class VolumeAttachmentHandler(Handler):
 
     def result(self, ctx, reg, region, resource_id, volume):
         return resource_id, dict(reg.inputs)
+
+
+@register("aws:ec2transitgateway/instanceState:InstanceState")
+class InstanceStateHandler(Handler):
+    """Whether the Airflow host runs (`state`: running | stopped): StopInstances / StartInstances, as the
+    AWS provider's aws_ec2_instance_state does; deleting it leaves the instance as it is.
+
+    Sandbox: moto changes the instance's state at once (AWS takes a minute and the provider waits). With
+    sandbox hosts on, the host container stops (systemd shuts Airflow down) and starts again (the userdata
+    does not run again; the data volume comes back and Airflow's unit starts: host_inventory.py).
+    """
+
+    replace_on = ("instanceId",)
+    service = "ec2"
+    not_found = ("InvalidInstanceID.NotFound",)
+
+    def create(self, ctx, reg, region):
+        self._converge(ctx, reg.inputs, region)
+        return reg.inputs["instanceId"], dict(reg.inputs)
+
+    def update(self, ctx, reg, old, region):
+        self._converge(ctx, reg.inputs, region)
+        return dict(reg.inputs)
+
+    def remove(self, ec2, old):
+        """Nothing: the instance stays in the state it is in."""
+
+    def describe(self, ec2, resource_id, inputs):
+        reservations = ec2.describe_instances(InstanceIds=[resource_id])["Reservations"]
+        instances = [i for r in reservations for i in r["Instances"] if i["State"]["Name"] in LIVE_STATES]
+        return instances[0] if instances else None
+
+    def adoptable_id(self, ctx, reg):
+        return reg.inputs.get("instanceId")
+
+    def result(self, ctx, reg, region, resource_id, described):
+        return resource_id, dict(reg.inputs)
+
+    def _converge(self, ctx, inputs, region) -> None:
+        wanted, instance_id = inputs["state"], inputs["instanceId"]
+        if wanted not in ("running", "stopped"):
+            raise ValueError(f"InstanceState {instance_id}: state {wanted!r} is not one of running, stopped")
+        ec2 = self.client(ctx, region)
+        current = self.describe(ec2, instance_id, inputs)
+        if current is None:
+            raise ValueError(f"InstanceState: instance {instance_id} does not exist")
+        if wanted == "stopped":
+            if ctx.hosts is not None:
+                ctx.hosts.stop(instance_id)
+            if current["State"]["Name"] != "stopped":
+                ec2.stop_instances(InstanceIds=[instance_id], Force=bool(inputs.get("force", False)))
+        else:
+            if current["State"]["Name"] != "running":
+                ec2.start_instances(InstanceIds=[instance_id])
+            if ctx.hosts is not None:
+                ctx.hosts.start(instance_id)
