@@ -1,6 +1,7 @@
 """`envctl cost [team]`: the monthly estimate of one team's or every team's request, against its budget.
 
-Offline: only the requests and the price table are read; no AWS account, no sandbox.
+Offline: the requests and the price table are read, and each team's recorded outputs (the sandbox's
+state file, the Pulumi stack's outputs) say whether `envctl pause` paused it; no AWS account, no sandbox.
 """
 
 from __future__ import annotations
@@ -27,10 +28,9 @@ def cost(team: OptionalTeam = None, as_json: opt.Json = False, stacks_dir: opt.S
     settings = load_settings(stacks_dir=stacks_dir)
     start(settings, f"cost estimate of {team or 'every team'}")
     prices = load_prices()
-    if team:
-        estimates = [estimate(resolve_team(settings, team), prices)]
-    else:
-        estimates = [estimate(spec, prices) for spec in _every_team(settings)]
+    specs = [resolve_team(settings, team)] if team else _every_team(settings)
+    paused = _paused_teams(settings, [spec.team for spec in specs])
+    estimates = [estimate(spec, prices, paused=spec.team in paused) for spec in specs]
     if as_json:
         docs = [e.to_json() for e in estimates]
         output.print_json(docs[0] if team else {"teams": docs})
@@ -41,6 +41,20 @@ def cost(team: OptionalTeam = None, as_json: opt.Json = False, stacks_dir: opt.S
         if item.over_budget:
             output.warn(f"{item.team}: the estimate ${item.monthly_usd:,.2f}/month is over its budget_usd_month "
                         f"(${item.budget_usd_month:,}); lower the request or raise the budget")
+
+
+def _paused_teams(settings, teams: list[str]) -> set[str]:
+    """The teams whose recorded outputs say they are paused (`paused_since`); a team without an environment
+    (or whose record cannot be read) is estimated as running."""
+    from provisioner.cli.common import engine_for
+    from provisioner.errors import EnvctlError
+
+    try:
+        engine = engine_for(settings)
+        created = {stack.team for stack in engine.list_stacks()}
+        return {team for team in teams if team in created and engine.outputs(team).get("paused_since")}
+    except EnvctlError:
+        return set()
 
 
 def _every_team(settings):

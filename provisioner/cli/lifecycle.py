@@ -169,9 +169,9 @@ def list_stacks(target: opt.Target = None, as_json: opt.Json = False) -> None:
     stacks = engine_for(settings).list_stacks()
     requested = {p.stem for p in request_files(settings.stacks_dir)}
     rows = [{"team": s.team, "resources": s.resources, "status": s.status, "last_operation": s.last_operation,
-             "last_updated": s.last_updated, "requested": s.team in requested} for s in stacks]
-    rows += [{"team": t, "resources": 0, "status": "not created", "last_operation": "", "last_updated": "", "requested": True}
-             for t in sorted(requested - {s.team for s in stacks})]
+             "last_updated": s.last_updated, "requested": s.team in requested, "paused": s.paused} for s in stacks]
+    rows += [{"team": t, "resources": 0, "status": "not created", "last_operation": "", "last_updated": "", "requested": True,
+              "paused": False} for t in sorted(requested - {s.team for s in stacks})]
     if as_json:
         output.print_json(rows)
         return
@@ -181,7 +181,8 @@ def list_stacks(target: opt.Target = None, as_json: opt.Json = False) -> None:
     for column in ("team", "status", "resources", "last operation", "updated"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["team"], row["status"], str(row["resources"]), row["last_operation"], row["last_updated"])
+        status = f"{row['status']}, paused" if row["paused"] else row["status"]
+        table.add_row(row["team"], status, str(row["resources"]), row["last_operation"], row["last_updated"])
     output.out.print(table)
 
 

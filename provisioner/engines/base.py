@@ -80,6 +80,7 @@ class StackInfo:
     last_operation: str = ""
     last_updated: str = ""  # ISO 8601, UTC
     status: str = ""  # e.g. ok, failed, stale
+    paused: bool = False  # `envctl pause`: the host stopped, no endpoint (when the engine knows without asking AWS)
 
 
 @dataclass
@@ -107,6 +108,9 @@ class EnvironmentStatus:
             # The Airflow UI first: it is what a reader (or a script) looks for.
             **({"airflow_url": self.host_url} if self.host_url is not None else {}),
             "last_operation": self.last_operation, "last_updated": self.last_updated, "resources": self.resources,
+            # `envctl pause`: the program's output says so on every engine.
+            "paused": bool(self.outputs.get("paused_since")),
+            **({"paused_since": self.outputs["paused_since"]} if self.outputs.get("paused_since") else {}),
             **self.details,
             "outputs": self.outputs,
         }

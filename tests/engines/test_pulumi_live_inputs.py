@@ -61,3 +61,17 @@ def test_up_after_the_push_and_a_promotion_passes_both_to_the_program(engine_and
     options = programs[-1]  # the program the update runs (the stack is selected with one too)
     assert (options.live.default_image_tag, options.live.promoted_model_data) == (default_image_tag(), "s3://b-1/m/v2/model.tar.gz")
     assert not any("inference push" in warning for warning in result.warnings)
+
+
+def test_up_of_a_paused_team_passes_the_pause_record_to_the_program(engine_and_programs, resolved_spec, moto_endpoint):
+    """`envctl pause` on AWS: the engine reads the pause record, so an update keeps the host stopped."""
+    engine, programs = engine_and_programs
+    base = resolved_spec("fraud", region="eu-west-1")
+    spec = base.__class__(spec=base.spec.model_copy(update={"team": "pulpaused"}), region=base.region, cidr=base.cidr)
+    ssm = boto3.client("ssm", endpoint_url=moto_endpoint, region_name="eu-west-1")
+    ssm.put_parameter(Name="/envctl-pause/pulpaused", Value=json.dumps({"since": "2026-12-01T20:00:00Z"}), Type="String")
+    engine.up(spec)
+    assert programs[-1].live.paused_since == "2026-12-01T20:00:00Z"
+    ssm.delete_parameter(Name="/envctl-pause/pulpaused")
+    engine.up(spec)
+    assert programs[-1].live.paused_since is None

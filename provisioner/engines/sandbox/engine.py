@@ -107,7 +107,7 @@ class SandboxEngine:
             if state is not None:
                 stacks.append(StackInfo(team=team, target=self.name, resources=len(state.resources),
                                         last_operation=state.last_operation, last_updated=state.last_updated,
-                                        status=state.status))
+                                        status=state.status, paused=bool(state.outputs.get("paused_since"))))
         return stacks
 
     def status(self, team: str) -> EnvironmentStatus:
