@@ -76,7 +76,8 @@ def test_pause_update_and_resume(runner, project):
     assert report["paused"] is True and report["paused_since"].endswith("Z")
     listed = runner.invoke(app, ["list"])
     assert listed.exit_code == 0 and "ok, paused" in listed.stdout, listed.output
-    assert [row["paused"] for row in json.loads(runner.invoke(app, ["list", "--json"]).stdout) if row["team"] == "fraud"] == [True]
+    rows = json.loads(runner.invoke(app, ["list", "--json"]).stdout)
+    assert [row["paused"] for row in rows if row["team"] == "fraud"] == [True]
 
     cost = runner.invoke(app, ["cost", "fraud", "--json"])
     assert cost.exit_code == 0, cost.output
