@@ -21,6 +21,9 @@ facts that live in the team's account are read by the engine and handed to `buil
   (`InstanceState`) and no endpoint (its model and configuration stay), so a later `envctl update`
   keeps the pause; `envctl resume` deletes it and applies (pausing.py).
 
+- **the time of the run**, with a `schedule:` in the request: outside its awake hours the program
+  registers the host stopped, as the schedule left it (components/schedule.py).
+
 All go into the sandbox's no-change fingerprint: a push or a promotion makes the next apply run.
 """
 
@@ -30,6 +33,7 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 from provisioner.components.names import TeamNames
@@ -54,6 +58,7 @@ class LiveInputs:
     promoted_model_data: str | None = None  # from the promotion record, if the team's job wrote one
     github_oidc_provider_arn: str | None = None  # the account's GitHub OIDC provider (requests with `deploy:`)
     paused_since: str | None = None  # the pause record's time (ISO 8601, UTC); None: not paused
+    asleep_by_schedule: bool = False  # the request's `schedule:` has the host stopped at the time of the run
 
     @classmethod
     def assumed(cls) -> "LiveInputs":
@@ -77,14 +82,22 @@ def read_live_inputs(spec: ResolvedSpec, client: ClientFactory) -> LiveInputs:
     names = TeamNames(spec.team)
     ssm = client("ssm", spec.region)
     paused = paused_since(ssm, names.pause_parameter)
+    asleep = asleep_by_schedule(spec)
     inference = spec.spec.sagemaker.inference
     if not inference.enabled:
         return LiveInputs(default_image_tag=None, wanted_image_tag=wanted, github_oidc_provider_arn=oidc_provider,
-                          paused_since=paused)
+                          paused_since=paused, asleep_by_schedule=asleep)
     tag = pushed_default_tag(client("ecr", spec.region), names.ecr_repository, wanted) if inference.image == "default" else None
     promoted = promoted_model_data(ssm, names.inference_promotion_parameter)
     return LiveInputs(default_image_tag=tag, wanted_image_tag=wanted, promoted_model_data=promoted,
-                      github_oidc_provider_arn=oidc_provider, paused_since=paused)
+                      github_oidc_provider_arn=oidc_provider, paused_since=paused, asleep_by_schedule=asleep)
+
+
+def asleep_by_schedule(spec: ResolvedSpec, now: datetime | None = None) -> bool:
+    """Whether the request's `schedule:` has the host stopped at `now` (default: the time of the run), so
+    that an apply in the night does not start what the schedule stopped."""
+    schedule = spec.spec.schedule
+    return schedule is not None and not schedule.awake_at(now or datetime.now(timezone.utc))
 
 
 def paused_since(ssm: Any, parameter: str) -> str | None:

@@ -26,13 +26,13 @@ from provisioner.userdata import UserdataContext, encode_for_instance, render_us
 # The services envctl calls: with a custom endpoint only these are pointed at it.
 ENDPOINT_SERVICES = (
     "ec2", "s3", "iam", "kms", "ecr", "cloudwatch", "logs", "sagemaker", "secretsmanager",
-    "ssm", "sts", "appautoscaling", "budgets", "sns",
+    "ssm", "sts", "appautoscaling", "budgets", "sns", "scheduler",
 )
 
 
 # pulumi_aws loads its submodules on first use; two threads doing that at once can fail.
 PROVIDER_MODULES = ("appautoscaling", "budgets", "cloudwatch", "ebs", "ec2", "ec2transitgateway", "ecr", "iam", "kms",
-                    "s3", "sagemaker", "secretsmanager", "sns", "ssm")
+                    "s3", "sagemaker", "scheduler", "secretsmanager", "sns", "ssm")
 
 
 def preload_provider_modules() -> None:
@@ -114,6 +114,14 @@ def deploy_settings(spec: ResolvedSpec, live: LiveInputs) -> DeploySettings | No
                           oidc_provider_arn=live.github_oidc_provider_arn)
 
 
+def awake_schedule(spec: ResolvedSpec) -> tuple[str, str, str] | None:
+    """The request's `schedule:` as EventBridge Scheduler's (wake cron, sleep cron, time zone)."""
+    schedule = spec.spec.schedule
+    if schedule is None:
+        return None
+    return schedule.cron(schedule.start), schedule.cron(schedule.stop), schedule.timezone
+
+
 def build(spec: ResolvedSpec, options: BuildOptions | None = None) -> TeamEnvironment:
     options = options or BuildOptions()
     live = options.live or LiveInputs.assumed()
@@ -128,7 +136,7 @@ def build(spec: ResolvedSpec, options: BuildOptions | None = None) -> TeamEnviro
         inference=inference_settings(spec, live), inference_image_tag=live.default_image_tag,
         notebook_instance_type=notebook.instance_type if notebook.enabled else None, kept=options.kept,
         dags_prefix=spec.spec.airflow.dags.prefix, deploy=deploy_settings(spec, live),
-        paused_since=live.paused_since,
+        paused_since=live.paused_since, schedule=awake_schedule(spec), asleep_by_schedule=live.asleep_by_schedule,
     )
     return TeamEnvironment(spec.team, args, opts=pulumi.ResourceOptions(provider=provider))
 

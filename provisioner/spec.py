@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -217,6 +218,74 @@ class Deploy(_Model):
                                              "DAG prefix and push only to the team's ECR repository.")
 
 
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_DAY = "(?:" + "|".join(WEEKDAYS) + ")"
+_TIME = r"(?:[01]\d|2[0-3]):[0-5]\d"
+AWAKE_PATTERN = rf"^({_DAY})(?:-({_DAY}))? ({_TIME})-({_TIME})$"
+
+
+class Schedule(_Model):
+    """When a dev environment runs; outside it, its host and notebook are stopped (EventBridge Scheduler)."""
+
+    awake: str = Field(description='Days and hours the environment runs, e.g. "Mon-Fri 07:00-20:00" (a day or a '
+                                   'range of days, then HH:MM-HH:MM, start before stop, the same day).')
+    timezone: str = Field("UTC", description="IANA time zone of `awake`, e.g. UTC or Europe/Madrid.")
+
+    @field_validator("awake")
+    @classmethod
+    def _awake(cls, value: str) -> str:
+        match = re.match(AWAKE_PATTERN, value)
+        if not match:
+            raise ValueError(f"{value!r} is not '<day>[-<day>] HH:MM-HH:MM' with days among {', '.join(WEEKDAYS)}, "
+                             'e.g. "Mon-Fri 07:00-20:00"')
+        if match.group(3) >= match.group(4):
+            raise ValueError(f"{value!r}: the start ({match.group(3)}) must be before the stop ({match.group(4)}) "
+                             "on the same day")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Madrid, America/New_York)") from None
+        return value
+
+    @property
+    def days(self) -> tuple[str, ...]:
+        """The awake days, in week order ("Fri-Mon" wraps)."""
+        first, last = re.match(AWAKE_PATTERN, self.awake).group(1, 2)
+        start, stop = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+        return tuple(WEEKDAYS[(start + i) % 7] for i in range((stop - start) % 7 + 1))
+
+    @property
+    def start(self) -> tuple[int, int]:
+        hours, minutes = re.match(AWAKE_PATTERN, self.awake).group(3).split(":")
+        return int(hours), int(minutes)
+
+    @property
+    def stop(self) -> tuple[int, int]:
+        hours, minutes = re.match(AWAKE_PATTERN, self.awake).group(4).split(":")
+        return int(hours), int(minutes)
+
+    def cron(self, at: tuple[int, int]) -> str:
+        """EventBridge Scheduler's cron() for `at` (hour, minute) on the awake days."""
+        days = ",".join(day.upper() for day in self.days)
+        return f"cron({at[1]} {at[0]} ? * {days} *)"
+
+    def awake_at(self, moment) -> bool:
+        """Whether the environment should run at `moment` (an aware datetime)."""
+        from zoneinfo import ZoneInfo
+
+        local = moment.astimezone(ZoneInfo(self.timezone))
+        minute = local.hour * 60 + local.minute
+        return (WEEKDAYS[local.weekday()] in self.days
+                and self.start[0] * 60 + self.start[1] <= minute < self.stop[0] * 60 + self.stop[1])
+
+
 class TeamSpec(_Model):
     """One team's request. The file `stacks/<team>.yaml` holds exactly this."""
 
@@ -238,6 +307,10 @@ class TeamSpec(_Model):
         description="Names of secrets the Airflow host loads (values are set with `envctl secrets set`).",
     )
     deploy: Deploy | None = Field(None, description="Optional: the team's own CI (a GitHub repository) gets a deploy role.")
+    schedule: Schedule | None = Field(
+        None, description="Dev environments only: when the host and notebook run, e.g. "
+                          '{awake: "Mon-Fri 07:00-20:00", timezone: UTC}; outside it they are stopped, their data kept.'
+    )
     budget_usd_month: int = Field(
         ge=50, le=100_000, description="Monthly budget in USD (an AWS Budget alerts the owners at 80% and 100%)."
     )
@@ -250,6 +323,14 @@ class TeamSpec(_Model):
         seen = {name for name in value if value.count(name) > 1}
         if seen:
             raise ValueError(f"names must be unique; repeated: {', '.join(sorted(seen))}")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_dev_only(cls, value: Schedule | None, info: ValidationInfo) -> Schedule | None:
+        if value is not None and info.data.get("environment") == "prod":
+            raise ValueError("a schedule is for dev environments only (a prod environment runs all the time); "
+                             "remove schedule, or use `envctl pause` / `envctl resume`")
         return value
 
     @field_validator("owners")

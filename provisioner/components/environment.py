@@ -19,6 +19,7 @@ from provisioner.components.names import TeamNames
 from provisioner.components.network import TeamNetwork, TeamNetworkArgs
 from provisioner.components.placement import existing_hosts, host_zone
 from provisioner.components.sagemaker import SageMakerAccess, SageMakerAccessArgs
+from provisioner.components.schedule import AwakeSchedule, AwakeScheduleArgs
 from provisioner.components.storage import TeamStorage, TeamStorageArgs
 
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -57,6 +58,9 @@ class TeamEnvironmentArgs:
     deploy: DeploySettings | None = None  # the team's own CI (`deploy:`); None: no deploy role
     # The pause record's time (`envctl pause`): the host stopped, no endpoint (model and configuration kept).
     paused_since: str | None = None
+    # `schedule:` (dev only): (wake cron, sleep cron, time zone) of EventBridge Scheduler; None: always awake.
+    schedule: tuple[str, str, str] | None = None
+    asleep_by_schedule: bool = False  # the schedule says the host is stopped now: an apply keeps it stopped
 
 
 class TeamEnvironment(pulumi.ComponentResource):
@@ -102,7 +106,7 @@ class TeamEnvironment(pulumi.ComponentResource):
                 subnet_id=self.network.private_subnet.id, security_group_id=self.network.host_security_group.id,
                 kms_key_arn=self.storage.key.arn, boundary_arn=self.boundary.arn, arns=arns, owners=args.owners,
                 user_data_base64=user_data,
-                egress=self.network.egress, running=args.paused_since is None,
+                egress=self.network.egress, running=args.paused_since is None and not args.asleep_by_schedule,
             ),
             opts=child,
         )
@@ -115,6 +119,18 @@ class TeamEnvironment(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self.schedule = None
+        if args.schedule is not None:
+            wake, sleep, timezone = args.schedule
+            self.schedule = AwakeSchedule(
+                f"{name}-schedule",
+                AwakeScheduleArgs(team=args.team, account_id=account_id, region=args.region, wake_cron=wake,
+                                  sleep_cron=sleep, timezone=timezone, instance_id=self.host.instance.id,
+                                  kms_key_arn=self.storage.key.arn,
+                                  notebook_name=self.sagemaker.notebook.name if self.sagemaker.notebook else None,
+                                  enabled=args.paused_since is None),
+                opts=child,
+            )
         self.deploy = None
         if args.deploy is not None:
             self.deploy = DeployAccess(

@@ -440,6 +440,58 @@ def test_job_runs_reach_the_team_log_group(host):
     assert re.search(r" job-backup backups/postgres/\S+\.sql\.gz$", backup.stdout, re.MULTILINE), backup.output
 
 
+def test_pause_and_resume_keep_the_earlier_dag_runs(host, tmp_path):
+    """`envctl pause`: the host container and moto's instance stop (systemd shuts Airflow down); `envctl
+    resume`: both start, the userdata does not run again, Airflow answers healthy on the host's (new)
+    published port, and a DAG run from before the pause is still in its metadata on the data volume."""
+    dag_id, run_id = "fraud_before_the_pause", "before-the-pause"
+    (tmp_path / f"{dag_id}.py").write_text(
+        "from datetime import datetime\nfrom airflow import DAG\nfrom airflow.operators.empty import EmptyOperator\n\n"
+        f"with DAG({dag_id!r}, start_date=datetime(2026, 1, 1), schedule=None, tags=['t'], default_args={{'owner': 'fraud'}}):\n"
+        "    EmptyOperator(task_id='noop')\n")
+    deployed = _cli(host, "dags", "deploy", TEAM, str(tmp_path))
+    assert deployed.exit_code == 0, deployed.output
+    deadline, found = time.monotonic() + 120, ""
+    while time.monotonic() < deadline and dag_id not in found:
+        time.sleep(2)
+        found = _psql(host, f"SELECT dag_id FROM dag WHERE dag_id = '{dag_id}'")
+    assert dag_id in found, f"{dag_id} did not reach Airflow"
+    host.sh(f"{COMPOSE} exec -T airflow-scheduler airflow dags trigger {dag_id} --run-id {run_id}")
+    assert run_id in _psql(host, f"SELECT run_id FROM dag_run WHERE dag_id = '{dag_id}'")
+    boots = host.read("/var/log/cloud-init-output.log").count(" envctl: step volume")
+
+    paused = _cli(host, "pause", TEAM)
+    assert paused.exit_code == 0, paused.output
+    container = host.hosts.client.containers.get(host.record.container)
+    assert container.status == "exited", container.status
+    assert _instance_state(host) == "stopped"
+
+    resumed = _cli(host, "resume", TEAM)
+    assert resumed.exit_code == 0, resumed.output
+    container.reload()
+    assert container.status == "running" and _instance_state(host) == "running"
+    deadline, health = time.monotonic() + HEALTHY_WITHIN_S, {}
+    while time.monotonic() < deadline and health.get("scheduler", {}).get("status") != "healthy":
+        time.sleep(5)
+        try:
+            health = _get_json(f"{host.record.airflow_url}/health")
+        except OSError:
+            health = {}
+    assert health.get("metadatabase", {}).get("status") == "healthy", health
+    assert health["scheduler"]["status"] == "healthy", health
+    assert run_id in _psql(host, f"SELECT run_id FROM dag_run WHERE dag_id = '{dag_id}'"), "the earlier DAG run is gone"
+    assert host.read("/var/log/cloud-init-output.log").count(" envctl: step volume") == boots, "the userdata ran again"
+
+
+def _psql(host: Host, query: str) -> str:
+    return host.sh(f"{COMPOSE} exec -T postgres psql -U airflow -d airflow -tAc \"{query}\"")
+
+
+def _instance_state(host: Host) -> str:
+    reservations = host.aws("ec2").describe_instances(InstanceIds=[host.instance_id])["Reservations"]
+    return reservations[0]["Instances"][0]["State"]["Name"]
+
+
 def test_replacing_the_host_keeps_the_metadata_on_the_data_volume(host, resolved_spec_module):
     """A new instance type replaces the host: a fresh root disk, the same data volume, the same metadata."""
     from dataclasses import replace

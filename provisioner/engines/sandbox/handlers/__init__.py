@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def load_all() -> dict[str, Handler]:
     """Every handler by type token (importing the member modules registers them)."""
     from provisioner.engines.sandbox.handlers import (  # noqa: F401
-        compute, data, identity, inference, model_registry, network, notifications, observability,
+        compute, data, identity, inference, model_registry, network, notifications, observability, scheduling,
     )
     from provisioner.engines.sandbox.handlers.catalog import HANDLERS
 
