@@ -146,18 +146,26 @@ def _storage(item: str, gb: int, rate: float, kind: str) -> LineItem:
     return LineItem(item, f"{gb} GB {kind} x ${rate:g}/GB-month", _usd(gb * rate))
 
 
+def awake_hours(schedule, hours_per_month: float) -> float:
+    """The hours a month a `schedule:` keeps the host (and notebook) running: its weekly hours x weeks a month."""
+    weekly = len(schedule.days) * ((schedule.stop[0] * 60 + schedule.stop[1]) - (schedule.start[0] * 60 + schedule.start[1])) / 60
+    return round(weekly * hours_per_month / (7 * 24), 1)
+
+
 def estimate(resolved: ResolvedSpec, prices: PriceTable, *, paused: bool = False) -> Estimate:
     """The monthly line items of one team's request.
 
     `paused`: the host, notebook and endpoint instances are stopped (cost 0); volumes, the NAT
-    gateway and the fixed items are still billed.
+    gateway and the fixed items are still billed. With a `schedule:`, the host and the notebook are
+    billed for its awake hours only.
     """
     spec, region = resolved.spec, prices.region(resolved.region)
     hours = prices.hours_per_month
+    host_hours = awake_hours(spec.schedule, hours) if spec.schedule is not None else hours
     gp3 = region.rate("ebs_gp3_gb_month")
     host = spec.airflow.instance_type
     items = [
-        _hourly("Airflow host", host, 1, region.rate_of("ec2_hour", host, "EC2 instance type"), hours, paused=paused),
+        _hourly("Airflow host", host, 1, region.rate_of("ec2_hour", host, "EC2 instance type"), host_hours, paused=paused),
         _storage("host root volume", ROOT_VOLUME_GB, gp3, "gp3"),
         _storage("data volume", spec.airflow.volume_gb, gp3, "gp3"),
         LineItem("NAT gateway", f"{hours:g} h x ${region.rate('nat_gateway_hour'):g}/h",
@@ -168,7 +176,7 @@ def estimate(resolved: ResolvedSpec, prices: PriceTable, *, paused: bool = False
     notebook = spec.sagemaker.notebook
     if notebook.enabled:
         rate = region.rate_of("sagemaker_notebook_hour", notebook.instance_type, "SageMaker notebook instance type")
-        items.append(_hourly("notebook", notebook.instance_type, 1, rate, hours, paused=paused))
+        items.append(_hourly("notebook", notebook.instance_type, 1, rate, host_hours, paused=paused))
         items.append(_storage("notebook volume", NOTEBOOK_VOLUME_GB, region.rate("sagemaker_ml_storage_gb_month"), "ML storage"))
     inference = spec.sagemaker.inference
     if inference.enabled and inference.serverless is not None:
