@@ -124,7 +124,7 @@ class HostInventory:
 
     # ---- stopping and starting (the instance's StopInstances / StartInstances) ------------------
 
-    def stop(self, instance_id: str, timeout_s: int = STOP_TIMEOUT_S) -> None:
+    def stop_host(self, instance_id: str, timeout_s: int = STOP_TIMEOUT_S) -> None:
         """Shut the host down as EC2 stops an instance: systemd stops its units (Airflow's compose down),
         the container stops; its disks (the docker volume, the data volume's file) stay."""
         container = self._container_of(instance_id)
@@ -133,7 +133,7 @@ class HostInventory:
         self.progress(f"stopping sandbox host {container.name}")
         container.stop(timeout=timeout_s)
 
-    def start(self, instance_id: str) -> None:
+    def start_host(self, instance_id: str) -> None:
         """Boot a stopped host again as EC2 starts an instance: the userdata does not run again; the data
         volume's device comes back (a container's /dev is new at each start) and is mounted, then Airflow's
         unit starts. Its address and published port may change: the record follows them."""

@@ -270,11 +270,11 @@ class InstanceStateHandler(Handler):
             raise ValueError(f"InstanceState: instance {instance_id} does not exist")
         if wanted == "stopped":
             if ctx.hosts is not None:
-                ctx.hosts.stop(instance_id)
+                ctx.hosts.stop_host(instance_id)
             if current["State"]["Name"] != "stopped":
                 ec2.stop_instances(InstanceIds=[instance_id], Force=bool(inputs.get("force", False)))
         else:
             if current["State"]["Name"] != "running":
                 ec2.start_instances(InstanceIds=[instance_id])
             if ctx.hosts is not None:
-                ctx.hosts.start(instance_id)
+                ctx.hosts.start_host(instance_id)
