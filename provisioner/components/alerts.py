@@ -61,6 +61,9 @@ class TeamAlertsArgs:
     kms_key_arn: pulumi.Input[str]
     instance_id: pulumi.Input[str]
     endpoint_name: pulumi.Input[str] | None = None  # None: no endpoint (yet), so no endpoint alarms
+    # The host is stopped on purpose (`envctl pause`, or a schedule's sleep): the heartbeat alarm, which
+    # counts missing data as breaching, tells no one until the host runs again.
+    host_stopped: bool = False
 
 
 def subscription_name(name: str, owner: str) -> str:
@@ -99,7 +102,7 @@ class TeamAlerts(pulumi.ComponentResource):
         self._team_alarm(
             "scheduler-heartbeat", "no scheduler heartbeat for 3 minutes (scheduler, host or metrics publisher down)",
             statistic="Sum", period=60, evaluation_periods=3, threshold=1, comparison_operator="LessThanThreshold",
-            treat_missing_data="breaching",
+            treat_missing_data="breaching", actions_enabled=not args.host_stopped,
         )
         self._team_alarm(
             "dag-run-failures", "a DAG run failed", statistic="Sum", period=300, evaluation_periods=1,

@@ -128,7 +128,8 @@ class TeamEnvironment(pulumi.ComponentResource):
                                   sleep_cron=sleep, timezone=timezone, instance_id=self.host.instance.id,
                                   kms_key_arn=self.storage.key.arn,
                                   notebook_name=self.sagemaker.notebook.name if self.sagemaker.notebook else None,
-                                  enabled=args.paused_since is None),
+                                  enabled=args.paused_since is None,
+                                  heartbeat_alarm=names.alarm("scheduler-heartbeat")),
                 opts=child,
             )
         self.deploy = None
@@ -171,6 +172,7 @@ class TeamEnvironment(pulumi.ComponentResource):
                 team=args.team, region=args.region, account_id=account_id, owners=args.owners,
                 kms_key_arn=self.storage.key.arn, instance_id=self.host.instance.id,
                 endpoint_name=self.inference.endpoint.name if self.inference is not None and self.inference.endpoint else None,
+                host_stopped=args.paused_since is not None or args.asleep_by_schedule,
             ),
             opts=child,
         )

@@ -30,15 +30,21 @@ class AwakeScheduleArgs:
     kms_key_arn: pulumi.Input[str]
     notebook_name: pulumi.Input[str] | None = None  # None: no notebook
     enabled: bool = True  # False while paused (`envctl pause`): the schedule must not wake the host
+    heartbeat_alarm: str = ""  # the scheduler-heartbeat alarm: its actions are off while the host sleeps
 
 
-def scheduler_policy(account_id: str, region: str, instance_id: str, kms_key_arn: str, notebook_name: str | None) -> str:
+def scheduler_policy(account_id: str, region: str, instance_id: str, kms_key_arn: str, notebook_name: str | None,
+                     heartbeat_alarm: str = "") -> str:
     statements: list[dict] = [
         {"Sid": "StartStopTheHost", "Effect": "Allow", "Action": ["ec2:StartInstances", "ec2:StopInstances"],
          "Resource": f"arn:aws:ec2:{region}:{account_id}:instance/{instance_id}"},
         {"Sid": "GrantEc2TheTeamKey", "Effect": "Allow", "Action": "kms:CreateGrant", "Resource": kms_key_arn,
          "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},
     ]
+    if heartbeat_alarm:
+        statements.append({"Sid": "QuietTheHeartbeatAlarmAtNight", "Effect": "Allow",
+                           "Action": ["cloudwatch:DisableAlarmActions", "cloudwatch:EnableAlarmActions"],
+                           "Resource": f"arn:aws:cloudwatch:{region}:{account_id}:alarm:{heartbeat_alarm}"})
     if notebook_name:
         statements.append({"Sid": "StartStopTheNotebook", "Effect": "Allow",
                            "Action": ["sagemaker:StartNotebookInstance", "sagemaker:StopNotebookInstance"],
@@ -59,7 +65,7 @@ class AwakeSchedule(pulumi.ComponentResource):
                                  description=f"envctl {args.team}: EventBridge Scheduler starts and stops the host",
                                  assume_role_policy=trust, opts=child)
         policy = pulumi.Output.all(args.account_id, args.instance_id, args.kms_key_arn, args.notebook_name).apply(
-            lambda v: scheduler_policy(v[0], args.region, v[1], v[2], v[3]))
+            lambda v: scheduler_policy(v[0], args.region, v[1], v[2], v[3], args.heartbeat_alarm))
         self.policy = aws.iam.RolePolicy(f"{name}-policy", role=self.role.id, policy=policy, opts=child)
         after_policy = pulumi.ResourceOptions(parent=self, depends_on=[self.policy])
         targets = [("host", "ec2", "startInstances", "stopInstances",
@@ -68,6 +74,10 @@ class AwakeSchedule(pulumi.ComponentResource):
             targets.append(("notebook", "sagemaker", "startNotebookInstance", "stopNotebookInstance",
                             pulumi.Output.from_input(args.notebook_name).apply(
                                 lambda n: json.dumps({"NotebookInstanceName": n}))))
+        if args.heartbeat_alarm:
+            # The host's heartbeat stops while it sleeps: its alarm tells no one from the sleep to the wake.
+            targets.append(("heartbeat-alarm", "cloudwatch", "enableAlarmActions", "disableAlarmActions",
+                            json.dumps({"AlarmNames": [args.heartbeat_alarm]})))
         self.schedules: list[aws.scheduler.Schedule] = []
         for what, service, start, stop, target_input in targets:
             for verb, action, cron in (("wake", start, args.wake_cron), ("sleep", stop, args.sleep_cron)):

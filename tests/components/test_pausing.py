@@ -108,7 +108,8 @@ def test_a_schedule_starts_and_stops_the_host_with_a_role_that_may_do_only_that(
     (policy,) = [r for r in registrations if r.type == "aws:iam/rolePolicy:RolePolicy" and "schedule" in r.name]
     statements = json.loads(policy.inputs["policy"])["Statement"]
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    assert actions == {"ec2:StartInstances", "ec2:StopInstances", "kms:CreateGrant"}
+    assert actions == {"ec2:StartInstances", "ec2:StopInstances", "kms:CreateGrant",
+                       "cloudwatch:DisableAlarmActions", "cloudwatch:EnableAlarmActions"}
     assert all("*" not in s["Resource"] for s in statements)
     assert next(s for s in statements if s["Action"] == "kms:CreateGrant")["Condition"] == {
         "Bool": {"kms:GrantIsForAWSResource": "true"}}
@@ -143,3 +144,26 @@ def test_a_scheduled_host_is_estimated_for_its_awake_hours(resolved_spec):
     assert "282.4 h" in weekdays["Airflow host"].detail  # 65 h a week x 730 / 168
     assert weekdays["Airflow host"].monthly_usd == pytest.approx(always["Airflow host"].monthly_usd * 65 / 168, abs=0.01)
     assert weekdays["data volume"].monthly_usd == always["data volume"].monthly_usd
+
+
+def test_the_heartbeat_alarm_tells_no_one_while_the_host_is_stopped_on_purpose(resolved_spec):
+    """Its missing data is breaching: paused, or asleep by the schedule, its actions are off (the schedule
+    turns them off at the sleep and on at the wake)."""
+    import json
+
+    def heartbeat(registrations):
+        (alarm,) = [r for r in registrations if r.type == "aws:cloudwatch/metricAlarm:MetricAlarm"
+                    and r.inputs.get("name", "").endswith("-scheduler-heartbeat")]
+        return alarm.inputs.get("actionsEnabled", True)
+
+    assert heartbeat(program_run(resolved_spec("fraud"), None)[0]) is True
+    assert heartbeat(program_run(resolved_spec("fraud"), SINCE)[0]) is False
+    spec = scheduled(resolved_spec)
+    assert heartbeat(scheduled_run(spec, asleep_by_schedule=True)) is False
+    registrations = scheduled_run(spec)
+    assert heartbeat(registrations) is True
+    schedules = {r.inputs["name"]: r.inputs for r in registrations if r.type == "aws:scheduler/schedule:Schedule"}
+    quiet = schedules["envctl-finance-reports-heartbeat-alarm-sleep"]
+    assert quiet["target"]["arn"] == "arn:aws:scheduler:::aws-sdk:cloudwatch:disableAlarmActions"
+    assert json.loads(quiet["target"]["input"]) == {"AlarmNames": ["envctl-finance-reports-scheduler-heartbeat"]}
+    assert schedules["envctl-finance-reports-heartbeat-alarm-wake"]["target"]["arn"].endswith(":enableAlarmActions")
