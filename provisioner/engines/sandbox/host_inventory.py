@@ -100,8 +100,10 @@ class HostInventory:
         save_host_record(self.records, record)
 
     def detach_volume(self, instance_id: str, volume_id: str) -> None:
-        """Stop what uses the volume and unmount it first (as `stopInstanceBeforeDetaching` would):
-        a replaced host's successor attaches the same file, and two mounts would corrupt it."""
+        """Stop the host first, as `stopInstanceBeforeDetaching` does (systemd shuts Airflow down and
+        unmounts the volume): a replaced host's successor attaches the same file, and two mounts would
+        corrupt it. Stopping what uses the volume from inside could miss a unit still starting (a host
+        just started again by `envctl resume`), and the volume would stay mounted."""
         import docker
 
         record = load_host_record(self.records, instance_id)
@@ -113,9 +115,8 @@ class HostInventory:
         except docker.errors.NotFound:
             container = None
         if container is not None and container.status == "running":
-            mounts = f"awk '$1 == \"{loop_device}\" || $1 == \"{device}\" {{print $2}}' /proc/mounts"
-            release = f"systemctl stop envctl-airflow.service; for target in $({mounts}); do umount \"$target\"; done"
-            container.exec_run(["sh", "-c", release])
+            self.progress(f"stopping sandbox host {record.container} before detaching {volume_id}")
+            container.stop(timeout=STOP_TIMEOUT_S)
         _detach_loop(loop_device)
         save_host_record(self.records, record)
 
