@@ -440,17 +440,20 @@ def test_job_runs_reach_the_team_log_group(host):
     assert re.search(r" job-backup backups/postgres/\S+\.sql\.gz$", backup.stdout, re.MULTILINE), backup.output
 
 
-def test_pause_and_resume_keep_the_earlier_dag_runs(host, tmp_path):
+def test_pause_and_resume_keep_the_earlier_dag_runs(host):
     """`envctl pause`: the host container and moto's instance stop (systemd shuts Airflow down); `envctl
     resume`: both start, the userdata does not run again, Airflow answers healthy on the host's (new)
     published port, and a DAG run from before the pause is still in its metadata on the data volume."""
     dag_id, run_id = "fraud_before_the_pause", "before-the-pause"
-    (tmp_path / f"{dag_id}.py").write_text(
-        "from datetime import datetime\nfrom airflow import DAG\nfrom airflow.operators.empty import EmptyOperator\n\n"
-        f"with DAG({dag_id!r}, start_date=datetime(2026, 1, 1), schedule=None, tags=['t'], default_args={{'owner': 'fraud'}}):\n"
-        "    EmptyOperator(task_id='noop')\n")
-    deployed = _cli(host, "dags", "deploy", TEAM, str(tmp_path))
-    assert deployed.exit_code == 0, deployed.output
+    dag = ("from datetime import datetime\nfrom airflow import DAG\nfrom airflow.operators.empty import EmptyOperator\n\n"
+           f"with DAG({dag_id!r}, start_date=datetime(2026, 1, 1), schedule=None, tags=['t'],\n"
+           "         default_args={'owner': 'fraud'}):\n"
+           "    EmptyOperator(task_id='noop')\n")
+    # Put, not `envctl dags deploy` of a folder with this DAG only: that would delete the other tests' DAGs,
+    # and moto fails to empty a bucket holding delete markers (the destroy at the end).
+    outputs = host.engine.outputs(TEAM)
+    host.aws("s3").put_object(Bucket=outputs["bucket_name"], Key=f"dags/{dag_id}.py", Body=dag.encode(),
+                              ServerSideEncryption="aws:kms", SSEKMSKeyId=outputs["kms_key_arn"])
     deadline, found = time.monotonic() + 120, ""
     while time.monotonic() < deadline and dag_id not in found:
         time.sleep(2)
