@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from provisioner.cli import (backups, cost, dags, doctor, inference, invoke, lifecycle, login, logs, next_steps, output,
                              plan_apply, sandbox, secrets, validate)
+from provisioner.cli import report as report_command
 from provisioner.errors import EnvctlError
 
 
@@ -71,6 +72,7 @@ MORE_COMMANDS = {
     "invoke": invoke.invoke,
     "logs": logs.logs,
     "cost": cost.cost,
+    "report": report_command.report,
 }
 
 for name, command in COMMANDS.items():

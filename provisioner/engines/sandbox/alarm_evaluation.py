@@ -315,7 +315,7 @@ def classify(points: list[Datapoint], *, evaluation_periods: int, datapoints_to_
         state = ALARM if treatment == "breaching" else OK
         label = "Breaching" if treatment == "breaching" else "NonBreaching"
         return Verdict(state, f"Threshold Crossed: no datapoints were received for {_plural(n, 'period')} and "
-                              f"{_plural(n, 'missing datapoint')} were treated as [{label}].", data)
+                              f"{_plural(n, 'missing datapoint')} {'was' if n == 1 else 'were'} treated as [{label}].", data)
     evaluated = real[-n:]
     if not evaluate_low_samples and any(p.low_sample for p in evaluated):
         return Verdict(None, "", data)
