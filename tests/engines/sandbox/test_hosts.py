@@ -508,6 +508,42 @@ def test_a_backup_from_before_a_destroy_restores_into_the_recreated_host(host, r
     assert host.sh(f"{scheduler} get envctl_encrypted_probe").strip().endswith("kept-by-the-fernet-key")
 
 
+def _health(host: Host) -> dict:
+    result = _cli(host, "status", TEAM, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _heartbeat_alarm(host: Host) -> dict:
+    from provisioner.components.names import TeamNames
+
+    alarms = host.aws("cloudwatch").describe_alarms(AlarmNames=[TeamNames(TEAM).alarm("scheduler-heartbeat")])
+    return alarms["MetricAlarms"][0]
+
+
+def test_a_stopped_scheduler_turns_the_verdict_down_naming_it(host):
+    """With the host's heartbeats arriving (the heartbeat alarm OK), stopping the scheduler container turns the
+    verdict to down, with a reason naming the scheduler, once the sandbox has evaluated the alarm (3 minutes without
+    a heartbeat of 1; the verdict holds the alarm against the team from 5 minutes after the host booted)."""
+    deadline = time.monotonic() + 240
+    while _heartbeat_alarm(host)["StateValue"] != "OK" and time.monotonic() < deadline:
+        time.sleep(10)
+    assert _heartbeat_alarm(host)["StateValue"] == "OK", "no heartbeat reaches moto: the host publishes no metrics"
+    scheduler = host.sh("docker ps -q --filter name=scheduler").split()
+    assert scheduler, host.sh("docker ps -a")
+    host.sh("docker stop " + " ".join(scheduler))
+    try:
+        deadline = time.monotonic() + 600
+        info = _health(host)
+        while info["health"] != "down" and time.monotonic() < deadline:
+            time.sleep(10)
+            info = _health(host)
+        assert info["health"] == "down", (info["health"], info["health_reasons"], _heartbeat_alarm(host)["StateReason"])
+        assert any(reason.startswith("the scheduler's heartbeat is missing") for reason in info["health_reasons"]), info
+    finally:
+        host.sh("docker start " + " ".join(scheduler))
+
+
 def test_destroy_removes_the_host(host):
     """Destroying the environment stops and removes the host container and its docker volume."""
     import docker
