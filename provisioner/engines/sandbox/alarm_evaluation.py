@@ -370,13 +370,16 @@ def evaluate_alarm(backend: Any, alarm: Any, now: datetime) -> Verdict:
     return verdict
 
 
-def evaluate_all(now: datetime | None = None) -> list[tuple[str, str, str]]:
-    """Evaluate every metric alarm of every account and region; (alarm ARN, old, new) per transition."""
+def evaluate_all(now: datetime | None = None, accounts: Iterable[str] | None = None) -> list[tuple[str, str, str]]:
+    """Evaluate every metric alarm of every account (or of `accounts`) and region; (alarm ARN, old, new)
+    per transition."""
     from moto.cloudwatch.models import cloudwatch_backends
 
     moment = _naive_utc(now or datetime.now(timezone.utc))
     transitions = []
     for account_id, regions in list(cloudwatch_backends.items()):
+        if accounts is not None and account_id not in accounts:
+            continue
         for region, backend in list(regions.items()):
             for alarm in list(backend.alarms.values()):
                 if getattr(alarm, "rule", None):

@@ -14,7 +14,7 @@ import pytest
 from provisioner.engines.sandbox import alarm_evaluation as evaluation
 from provisioner.engines.sandbox.alarm_evaluation import ALARM, INSUFFICIENT, OK, Datapoint, classify
 
-ACCOUNT, REGION = "123456789012", "eu-west-1"
+ACCOUNT, REGION = "111122223333", "eu-west-1"  # an account of its own: other tests' alarms stay as they are
 NOW = datetime(2026, 12, 2, 14, 0, 30)  # naive UTC, 30 s into a minute
 NAMESPACE = "envctl/alarmtest"
 
@@ -129,13 +129,13 @@ def test_the_heartbeat_alarm_follows_the_heartbeat_and_tells_the_topic(cloudwatc
     _alarm(backend, topic)
     for minute in range(1, 6):
         _put(backend, 1.0, NOW - timedelta(minutes=minute))
-    assert evaluation.evaluate_all(NOW) == [(backend.alarms["heartbeat"].alarm_arn, INSUFFICIENT, OK)]
-    assert evaluation.evaluate_all(NOW) == []  # no transition, no second notification
+    assert evaluation.evaluate_all(NOW, [ACCOUNT]) == [(backend.alarms["heartbeat"].alarm_arn, INSUFFICIENT, OK)]
+    assert evaluation.evaluate_all(NOW, [ACCOUNT]) == []  # no transition, no second notification
 
     later = NOW + timedelta(minutes=3)  # the scheduler stopped: the publisher sends 0
     for minute in range(1, 4):
         _put(backend, 0.0, later - timedelta(minutes=minute))
-    assert evaluation.evaluate_all(later) == [(backend.alarms["heartbeat"].alarm_arn, OK, ALARM)]
+    assert evaluation.evaluate_all(later, [ACCOUNT]) == [(backend.alarms["heartbeat"].alarm_arn, OK, ALARM)]
     alarm = backend.alarms["heartbeat"]
     assert alarm.state_reason.startswith("Threshold Crossed: 3 out of the last 3 datapoints"), alarm.state_reason
     assert json.loads(alarm.state_reason_data)["period"] == 60
@@ -148,7 +148,7 @@ def test_the_heartbeat_alarm_follows_the_heartbeat_and_tells_the_topic(cloudwatc
 def test_no_heartbeat_at_all_is_breaching_for_the_heartbeat_alarm(cloudwatch):
     backend, topic = cloudwatch
     _alarm(backend, topic)
-    evaluation.evaluate_all(NOW)
+    evaluation.evaluate_all(NOW, [ACCOUNT])
     alarm = backend.alarms["heartbeat"]
     assert alarm.state_value == ALARM
     assert "no datapoints were received for 3 periods" in alarm.state_reason
@@ -163,7 +163,7 @@ def test_only_the_metrics_full_dimension_set_and_namespace_count(cloudwatch):
                                              "Dimensions": [{"Name": "Host", "Value": "a"}]}])
         backend.put_metric_data("envctl/other", [{"MetricName": "SchedulerHeartbeat", "Value": 0.0,
                                                   "Timestamp": NOW - timedelta(minutes=minute)}])
-    evaluation.evaluate_all(NOW)
+    evaluation.evaluate_all(NOW, [ACCOUNT])
     assert backend.alarms["heartbeat"].state_value == INSUFFICIENT
 
 
@@ -172,9 +172,9 @@ def test_data_of_the_current_unfinished_period_waits_for_the_period_to_end(cloud
     _alarm(backend, topic, name="volume", metric_name="DataVolumeUsedPercent", comparison_operator="GreaterThanThreshold",
            threshold=80.0, statistic="Maximum", evaluation_periods=1, treat_missing_data="notBreaching")
     _put(backend, 95.0, NOW, name="DataVolumeUsedPercent")
-    evaluation.evaluate_all(NOW)
+    evaluation.evaluate_all(NOW, [ACCOUNT])
     assert backend.alarms["volume"].state_value == OK
-    evaluation.evaluate_all(NOW + timedelta(seconds=40))
+    evaluation.evaluate_all(NOW + timedelta(seconds=40), [ACCOUNT])
     assert backend.alarms["volume"].state_value == ALARM
 
 
@@ -205,10 +205,10 @@ def test_a_percentile_alarm_that_ignores_low_sample_counts_keeps_its_state(cloud
            threshold=100.0, statistic=None, extended_statistic="p99", evaluation_periods=1,
            treat_missing_data="notBreaching", evaluate_low_sample_count_percentile="ignore")
     _put(backend, 500.0, NOW - timedelta(minutes=1), name="ModelLatency")  # 1 sample, p99 needs 1000
-    evaluation.evaluate_all(NOW)
+    evaluation.evaluate_all(NOW, [ACCOUNT])
     assert backend.alarms["latency"].state_value == INSUFFICIENT
     backend.alarms["latency"].evaluate_low_sample_count_percentile = "evaluate"
-    evaluation.evaluate_all(NOW)
+    evaluation.evaluate_all(NOW, [ACCOUNT])
     assert backend.alarms["latency"].state_value == ALARM
 
 
@@ -237,12 +237,12 @@ def test_the_endpoint_5xx_rate_expression_is_evaluated(cloudwatch):
         at = now - timedelta(minutes=minutes)
         backend.put_metric_data("AWS/SageMaker", [{"MetricName": "Invocations", "Value": 100.0, "Timestamp": at},
                                                   {"MetricName": "Invocation5XXErrors", "Value": 2.0, "Timestamp": at}])
-    evaluation.evaluate_all(now)
+    evaluation.evaluate_all(now, [ACCOUNT])
     assert backend.alarms["rate"].state_value == OK  # 2 %
     for minutes in (2, 7):
         backend.put_metric_data("AWS/SageMaker", [{"MetricName": "Invocation5XXErrors", "Value": 8.0,
                                                    "Timestamp": now - timedelta(minutes=minutes)}])
-    evaluation.evaluate_all(now)
+    evaluation.evaluate_all(now, [ACCOUNT])
     assert backend.alarms["rate"].state_value == ALARM  # 10 % in both periods
     assert "5XX errors (% of invocations)" in backend.alarms["rate"].state_reason_data
 
@@ -252,7 +252,7 @@ def test_an_expression_the_sandbox_does_not_evaluate_leaves_the_alarm_insufficie
     alarm = _rate_alarm(backend, topic)
     alarm.metric_data_queries[2].expression = "ANOMALY_DETECTION_BAND(errors, 2)"
     backend.set_alarm_state("rate", "test", "{}", OK)
-    evaluation.evaluate_all(NOW)
+    evaluation.evaluate_all(NOW, [ACCOUNT])
     assert backend.alarms["rate"].state_value == INSUFFICIENT
     assert "the sandbox evaluates" in backend.alarms["rate"].state_reason
 
@@ -260,6 +260,6 @@ def test_an_expression_the_sandbox_does_not_evaluate_leaves_the_alarm_insufficie
 def test_disabled_actions_change_the_state_but_tell_nobody(cloudwatch):
     backend, topic = cloudwatch
     _alarm(backend, topic, actions_enabled=False)
-    evaluation.evaluate_all(NOW)
+    evaluation.evaluate_all(NOW, [ACCOUNT])
     assert backend.alarms["heartbeat"].state_value == ALARM
     assert topic.sent_notifications == []
