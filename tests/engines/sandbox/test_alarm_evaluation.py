@@ -263,3 +263,16 @@ def test_disabled_actions_change_the_state_but_tell_nobody(cloudwatch):
     evaluation.evaluate_all(NOW, [ACCOUNT])
     assert backend.alarms["heartbeat"].state_value == ALARM
     assert topic.sent_notifications == []
+
+
+@pytest.mark.parametrize(("pattern", "state"), [("1 1 1 - -", OK), ("1 1 - - -", OK), ("1 - - - -", OK),
+                                                ("- - - - -", ALARM), ("1 1 0 0 0", ALARM)])
+def test_a_heartbeat_that_stops_arriving_alarms_once_the_range_is_empty_and_zeros_alarm_after_three(pattern, state):
+    """The scheduler-heartbeat alarm (Sum < 1 for 3 of 3, missing data breaching): the newest real datapoints are
+    evaluated while there are 3, then only the shortfall is filled as breaching (docs/operations.md, Health)."""
+    start = datetime(2026, 12, 2, 13, 0)
+    values = {"1": 1.0, "0": 0.0, "-": None}
+    points = [Datapoint(start + timedelta(minutes=i), values[c]) for i, c in enumerate(pattern.split())]
+    verdict = classify(points, evaluation_periods=3, datapoints_to_alarm=None, threshold=1.0, comparison="LessThanThreshold",
+                       treat_missing_data="breaching", current=OK)
+    assert verdict.state == state
