@@ -18,7 +18,7 @@ from provisioner.pull_requests.batch import (
     team_progress,
     validate_stacks,
 )
-from provisioner.pull_requests.changes import REMOVE, ChangeSet, RequestChange
+from provisioner.pull_requests.changes import PROGRAM_CHANGE, REMOVE, ChangeSet, RequestChange
 from provisioner.settings import Settings
 from provisioner.spec import ResolvedSpec, display_path
 
@@ -80,10 +80,13 @@ def apply_requests(settings: Settings, change_set: ChangeSet, engine: Engine, *,
         raise InvalidInput("no valid request for " + ", ".join(c.team for c in missing) + "; nothing was applied")
     results: list[TeamResult] = []
     work: list[RequestChange] = []
-    removals = [c for c in change_set.changes if c.action == REMOVE]
-    stacks = existing_stacks(engine) if removals else {}
+    needs_stacks = any(c.action in (REMOVE, PROGRAM_CHANGE) for c in change_set.changes)
+    stacks = existing_stacks(engine) if needs_stacks else {}
     for change in change_set.changes:
-        if change.action != REMOVE:
+        if change.action == PROGRAM_CHANGE and change.team not in stacks:
+            results.append(TeamResult(change.team, PROGRAM_CHANGE, OK,
+                                      message="no environment on this target: the program change waits for its create"))
+        elif change.action != REMOVE:
             work.append(change)
         elif change.team not in stacks:
             results.append(TeamResult(change.team, REMOVE, OK, message="no environment on this target: nothing to destroy"))

@@ -20,7 +20,7 @@ from provisioner.engines.base import OperationResult, ResourceChange, StackInfo,
 from provisioner.errors import InvalidInput, LockConflict
 from provisioner.pull_requests.apply import apply_requests
 from provisioner.pull_requests.batch import run_bounded
-from provisioner.pull_requests.changes import CHANGE, NEW, REMOVE, changed_requests, requests_at
+from provisioner.pull_requests.changes import CHANGE, NEW, PROGRAM_CHANGE, REMOVE, changed_requests, requests_at
 from provisioner.pull_requests.markdown import render_markdown
 from provisioner.pull_requests.notable import notable_changes
 from provisioner.pull_requests.plan import plan_requests
@@ -167,6 +167,37 @@ def test_add_modify_rename_and_remove_in_one_change_list_exactly_those_teams(rep
     commit_all(repo, "and a removal")
     assert teams_and_actions(changed_requests(settings_for(repo), "main")) == [
         ("finance-reports", CHANGE), ("fraud", REMOVE), ("newteam", NEW), ("treasury", CHANGE)]
+
+
+def test_a_program_change_puts_every_other_team_in_the_change_as_a_fleet_change(repo):
+    (repo / "templates").mkdir()
+    (repo / "templates" / "docker-compose.yml.j2").write_text("services: {}\n")
+    commit_all(repo, "a template")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    (repo / "templates" / "docker-compose.yml.j2").write_text("services: {scheduler: {}}\n")
+    edit_request(repo, "treasury", budget_usd_month=900)
+    change_set = changed_requests(settings_for(repo), base)
+    assert change_set.is_fleet and change_set.program_paths == ["templates/docker-compose.yml.j2"]
+    assert teams_and_actions(change_set) == [
+        ("finance-reports", PROGRAM_CHANGE), ("fraud", PROGRAM_CHANGE), ("treasury", CHANGE)]
+    fraud = next(c for c in change_set.changes if c.team == "fraud")
+    assert fraud.old_text == (repo / "stacks" / "fraud.yaml").read_text()
+
+
+def test_a_change_outside_the_program_and_the_requests_is_no_fleet_change(repo):
+    (repo / "README.md").write_text("notes\n")
+    (repo / "templates").mkdir()
+    (repo / "templates" / "__pycache__").mkdir()
+    (repo / "templates" / "__pycache__" / "x.pyc").write_bytes(b"")
+    change_set = changed_requests(settings_for(repo), "main")
+    assert not change_set.is_fleet and change_set.changes == []
+
+
+def test_settings_are_part_of_the_program(repo):
+    (repo / "envctl.toml").write_text((repo / "envctl.toml").read_text() + 'team_prefix = 22\n')
+    change_set = changed_requests(settings_for(repo), "main")
+    assert change_set.program_paths == ["envctl.toml"]
+    assert {c.action for c in change_set.changes} == {PROGRAM_CHANGE}
 
 
 def test_uncommitted_and_untracked_requests_count(repo):
