@@ -70,6 +70,29 @@ def _start(action: str, paths, changed: bool, base: str | None, target: str | No
 
 # ------------------------------------------------------------------ plan
 
+Offline = Annotated[
+    bool,
+    typer.Option("--offline", help="Compare every team's offline run of this code with the merge base's code; "
+                                   "no target, no credentials (CI runs a pull request's program change this way)."),
+]
+
+
+def _start_offline(paths, changed: bool, base: str | None, stacks_dir):
+    from provisioner.pull_requests.changes import changed_requests, requests_at
+    from provisioner.spec import request_files
+
+    settings = load_settings(stacks_dir=stacks_dir)
+    start(settings, f"plan offline {_scope(paths, changed, base)}")
+    if changed and paths:
+        raise InvalidInput("give either --changed --base <ref> or request files, not both")
+    if changed:
+        if not base:
+            raise InvalidInput("--changed needs --base <git-ref>, e.g. --base origin/main")
+        return settings, changed_requests(settings, base)
+    if base:
+        raise InvalidInput("--base only applies with --changed; add --changed")
+    return settings, requests_at(settings, list(paths) if paths else request_files(settings.stacks_dir), set())
+
 
 def plan(
     paths: Paths = None,
@@ -80,14 +103,20 @@ def plan(
     target: opt.Target = None,
     as_json: opt.Json = False,
     stacks_dir: opt.StacksDir = None,
+    offline: Offline = False,
 ) -> None:
     """Validate every request, preview the ones a change touches, and summarise (exit 2 on invalid requests)."""
     from provisioner.pull_requests.markdown import render_markdown
     from provisioner.pull_requests.plan import plan_requests
 
-    settings, engine, change_set = _start("plan", paths, changed, base, target, stacks_dir)
+    if offline and target:
+        raise InvalidInput("--offline uses no target; leave out --target")
+    if offline:
+        (settings, change_set), engine = _start_offline(paths, changed, base, stacks_dir), None
+    else:
+        settings, engine, change_set = _start("plan", paths, changed, base, target, stacks_dir)
     with output.progress(f"previewing {len(change_set.changes)} request(s), {parallel} at a time") as report:
-        result = plan_requests(settings, change_set, engine, parallel=parallel, progress=report)
+        result = plan_requests(settings, change_set, engine, parallel=parallel, progress=report, offline=offline)
     if markdown:
         markdown.write_text(render_markdown(result))
         output.err.print(f"wrote {markdown}")
@@ -112,6 +141,9 @@ def _print_plan(result) -> None:
         table = Table(box=None, header_style="bold", pad_edge=False)
         for column in ("team", "action", "create", "update", "replace", "delete", "USD/month", "status"):
             table.add_column(column, justify="left" if column in ("team", "action", "status") else "right")
+        if result.fleet is not None:
+            output.out.print(f"fleet change ({', '.join(result.fleet.program_paths)}): "
+                             f"{result.fleet.teams_affected} of {result.fleet.teams_total} teams affected", markup=False)
         for team in result.teams:
             counts = [str(team.summary[a]) if team.summary else "-" for a in ("create", "update", "replace", "delete")]
             table.add_row(team.team, team.action, *counts, _monthly(team), _styled_status(team))
@@ -137,6 +169,8 @@ def _monthly(team) -> str:
 
 
 def _styled_status(team) -> str:
+    if not team.affected:
+        return "not affected"
     if team.status == "invalid":
         return "[red]invalid[/]"
     if team.status == "failed":

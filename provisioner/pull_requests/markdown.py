@@ -5,7 +5,7 @@ from __future__ import annotations
 from provisioner.engines.base import ACTIONS
 from provisioner.errors import InvalidInput
 from provisioner.pull_requests.changes import CHANGE, NEW, REMOVE
-from provisioner.pull_requests.plan import Plan, TeamPlan
+from provisioner.pull_requests.plan import FleetSummary, Plan, TeamPlan
 
 MARKDOWN_MARKER = "<!-- envctl-plan -->"  # lets CI find and update its own PR comment
 MAX_COMMENT_CHARS = 60_000  # GitHub refuses comments over 65,536 characters
@@ -110,6 +110,38 @@ def _team_section(team: TeamPlan, *, resource_lists: bool) -> list[str]:
     return lines
 
 
+def _resources_changed(team: TeamPlan) -> str:
+    changed = [c for c in team.changes if c.action != "same"]
+    if team.failure:
+        return _escape(team.failure)
+    if not changed:
+        return _counts_sentence(team.summary) if team.summary else "-"
+    return ", ".join(f"{c.action} {c.type.rsplit(':', 1)[-1]} {_escape(c.name)}" for c in changed[:8]) + (
+        f", and {len(changed) - 8} more" if len(changed) > 8 else "")
+
+
+def _fleet_summary(plan: Plan, fleet: FleetSummary) -> list[str]:
+    paths = ", ".join(f"`{p}`" for p in fleet.program_paths[:10]) + (" …" if len(fleet.program_paths) > 10 else "")
+    how = "compared offline with the merge base's code" if plan.offline else "affected teams previewed on the target"
+    lines = [f"**Fleet change: {fleet.teams_affected} of {fleet.teams_total} teams affected** "
+             f"(the program changed: {paths}; {how})", ""]
+    if fleet.replacements:
+        lines += [f"**Host and resource replacements ({len(fleet.replacements)})**", ""]
+        lines += [f"- {r['team']}: replace `{r['type']}` {_escape(r['name'])}" + (f" ({_escape(r['detail'])})" if r["detail"] else "")
+                  for r in fleet.replacements] + [""]
+    if fleet.data_touching:
+        lines += [f"**Touches data ({len(fleet.data_touching)})**: volumes, buckets, keys or databases", ""]
+        lines += [f"- {d['team']}: {d['action']} `{d['type']}` {_escape(d['name'])}" for d in fleet.data_touching] + [""]
+    affected = [t for t in plan.teams if t.affected and t.action != REMOVE]
+    if affected:
+        lines += ["| team | environment | resources changed |", "| --- | --- | --- |"]
+        lines += [f"| {t.team} | {t.environment or '-'} | {_resources_changed(t)} |" for t in affected] + [""]
+    unaffected = [t.team for t in plan.teams if not t.affected]
+    if unaffected:
+        lines += [f"Not affected ({len(unaffected)}): {', '.join(unaffected)}", ""]
+    return lines
+
+
 def render_markdown(plan: Plan) -> str:
     """The plan as a pull-request comment: stable (no times, no commit ids), one section per team.
 
@@ -124,15 +156,18 @@ def render_markdown(plan: Plan) -> str:
 
 def _markdown(plan: Plan, *, resource_lists: bool, note: str = "") -> str:
     lines = [MARKDOWN_MARKER, "## envctl plan", ""]
+    if plan.fleet is not None:
+        lines += _fleet_summary(plan, plan.fleet)
     scope = f"changes against `{plan.base}`" if plan.base else "the requests given"
     lines += [f"Target `{plan.target}` · {scope} · {len(plan.teams)} request(s)", ""]
+    shown = [t for t in plan.teams if t.affected]
     if not plan.teams:
         lines += ["No request file changed.", ""]
-    else:
-        lines += _summary_table(plan.teams) + [""]
+    elif shown:
+        lines += _summary_table(shown) + [""]
         if note:
             lines += [f"> {note}", ""]
-        for team in plan.teams:
+        for team in shown:
             lines += _team_section(team, resource_lists=resource_lists)
     if plan.other_errors:
         lines += ["### Other requests", "",
@@ -154,4 +189,6 @@ def _verdict(plan: Plan) -> str:
         return f"Merging applies nothing by itself: {refusal}"
     if guarded:
         return f"Merging applies the other changes; {refusal}"
+    if plan.teams and not any(t.affected for t in plan.teams):
+        return "Merging changes no team's resources."
     return "Merging applies these changes." if plan.teams else "Nothing to apply."
