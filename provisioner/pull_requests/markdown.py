@@ -127,8 +127,8 @@ def _fleet_summary(plan: Plan, fleet: FleetSummary) -> list[str]:
              f"(the program changed: {paths}; {how})", ""]
     if fleet.replacements:
         lines += [f"**Host and resource replacements ({len(fleet.replacements)})**", ""]
-        lines += [f"- {r['team']}: replace `{r['type']}` {_escape(r['name'])}" + (f" ({_escape(r['detail'])})" if r["detail"] else "")
-                  for r in fleet.replacements] + [""]
+        lines += [f"- {r['team']}: replace `{r['type']}` {_escape(r['name'])}"
+                  + (f" ({_escape(r['detail'])})" if r["detail"] else "") for r in fleet.replacements] + [""]
     if fleet.data_touching:
         lines += [f"**Touches data ({len(fleet.data_touching)})**: volumes, buckets, keys or databases", ""]
         lines += [f"- {d['team']}: {d['action']} `{d['type']}` {_escape(d['name'])}" for d in fleet.data_touching] + [""]
