@@ -109,9 +109,7 @@ def plan(
     from provisioner.pull_requests.markdown import render_markdown
     from provisioner.pull_requests.plan import plan_requests
 
-    if offline and target:
-        raise InvalidInput("--offline uses no target; leave out --target")
-    if offline:
+    if offline:  # the target (--target, ENVCTL_TARGET) is not used
         (settings, change_set), engine = _start_offline(paths, changed, base, stacks_dir), None
     else:
         settings, engine, change_set = _start("plan", paths, changed, base, target, stacks_dir)
