@@ -188,3 +188,32 @@ def test_the_online_plan_runs_the_pull_requests_code_only_for_same_repository_br
     for step in install:
         if "envctl-base" not in step["run"]:  # the pull request's own code: never for a fork
             assert same_repo in step.get("if", ""), step
+
+
+def test_a_200_team_fleet_comment_fits_in_a_pull_request_comment():
+    from provisioner.engines.base import ResourceChange
+    from provisioner.pull_requests.markdown import MAX_COMMENT_CHARS
+    from provisioner.pull_requests.plan import FleetSummary, Plan, TeamPlan
+
+    def team_plan(index: int) -> TeamPlan:
+        team = f"fleet-team-{index:03d}"
+        changes = [ResourceChange(urn=f"urn:{team}:host", type="aws:ec2/instance:Instance", name=f"{team}-airflow-instance",
+                                  action="replace", detail="replaced because of: userDataBase64")]
+        changes += [ResourceChange(urn=f"urn:{team}:alarm{n}", type="aws:cloudwatch/metricAlarm:MetricAlarm",
+                                   name=f"{team}-alarm-{n}", action="update", detail="changed: dimensions") for n in range(6)]
+        return TeamPlan(team=team, action=PROGRAM_CHANGE, request=f"stacks/{team}.yaml", region="eu-west-1",
+                        cidr=f"10.{index}.0.0/20", changes=changes, summary={"create": 0, "update": 6, "replace": 1, "delete": 0},
+                        monthly_usd=266.0, monthly_usd_delta=0.0, environment="prod" if index % 2 else "dev")
+
+    teams = [team_plan(index) for index in range(1, 201)]
+    replacements = [{"team": t.team, "type": "aws:ec2/instance:Instance", "name": f"{t.team}-airflow-instance",
+                     "detail": "replaced because of: userDataBase64"} for t in teams]
+    plan = Plan(target="sandbox", teams=teams, errors=[], other_errors=[], base="main", merge_base="abc",
+                fleet=FleetSummary(["templates/docker-compose.yml.j2"], 200, 200, replacements, []))
+    text = render_markdown(plan)
+    assert len(text) <= MAX_COMMENT_CHARS
+    lines = text.splitlines()
+    assert lines[3].startswith("**Fleet change: 200 of 200 teams affected**")
+    assert "- replace `aws:ec2/instance:Instance` in 200 team(s): fleet-team-001, fleet-team-002" in text
+    assert all(f"| {t.team} | {t.environment} |" in text for t in teams)  # every team is still listed, with its cost
+    assert "### fleet-team-001" not in text and "summarised above to fit a pull-request comment" in text
