@@ -186,6 +186,18 @@ def _compare_offline(settings: Settings, change_set: ChangeSet, teams: list[Team
         _impact_into(team, impacts[team.team], offline=offline)
 
 
+def _without_absent_program_teams(engine: Engine, teams: list[TeamPlan]) -> list[TeamPlan]:
+    """A program change to a team with no environment on the target waits for its create (apply skips it too)."""
+    if not any(t.action == PROGRAM_CHANGE for t in teams):
+        return teams
+    stacks = existing_stacks(engine)
+    for team in teams:
+        if team.action == PROGRAM_CHANGE and team.team not in stacks:
+            team.note = "no environment on this target: the program change waits for its create"
+            team.summary = {action: 0 for action in ACTIONS}
+    return [t for t in teams if t.action != PROGRAM_CHANGE or t.team in stacks]
+
+
 def plan_requests(settings: Settings, change_set: ChangeSet, engine: Engine | None, *,
                   parallel: int = DEFAULT_PARALLEL, progress: Progress = no_progress, offline: bool = False) -> Plan:
     """Validate all of stacks/, then preview every valid new or changed team and size every removal.
@@ -206,6 +218,8 @@ def plan_requests(settings: Settings, change_set: ChangeSet, engine: Engine | No
     to_preview = [t for t in teams if t.action != REMOVE and t.status == "ok" and t.affected]
     if to_preview and not offline:
         assert engine is not None, "a plan on a target needs its engine"
+        to_preview = _without_absent_program_teams(engine, to_preview)
+    if to_preview and not offline:
         prepare_for_threads(engine, progress)
         run_bounded(to_preview, lambda t: _preview_into(engine, t, resolved[t.team], progress), parallel)
     removals = [t for t in teams if t.action == REMOVE]
