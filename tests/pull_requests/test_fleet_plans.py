@@ -119,6 +119,22 @@ def test_a_change_that_alters_nothing_affects_no_team(repo):
     assert "### fraud" not in markdown and "Merging changes no team's resources." in markdown
 
 
+def test_on_a_target_teams_the_change_does_not_affect_are_not_previewed(repo):
+    """The sandbox engine for real: a plan in which no team is affected never starts its server."""
+    from provisioner.engines.sandbox.engine import SandboxEngine
+
+    path = repo / "provisioner" / "userdata.py"
+    path.write_text("# a comment\n" + path.read_text())
+    commit_all(repo, "a comment in the userdata code")
+    settings = load_settings(cwd=repo)
+    engine = SandboxEngine(settings)
+    plan = plan_requests(settings, changed_requests(settings, "origin/main"), engine)
+    assert plan.fleet is not None and plan.fleet.teams_affected == 0
+    assert [(t.team, t.affected, t.summary.get("create")) for t in plan.teams] == [(team, False, 0) for team in TEAMS]
+    assert all(t.note.startswith("not affected:") for t in plan.teams), [t.note for t in plan.teams]
+    assert not (settings.sandbox_dir / "server.json").exists()  # nothing was previewed: the server never started
+
+
 def test_the_change_s_code_runs_against_the_base_s_code(repo):
     """The head side is the project's working tree, the base side the merge base's code (git archive):
     a Python change to one resource's input shows as that resource's update, nothing else."""
