@@ -64,6 +64,7 @@ MORE_COMMANDS = {
     "doctor": doctor.doctor,
     "plan": plan_apply.plan,
     "apply": plan_apply.apply,
+    "waves": plan_apply.waves,
     "backups": backups.backups,
     "backup": backups.backup,
     "restore": backups.restore,
