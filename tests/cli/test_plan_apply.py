@@ -185,3 +185,29 @@ def test_git_problems_are_one_line_and_exit_2(project):
     assert "--base: 'no-such-branch' is not a commit" in result.stderr and "Traceback" not in result.output
     assert invoke("apply", "--changed").exit_code == 2
     assert invoke("plan", "--base", "main").exit_code == 2
+
+
+def test_drift_reports_a_resource_deleted_behind_envctls_back_and_an_apply_puts_it_back(created, project, engine):
+    """The sandbox's refresh notices resources that vanished (it does not compare settings such as tags)."""
+    state = engine.store.load("beta")
+    [group] = [r for r in state.resources.values() if r.type == "aws:cloudwatch/logGroup:LogGroup"][:1]
+    logs = engine.aws_client("logs", state.region)
+    logs.delete_log_group(logGroupName=group.id)
+
+    result = invoke("drift", "--json", "--markdown", "drift.md")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["drifted"] == ["beta"] and report["failed"] == []
+    [beta] = [t for t in report["teams"] if t["team"] == "beta"]
+    assert beta["changes"] == [{"type": "aws:cloudwatch/logGroup:LogGroup", "name": group.name, "action": "delete",
+                                "detail": "gone from the sandbox"}]
+    assert all(t["status"] == "in sync" for t in report["teams"] if t["team"] != "beta")
+    body = (project / "drift.md").read_text()
+    assert "| beta | drifted | 1 |" in body and f"`aws:cloudwatch/logGroup:LogGroup` {group.name}: delete" in body
+
+    repaired = invoke("apply", "stacks/beta.yaml", "--json")
+    assert repaired.exit_code == 0, repaired.output
+    assert json.loads(repaired.stdout)["results"][0]["summary"]["create"] >= 1
+    assert logs.describe_log_groups(logGroupNamePrefix=group.id)["logGroups"]
+    again = invoke("drift", "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["drifted"] == []

@@ -643,15 +643,17 @@ def test_workflows_install_the_sdks_cli_version_and_keep_the_state_secrets_provi
     from provisioner.engines.pulumi import cli_supported
 
     document = yaml.safe_load((ROOT / ".github" / "workflows" / workflow).read_text())
-    [job] = document["jobs"].values()
-    steps = job["steps"]
-    pin = next(i for i, s in enumerate(steps) if s.get("id") == "pulumi")
-    install = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions"))
-    doctor = next(i for i, s in enumerate(steps) if "envctl doctor --target aws" in s.get("run", ""))
-    envctl = next(i for i, s in enumerate(steps) if "envctl " in s.get("run", "") and i != doctor)
+    jobs = [job for job in document["jobs"].values() if any("envctl " in s.get("run", "") for s in job["steps"])]
+    assert jobs
+    for job in jobs:  # apply.yml: the planner and each wave's team jobs
+        steps = job["steps"]
+        pin = next(i for i, s in enumerate(steps) if s.get("id") == "pulumi")
+        install = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions"))
+        doctor = next(i for i, s in enumerate(steps) if "envctl doctor --target aws" in s.get("run", ""))
+        envctl = next(i for i, s in enumerate(steps) if "envctl " in s.get("run", "") and i != doctor)
 
-    assert "version('pulumi')" in steps[pin]["run"] and pin < install < doctor < envctl
-    assert steps[install]["with"]["pulumi-version"] == "${{ steps.pulumi.outputs.cli }}"
+        assert "version('pulumi')" in steps[pin]["run"] and pin < install < doctor < envctl
+        assert steps[install]["with"]["pulumi-version"] == "${{ steps.pulumi.outputs.cli }}"
     assert document["env"]["PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER"] == "true"
     assert cli_supported(VersionInfo.parse(metadata.version("pulumi")))
 
