@@ -632,7 +632,7 @@ def test_every_rule_of_the_fake_cli_has_a_test_proving_the_refusal():
 # ---------------------------------------------------------------------- the workflows (item 8)
 
 
-@pytest.mark.parametrize("workflow", ["plan.yml", "apply.yml"])
+@pytest.mark.parametrize("workflow", ["plan.yml", "apply.yml", "drift.yml"])
 def test_workflows_install_the_sdks_cli_version_and_keep_the_state_secrets_provider(workflow):
     """CI installs the CLI of the installed SDK's version (which the engine accepts), sets the fallback to the
     state's secrets manager for fresh runners, and runs the doctor before any preview or apply."""
