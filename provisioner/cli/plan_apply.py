@@ -255,3 +255,5 @@ def waves(
     for wave in plan["waves"]:
         output.out.print(f"wave {wave['wave']} ({wave['environment']}): {', '.join(wave['teams'])}")
         output.out.print(f"  matrix: {wave['matrix']}", markup=False, highlight=False)
+    for team in plan["settled"]:
+        output.out.print(f"not rolled out: {team['team']} ({team['action']}): {team['message']}", markup=False)

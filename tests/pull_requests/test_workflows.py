@@ -62,11 +62,16 @@ def test_the_planners_output_step_turns_envctl_waves_into_the_two_matrices():
     step = next(s for s in load("apply.yml")["jobs"]["plan"]["steps"] if s.get("id") == "waves")
     script = re.search(r"<<'EOF'\n(.*?)\n\s*EOF", step["run"], re.S).group(1)
     dev = Wave(1, "dev", [], stop_at_first_failure=True)
-    doc = {"waves": [{**dev.to_json(), "matrix": {"include": [{"team": "a", "wave": 1}, {"team": "b", "wave": 1}]}}]}
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:
-        json.dump(doc, handle)
-        handle.flush()
-        done = subprocess.run([sys.executable, "-", handle.name], input=script, capture_output=True, text=True, check=True)
+
+    def outputs_of(teams: list[str]) -> subprocess.CompletedProcess:
+        doc = {"waves": [{**dev.to_json(), "matrix": {"include": [{"team": team, "wave": 1} for team in teams]}}]}
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:
+            json.dump(doc, handle)
+            handle.flush()
+            return subprocess.run([sys.executable, "-", handle.name], input=script, capture_output=True, text=True)
+
+    done = outputs_of(["a", "b"])
+    assert done.returncode == 0, done.stderr
     outputs = dict(line.split("=", 1) for line in done.stdout.splitlines())
     assert json.loads(outputs["wave1"]) == {"include": [{"team": "a", "wave": 1}, {"team": "b", "wave": 1}]}
     assert outputs["wave1_size"] == "2"
@@ -92,3 +97,5 @@ def test_drift_runs_daily_read_only_and_keeps_one_labelled_issue():
     update = next(s for s in job["steps"] if "gh issue" in s.get("run", ""))["run"]
     assert update.index('if [ "$DRIFTED" != 0 ] || [ "$FAILED" != 0 ]') < update.index("gh issue create") \
         < update.index("elif") < update.index("gh issue close")
+    too_many = outputs_of([f"team{i}" for i in range(257)])
+    assert too_many.returncode == 1 and "wave 1 has 257 teams; a matrix runs at most 256 jobs" in too_many.stderr
