@@ -76,6 +76,8 @@ def test_the_planners_output_step_turns_envctl_waves_into_the_two_matrices():
     assert json.loads(outputs["wave1"]) == {"include": [{"team": "a", "wave": 1}, {"team": "b", "wave": 1}]}
     assert outputs["wave1_size"] == "2"
     assert json.loads(outputs["wave2"]) == {"include": []} and outputs["wave2_size"] == "0"
+    too_many = outputs_of([f"team{i}" for i in range(257)])
+    assert too_many.returncode == 1 and "wave 1 has 257 teams; a matrix runs at most 256 jobs" in too_many.stderr
 
 
 def test_drift_runs_daily_read_only_and_keeps_one_labelled_issue():
@@ -97,5 +99,3 @@ def test_drift_runs_daily_read_only_and_keeps_one_labelled_issue():
     update = next(s for s in job["steps"] if "gh issue" in s.get("run", ""))["run"]
     assert update.index('if [ "$DRIFTED" != 0 ] || [ "$FAILED" != 0 ]') < update.index("gh issue create") \
         < update.index("elif") < update.index("gh issue close")
-    too_many = outputs_of([f"team{i}" for i in range(257)])
-    assert too_many.returncode == 1 and "wave 1 has 257 teams; a matrix runs at most 256 jobs" in too_many.stderr
