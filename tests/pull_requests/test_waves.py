@@ -176,3 +176,14 @@ def test_only_teams_narrows_the_change_to_a_matrix_jobs_team(repo):
     with pytest.raises(InvalidInput, match=r"--team: nosuch is not in this change; the teams it touches are: "
                                            r"finance-reports, fraud, treasury"):
         only_teams(change_set, ["nosuch"])
+
+
+def test_a_progress_line_names_its_team_once():
+    from provisioner.pull_requests.batch import team_progress
+
+    seen = Recorder()
+    report = team_progress(seen.progress, "fraud")
+    report("fraud: same request and same envctl as the last apply, so nothing can change")
+    report("applying (program)")
+    assert seen.lines == ["fraud: same request and same envctl as the last apply, so nothing can change",
+                          "fraud: applying (program)"]
