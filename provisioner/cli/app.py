@@ -15,7 +15,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from provisioner.cli import (backups, cost, dags, doctor, inference, invoke, lifecycle, login, logs, next_steps, output,
+from provisioner.cli import (backups, cost, dags, doctor, drift, inference, invoke, lifecycle, login, logs, next_steps, output,
                              plan_apply, sandbox, secrets, validate)
 from provisioner.cli import report as report_command
 from provisioner.errors import EnvctlError
@@ -65,6 +65,8 @@ MORE_COMMANDS = {
     "doctor": doctor.doctor,
     "plan": plan_apply.plan,
     "apply": plan_apply.apply,
+    "waves": plan_apply.waves,
+    "drift": drift.drift,
     "backups": backups.backups,
     "backup": backups.backup,
     "restore": backups.restore,

@@ -55,6 +55,7 @@ class TeamEnvironmentArgs:
     kept: KeptData = field(default_factory=KeptData)  # the team's data an earlier destroy kept
     dags_prefix: str = "dags/"
     deploy: DeploySettings | None = None  # the team's own CI (`deploy:`); None: no deploy role
+    host_files: dict[str, str] = field(default_factory=dict)  # SSM parameter name -> value (AirflowHostArgs)
 
 
 class TeamEnvironment(pulumi.ComponentResource):
@@ -100,7 +101,7 @@ class TeamEnvironment(pulumi.ComponentResource):
                 subnet_id=self.network.private_subnet.id, security_group_id=self.network.host_security_group.id,
                 kms_key_arn=self.storage.key.arn, boundary_arn=self.boundary.arn, arns=arns, owners=args.owners,
                 user_data_base64=user_data,
-                egress=self.network.egress,
+                egress=self.network.egress, host_files=args.host_files,
             ),
             opts=child,
         )

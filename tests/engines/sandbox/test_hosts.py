@@ -153,11 +153,10 @@ def test_airflow_user_has_the_fixed_uid(host):
 
 
 def test_timers_and_unit_are_enabled(host):
-    """The DAG-sync and daily timers are enabled and active; the Airflow unit is enabled and active."""
-    assert host.sh("systemctl is-enabled envctl-dag-sync.timer envctl-daily.timer envctl-airflow.service").split() == [
-        "enabled"] * 3
-    assert host.sh("systemctl is-active envctl-dag-sync.timer envctl-daily.timer envctl-airflow.service").split() == [
-        "active"] * 3
+    """The DAG-sync, metrics and daily timers are enabled and active; the Airflow unit is enabled and active."""
+    units = "envctl-dag-sync.timer envctl-metrics.timer envctl-daily.timer envctl-airflow.service"
+    assert host.sh(f"systemctl is-enabled {units}").split() == ["enabled"] * 4
+    assert host.sh(f"systemctl is-active {units}").split() == ["active"] * 4
 
 
 def test_done_signal_and_cloud_init_output(host):
@@ -438,6 +437,56 @@ def test_job_runs_reach_the_team_log_group(host):
     assert re.search(r" job-daily envctl-job daily: exit \d+$", daily.stdout, re.MULTILINE), daily.stdout
     backup = _cli(host, "logs", TEAM, "job-backup", "--since", "1h")
     assert re.search(r" job-backup backups/postgres/\S+\.sql\.gz$", backup.stdout, re.MULTILINE), backup.output
+
+
+def _metric(host: Host, name: str, statistic: str, since_s: int) -> list[float]:
+    """The team namespace's datapoints of the metric (per minute) that moto holds, as the alarms read them."""
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    points = host.aws("cloudwatch").get_metric_statistics(
+        Namespace=f"envctl/{TEAM}", MetricName=name, StartTime=now - timedelta(seconds=since_s),
+        EndTime=now + timedelta(minutes=1), Period=60, Statistics=[statistic])["Datapoints"]
+    return [point[statistic] for point in points]
+
+
+def test_a_failing_dag_moves_the_failure_metric_in_moto(host, tmp_path):
+    """A DAG whose task fails, deployed and triggered on the host: within minutes the host's publisher (every
+    minute, from the metadata database) puts DagRunFailed and TaskFailed >= 1 in the team namespace in moto,
+    and SchedulerHeartbeat is 1 while the scheduler runs; the publisher's own runs send no output."""
+    dag_id = "fraud_fails_on_purpose"
+    (tmp_path / f"{dag_id}.py").write_text(
+        "from datetime import datetime\nfrom airflow import DAG\nfrom airflow.operators.bash import BashOperator\n\n"
+        f"with DAG({dag_id!r}, start_date=datetime(2026, 1, 1), schedule=None, is_paused_upon_creation=False,\n"
+        "         tags=['t'], default_args={'owner': 'fraud', 'retries': 0}):\n"
+        "    BashOperator(task_id='fail', bash_command='exit 3')\n")
+    deployed = _cli(host, "dags", "deploy", TEAM, str(tmp_path))
+    assert deployed.exit_code == 0, deployed.output
+    started = time.monotonic()
+    failed_before = sum(_metric(host, "DagRunFailed", "Sum", 3600))
+    found = ""
+    while time.monotonic() - started < 120 and dag_id not in found:
+        time.sleep(3)
+        found = host.sh(f"{COMPOSE} exec -T postgres psql -U airflow -d airflow -tAc "
+                        f"\"SELECT dag_id FROM serialized_dag WHERE dag_id = '{dag_id}'\"")
+    assert dag_id in found, f"{dag_id} not serialized after {time.monotonic() - started:.0f} s"
+    host.sh(f"{COMPOSE} exec -T airflow-scheduler airflow dags trigger {dag_id}")
+    deadline, failed, tasks = time.monotonic() + 300, 0.0, 0.0
+    while time.monotonic() < deadline:
+        failed = sum(_metric(host, "DagRunFailed", "Sum", 3600)) - failed_before
+        tasks = sum(_metric(host, "TaskFailed", "Sum", 3600))
+        if failed >= 1 and tasks >= 1:
+            break
+        time.sleep(10)
+    runs = host.sh(f"{COMPOSE} exec -T postgres psql -U airflow -d airflow -tAc "
+                   f"\"SELECT state FROM dag_run WHERE dag_id = '{dag_id}'\"")
+    assert failed >= 1, f"DagRunFailed did not move in {time.monotonic() - started:.0f} s (runs: {runs.split()})"
+    assert tasks >= 1, f"TaskFailed did not move (runs: {runs.split()})"
+    assert 1 in _metric(host, "SchedulerHeartbeat", "Maximum", 300)
+    assert 0 < max(_metric(host, "DataVolumeUsedPercent", "Maximum", 300)) < 100
+    names = {m["MetricName"] for m in host.aws("cloudwatch").list_metrics(Namespace=f"envctl/{TEAM}")["Metrics"]}
+    assert {"SchedulerHeartbeat", "DagRunFailed", "DagRunSucceeded", "TaskFailed", "DataVolumeUsedPercent"} <= names
+    assert host.sh("systemctl show -p Result --value envctl-job@metrics.service").strip() == "success"
 
 
 def test_replacing_the_host_keeps_the_metadata_on_the_data_volume(host, resolved_spec_module):
