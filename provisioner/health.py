@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from provisioner.components.metrics import TEAM_METRICS
 from provisioner.components.names import TeamNames
 
 HEALTHY, DEGRADED, DOWN = "healthy", "degraded", "down"
@@ -31,9 +32,9 @@ HEARTBEAT_GRACE = timedelta(minutes=5)
 DOWN_ALARMS = ("scheduler-heartbeat", "host-status")
 DAG_RUNS_LOOKBACK = timedelta(days=1)
 DAG_RUNS_PERIOD_S = 300  # 288 datapoints a day: within GetMetricStatistics' 1,440
-# As components/alerts.py has them (TEAM_METRICS, BACKUP_AGE_HOURS; tests/test_health.py checks): not imported,
-# since that module imports pulumi_aws and `envctl status` should not wait for it.
-DAG_RUN_FAILED, DAG_RUN_SUCCEEDED = "DagRunFailed", "DagRunSucceeded"
+DAG_RUN_FAILED, DAG_RUN_SUCCEEDED = TEAM_METRICS["dag-run-failures"].name, TEAM_METRICS["dag-run-successes"].name
+# As components/alerts.py has it (tests/test_health.py checks): not imported, since that module imports
+# pulumi_aws and `envctl status` should not wait for it.
 BACKUP_AGE_HOURS = 26
 
 

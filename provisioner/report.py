@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from provisioner.components.metrics import TEAM_METRICS
 from provisioner.components.names import TeamNames
 
 HOUR_S = 3600
 MAX_DATAPOINTS = 1440  # per GetMetricStatistics call
-HEARTBEAT, DAG_RUN_FAILED = "SchedulerHeartbeat", "DagRunFailed"  # components/alerts.py TEAM_METRICS
+HEARTBEAT, DAG_RUN_FAILED = TEAM_METRICS["scheduler-heartbeat"].name, TEAM_METRICS["dag-run-failures"].name
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,8 @@ def test_the_names_health_and_report_read_are_the_ones_the_alarms_watch():
     from provisioner import report
     from provisioner.components.alerts import BACKUP_AGE_HOURS, TEAM_METRICS
 
-    assert health.DAG_RUN_FAILED == report.DAG_RUN_FAILED == TEAM_METRICS["dag-run-failures"].name
+    assert health.DAG_RUN_FAILED == report.DAG_RUN_FAILED == TEAM_METRICS["dag-run-failures"].name == "DagRunFailed"
+    assert health.DAG_RUN_SUCCEEDED == "DagRunSucceeded"
     assert report.HEARTBEAT == TEAM_METRICS["scheduler-heartbeat"].name
     assert health.BACKUP_AGE_HOURS == BACKUP_AGE_HOURS
     assert set(health.DOWN_ALARMS) <= {key for key in KEYS}
