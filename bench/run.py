@@ -39,6 +39,7 @@ ENVCTL = str(BIN / "envctl")
 PYTHON = sys.executable
 BASELINE_SCRIPT = REPO / "bench" / "baseline_boto3.py"
 INFERENCE_SCRIPT = REPO / "bench" / "inference_bench.py"
+FLEET_PLAN_SCRIPT = REPO / "bench" / "fleet_plan.py"
 DEFAULT_OUT = REPO / "bench" / "results" / "latest.json"
 DEFAULT_DOC = REPO / "docs" / "performance.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
@@ -65,12 +66,13 @@ class Plan:
     parallel: int = 4
     inference_requests: int = 2000
     inference_concurrency: int = 16
+    fleet_teams: int = 200
     make_test: bool = True
 
     @classmethod
     def quick(cls) -> "Plan":
         return cls(name="quick", cli_runs=3, preview_runs=2, create_runs=2, rerun_runs=2, validate_runs=1, scale_sizes=(5, 10),
-                   scale_create_teams=4, inference_requests=300)
+                   scale_create_teams=4, inference_requests=300, fleet_teams=10)
 
 
 @dataclass
@@ -479,6 +481,18 @@ def measure_inference(results: Results, root: Path, plan: Plan) -> None:
     results.add(Figure("inference.p99_ms", "Inference server latency p99", "ms", [report["p99_ms"]]))
 
 
+def measure_fleet_plan(results: Results, root: Path, plan: Plan) -> None:
+    """`envctl plan --changed --offline` of a template change across N generated teams (bench/fleet_plan.py)."""
+    run = run_process([PYTHON, str(FLEET_PLAN_SCRIPT), "--teams", str(plan.fleet_teams)], cwd=REPO, env=dict(os.environ))
+    report = run.check("bench/fleet_plan.py").json()
+    count = report["teams"]
+    results.add(Figure(f"fleet.plan_offline.{count}", f"Fleet plan offline of a template change, {count} teams "
+                       "(`envctl plan --changed --offline`, both code versions), whole process", "s", [report["seconds"]],
+                       target=60.0 if count == 200 else None, note=f"load average {report['load1']} at the end"))
+    results.add(Figure(f"fleet.plan_offline_cpu.{count}", f"Fleet plan offline, {count} teams: CPU time of envctl and its "
+                       "workers (wall time on an idle 2-core machine is about half)", "s", [report["cpu_s"]]))
+
+
 # --- workers: run in their own process, so that time and peak memory are theirs alone ---------
 
 
@@ -745,6 +759,7 @@ def run_all(plan: Plan, root: Path) -> Results:
     section(results, "scale: offline preview", lambda: measure_scale_preview(results, root, plan))
     section(results, "scale: sandbox create", lambda: measure_scale_create(results, root, plan))
     section(results, "inference server", lambda: measure_inference(results, root, plan))
+    section(results, "fleet plan offline", lambda: measure_fleet_plan(results, root, plan))
     if plan.make_test:
         section(results, "make test", lambda: measure_make_test(results))
     return results

@@ -170,7 +170,6 @@ def _run_report(client, image: str, files: dict[str, Path], environment: dict[st
     env = {
         **environment,
         "AIRFLOW__CORE__DAGS_FOLDER": HOST_DAGS_FOLDER,
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
         # Deep enough to hold the DAG file's own frame when the error is raised in a library it calls.
         "AIRFLOW__CORE__DAGBAG_IMPORT_ERROR_TRACEBACK_DEPTH": "50",

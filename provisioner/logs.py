@@ -2,7 +2,7 @@
 
 The host writes one stream per component and instance, `<instance id>/<component>`: the containers
 (postgres, init, scheduler, webserver or api-server, dag-processor) through Docker's awslogs driver,
-the bootstrap (`bootstrap`) and the maintenance jobs (`job-daily`, `job-dag-sync`, `job-backup`)
+the bootstrap (`bootstrap`) and the maintenance jobs (`job-daily`, `job-dag-sync`, `job-metrics`, `job-backup`)
 through envctl-ship-log. A component's lines are those of every instance that has had it (a
 replaced host leaves its streams until the group's retention removes their events).
 """

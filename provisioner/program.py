@@ -21,7 +21,7 @@ from provisioner.components.kept import KeptData
 from provisioner.components.names import TeamNames, team_tags
 from provisioner.live_inputs import LiveInputs
 from provisioner.spec import ResolvedSpec
-from provisioner.userdata import UserdataContext, encode_for_instance, render_userdata
+from provisioner.userdata import UserdataContext, encode_for_instance, render_userdata, shipped_host_files
 
 # The services envctl calls: with a custom endpoint only these are pointed at it.
 ENDPOINT_SERVICES = (
@@ -136,6 +136,7 @@ def build(spec: ResolvedSpec, options: BuildOptions | None = None) -> TeamEnviro
         inference=inference_settings(spec, live), inference_image_tag=live.default_image_tag,
         notebook_instance_type=notebook.instance_type if notebook.enabled else None, kept=options.kept,
         dags_prefix=spec.spec.airflow.dags.prefix, deploy=deploy_settings(spec, live),
+        host_files=shipped_host_files(spec.team),
         paused_since=live.paused_since, schedule=awake_schedule(spec), asleep_by_schedule=live.asleep_by_schedule,
     )
     return TeamEnvironment(spec.team, args, opts=pulumi.ResourceOptions(provider=provider))

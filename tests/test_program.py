@@ -232,6 +232,24 @@ def test_owners_reach_the_host_through_a_parameter_not_the_userdata():
     assert not resources("fraud", "aws:secretsmanager/secretVersion:SecretVersion")
 
 
+def test_the_metrics_publisher_reaches_the_host_through_a_parameter_it_waits_for():
+    """The publisher is too large for the userdata: the program stores it in /envctl/<team>/host/envctl-metrics
+    (the value userdata.shipped_host_files packs), the instance waits for it, and the userdata carries its SHA-256."""
+    import hashlib
+
+    from provisioner.userdata import shipped_host_files, unpack_host_file
+
+    parameters = {r.inputs["name"]: r for r in resources("fraud", "aws:ssm/parameter:Parameter")}
+    shipped = parameters["/envctl/fraud/host/envctl-metrics"]
+    value = shipped.inputs["value"]
+    value = value["value"] if isinstance(value, dict) else value
+    assert value == shipped_host_files("fraud")["/envctl/fraud/host/envctl-metrics"]
+    instance = one("fraud", "aws:ec2/instance:Instance")
+    assert shipped.urn in instance.dependencies
+    script = decode_user_data(instance.inputs)
+    assert f"ENVCTL_METRICS_SHA256={hashlib.sha256(unpack_host_file(value).encode()).hexdigest()}" in script
+
+
 def test_program_is_deterministic():
     """Two runs of the same request register the same resources with the same inputs."""
     from tests.conftest import ROOT

@@ -15,8 +15,9 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from provisioner.cli import (backups, cost, dags, doctor, inference, invoke, lifecycle, login, logs, next_steps, output,
+from provisioner.cli import (backups, cost, dags, doctor, drift, inference, invoke, lifecycle, login, logs, next_steps, output,
                              pausing, plan_apply, sandbox, secrets, validate)
+from provisioner.cli import report as report_command
 from provisioner.errors import EnvctlError
 
 
@@ -64,6 +65,8 @@ MORE_COMMANDS = {
     "doctor": doctor.doctor,
     "plan": plan_apply.plan,
     "apply": plan_apply.apply,
+    "waves": plan_apply.waves,
+    "drift": drift.drift,
     "backups": backups.backups,
     "backup": backups.backup,
     "restore": backups.restore,
@@ -71,6 +74,7 @@ MORE_COMMANDS = {
     "invoke": invoke.invoke,
     "logs": logs.logs,
     "cost": cost.cost,
+    "report": report_command.report,
     "pause": pausing.pause,
     "resume": pausing.resume,
 }

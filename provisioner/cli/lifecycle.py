@@ -128,16 +128,46 @@ def status(team: opt.Team, target: opt.Target = None, as_json: opt.Json = False)
     backups = _backup_status(engine, report)
     if backups is not None:
         info["backups"] = backups
+    info.update(_health(engine, report, backups).to_json())
     if as_json:
         output.print_json(info)
         return
     from provisioner.cli import render
 
-    output.out.print(render.outputs_table({k: v for k, v in info.items() if not isinstance(v, dict)}))
+    output.out.print(render.outputs_table({k: v for k, v in info.items() if not isinstance(v, dict) and k != "health_reasons"}))
+    for reason in info["health_reasons"]:
+        output.out.print(f"  - {reason}", markup=False, highlight=False)
     for key, value in info.items():
         if isinstance(value, dict) and value:
             output.out.print(f"[bold]{key}[/]")
             output.out.print(render.outputs_table(value))
+
+
+def _health(engine, status: EnvironmentStatus, backups: dict[str, Any] | None):
+    """The verdict and its reasons (provisioner/health.py)."""
+    from provisioner.health import gather
+
+    return gather(engine, status, backups)
+
+
+def _list_health(engine, team: str) -> dict[str, Any]:
+    """`envctl list`'s health of one team (a team whose status cannot be read is unknown, with why)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from provisioner.backups import backup_status
+
+    try:
+        report = engine.status(team)
+        backups = None
+        if report.outputs.get("bucket_name") and report.reachable:
+            try:
+                backups = backup_status(engine.aws_client("s3", report.outputs.get("region") or "us-east-1"),
+                                        report.outputs["bucket_name"])
+            except (BotoCoreError, ClientError) as exc:
+                backups = {"error": f"cannot list the backups in s3://{report.outputs['bucket_name']}: {exc}"}
+        return _health(engine, report, backups).to_json()
+    except EnvctlError as exc:
+        return {"health": "unknown", "health_reasons": [exc.message]}
 
 
 def _backup_status(engine, status: EnvironmentStatus) -> dict[str, Any] | None:
@@ -166,23 +196,27 @@ def list_stacks(target: opt.Target = None, as_json: opt.Json = False) -> None:
 
     settings = load_settings(target=target)
     start(settings, "list")
-    stacks = engine_for(settings).list_stacks()
+    engine = engine_for(settings)
+    stacks = engine.list_stacks()
     requested = {p.stem for p in request_files(settings.stacks_dir)}
     rows = [{"team": s.team, "resources": s.resources, "status": s.status, "last_operation": s.last_operation,
-             "last_updated": s.last_updated, "requested": s.team in requested, "paused": s.paused} for s in stacks]
+             "last_updated": s.last_updated, "requested": s.team in requested, "paused": s.paused,
+             **_list_health(engine, s.team)} for s in stacks]
     rows += [{"team": t, "resources": 0, "status": "not created", "last_operation": "", "last_updated": "", "requested": True,
-              "paused": False} for t in sorted(requested - {s.team for s in stacks})]
+              "health": "", "health_reasons": [], "paused": False}
+             for t in sorted(requested - {s.team for s in stacks})]
     if as_json:
         output.print_json(rows)
         return
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for column in ("team", "status", "resources", "last operation", "updated"):
+    for column in ("team", "status", "health", "resources", "last operation", "updated"):
         table.add_column(column)
     for row in rows:
         status = f"{row['status']}, paused" if row["paused"] else row["status"]
-        table.add_row(row["team"], status, str(row["resources"]), row["last_operation"], row["last_updated"])
+        table.add_row(row["team"], status, row["health"], str(row["resources"]), row["last_operation"],
+                      row["last_updated"])
     output.out.print(table)
 
 

@@ -14,7 +14,8 @@ from provisioner.cli.common import engine_for, load_settings, resolve_team, star
 Component = Annotated[
     Optional[str],
     typer.Argument(help="One component: scheduler, webserver (Airflow 2) or api-server and dag-processor (Airflow 3), "
-                        "postgres, init, bootstrap, job-daily, job-dag-sync, job-backup. Default: all.", show_default=False),
+                        "postgres, init, bootstrap, job-daily, job-dag-sync, job-metrics, job-backup. Default: all.",
+                  show_default=False),
 ]
 Since = Annotated[str, typer.Option("--since", help="How far back: 45s, 30m, 2h, 7d.")]
 Follow = Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")]

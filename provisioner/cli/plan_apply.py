@@ -70,6 +70,29 @@ def _start(action: str, paths, changed: bool, base: str | None, target: str | No
 
 # ------------------------------------------------------------------ plan
 
+Offline = Annotated[
+    bool,
+    typer.Option("--offline", help="Compare every team's offline run of this code with the merge base's code; "
+                                   "no target, no credentials (CI runs a pull request's program change this way)."),
+]
+
+
+def _start_offline(paths, changed: bool, base: str | None, stacks_dir):
+    from provisioner.pull_requests.changes import changed_requests, requests_at
+    from provisioner.spec import request_files
+
+    settings = load_settings(stacks_dir=stacks_dir)
+    start(settings, f"plan offline {_scope(paths, changed, base)}")
+    if changed and paths:
+        raise InvalidInput("give either --changed --base <ref> or request files, not both")
+    if changed:
+        if not base:
+            raise InvalidInput("--changed needs --base <git-ref>, e.g. --base origin/main")
+        return settings, changed_requests(settings, base)
+    if base:
+        raise InvalidInput("--base only applies with --changed; add --changed")
+    return settings, requests_at(settings, list(paths) if paths else request_files(settings.stacks_dir), set())
+
 
 def plan(
     paths: Paths = None,
@@ -80,14 +103,18 @@ def plan(
     target: opt.Target = None,
     as_json: opt.Json = False,
     stacks_dir: opt.StacksDir = None,
+    offline: Offline = False,
 ) -> None:
     """Validate every request, preview the ones a change touches, and summarise (exit 2 on invalid requests)."""
     from provisioner.pull_requests.markdown import render_markdown
     from provisioner.pull_requests.plan import plan_requests
 
-    settings, engine, change_set = _start("plan", paths, changed, base, target, stacks_dir)
+    if offline:  # the target (--target, ENVCTL_TARGET) is not used
+        (settings, change_set), engine = _start_offline(paths, changed, base, stacks_dir), None
+    else:
+        settings, engine, change_set = _start("plan", paths, changed, base, target, stacks_dir)
     with output.progress(f"previewing {len(change_set.changes)} request(s), {parallel} at a time") as report:
-        result = plan_requests(settings, change_set, engine, parallel=parallel, progress=report)
+        result = plan_requests(settings, change_set, engine, parallel=parallel, progress=report, offline=offline)
     if markdown:
         markdown.write_text(render_markdown(result))
         output.err.print(f"wrote {markdown}")
@@ -104,18 +131,18 @@ def plan(
 
 
 def _print_plan(result) -> None:
-    from rich.table import Table
-
     if not result.teams:
         output.out.print("no request changed")
     else:
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        for column in ("team", "action", "create", "update", "replace", "delete", "USD/month", "status"):
-            table.add_column(column, justify="left" if column in ("team", "action", "status") else "right")
+        if result.fleet is not None:
+            output.out.print(f"fleet change ({', '.join(result.fleet.program_paths)}): "
+                             f"{result.fleet.teams_affected} of {result.fleet.teams_total} teams affected", markup=False)
+        rows = []
         for team in result.teams:
             counts = [str(team.summary[a]) if team.summary else "-" for a in ("create", "update", "replace", "delete")]
-            table.add_row(team.team, team.action, *counts, _monthly(team), _styled_status(team))
-        output.out.print(table)
+            rows.append([team.team, team.action, *counts, _monthly(team), _styled_status(team)])
+        print_table(("team", "action", "create", "update", "replace", "delete", "USD/month", "status"), rows,
+                    left=("team", "action", "status"))
     for team in result.teams:
         details = team.notable + ([team.note] if team.note else []) + ([team.failure] if team.failure else [])
         details += [f"cost: {team.cost_note}"] if team.cost_note else []
@@ -137,6 +164,8 @@ def _monthly(team) -> str:
 
 
 def _styled_status(team) -> str:
+    if not team.affected:
+        return "not affected"
     if team.status == "invalid":
         return "[red]invalid[/]"
     if team.status == "failed":
@@ -149,58 +178,114 @@ def _styled_status(team) -> str:
 # ------------------------------------------------------------------ apply
 
 
+Team = Annotated[
+    Optional[list[str]],
+    typer.Option("--team", show_default=False,
+                 help="Only this team of the change (repeatable): one job of the workflow's matrix."),
+]
+
+
 def apply(
     paths: Paths = None,
     changed: Changed = False,
     base: Base = None,
     allow_destroy: AllowDestroy = False,
     parallel: Parallel = 4,
+    team: Team = None,
     target: opt.Target = None,
     as_json: opt.Json = False,
     stacks_dir: opt.StacksDir = None,
 ) -> None:
-    """Create or update the requests a change adds or modifies; destroy removed ones only with --allow-destroy."""
-    from provisioner.pull_requests.apply import apply_requests
+    """Create or update the requests a change adds or modifies; destroy removed ones only with --allow-destroy.
+
+    A program change rolls out in waves, dev teams first, then prod, --parallel at a time, and stops at
+    the first failure; re-running resumes (teams already applied are up to date)."""
+    from provisioner.pull_requests.apply import only_teams, rollout
 
     settings, engine, change_set = _start("apply", paths, changed, base, target, stacks_dir)
-    rerun = shlex.join(["envctl", "apply", *(["--changed", "--base", base] if changed else [str(p) for p in paths or []])])
+    if team:
+        change_set = only_teams(change_set, team)
+    rerun = shlex.join(["envctl", "apply", *(["--changed", "--base", base] if changed else [str(p) for p in paths or []]),
+                        *[arg for name in team or [] for arg in ("--team", name)]])
+
+    def wave_header(wave, count: int) -> None:
+        output.err.print(f"[bold]{wave.title(count)}[/]", highlight=False)
+
     try:
         with output.progress(f"applying {len(change_set.changes)} team(s), {parallel} at a time") as report:
-            results = apply_requests(settings, change_set, engine, allow_destroy=allow_destroy, parallel=parallel,
-                                     progress=report, rerun=rerun)
+            done = rollout(settings, change_set, engine, allow_destroy=allow_destroy, parallel=parallel,
+                           progress=report, rerun=rerun, on_wave=wave_header)
     except InvalidInput as exc:
         if as_json:
             output.print_json({"target": settings.target, "base": change_set.base, "ok": False, "errors": exc.errors,
                                "results": []})
         raise
+    results = done.results
     not_ok = [r for r in results if r.outcome != "ok"]
     if as_json:
-        output.print_json({"target": settings.target, "base": change_set.base, "ok": not not_ok,
-                           "results": [r.to_json() for r in results]})
+        output.print_json({"target": settings.target, "base": change_set.base, "ok": not not_ok, **done.to_json()})
     else:
         _print_results(results)
     if not_ok:
+        resume = " (the rollout stopped; re-run to resume: teams already applied are up to date)" if done.stopped_by else ""
         raise EnvctlError(f"{len(not_ok)} of {len(results)} team(s) did not apply: "
-                          + ", ".join(f"{r.team} ({r.outcome})" for r in not_ok))
+                          + ", ".join(f"{r.team} ({r.outcome})" for r in not_ok) + resume)
+
+
+def print_table(columns: tuple[str, ...], rows: list[list[str]], *, left: tuple[str, ...]) -> None:
+    """The one table of plan, apply and drift: bold header, no box, the columns in `left` flush left."""
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in columns:
+        table.add_column(column, justify="left" if column in left else "right")
+    for row in rows:
+        table.add_row(*row)
+    output.out.print(table)
 
 
 def _print_results(results) -> None:
-    from rich.table import Table
-
     if not results:
         output.out.print("no request changed: nothing to apply")
         return
-    style = {"ok": "green", "failed": "red", "refused": "yellow"}
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("team", "action", "result", "created", "updated", "replaced", "deleted", "time"):
-        table.add_column(column, justify="right" if column not in ("team", "action", "result") else "left")
+    style = {"ok": "green", "failed": "red", "refused": "yellow", "not started": "yellow"}
+    rows = []
     for result in results:
         counts = [str(result.summary[a]) if result.summary else "-" for a in ("create", "update", "replace", "delete")]
-        table.add_row(result.team, result.action, f"[{style[result.outcome]}]{result.outcome}[/]", *counts,
-                      f"{result.duration_s:.1f}s")
-    output.out.print(table)
+        rows.append([result.team, result.action, f"[{style[result.outcome]}]{result.outcome}[/]", *counts,
+                     f"{result.duration_s:.1f}s"])
+    print_table(("team", "action", "result", "created", "updated", "replaced", "deleted", "time"), rows,
+                left=("team", "action", "result"))
     for result in results:
         if result.outcome != "ok":
             output.out.print(f"[{style[result.outcome]}]{result.team}:[/] {result.message}", highlight=False)
         for warning in result.warnings:
             output.warn(f"{result.team}: {warning}")
+
+
+# ------------------------------------------------------------------ waves
+
+
+def waves(
+    paths: Paths = None,
+    changed: Changed = False,
+    base: Base = None,
+    target: opt.Target = None,
+    as_json: opt.Json = False,
+    stacks_dir: opt.StacksDir = None,
+) -> None:
+    """The rollout plan of a change: its waves, each as a GitHub Actions matrix (the apply workflow's planner)."""
+    from provisioner.pull_requests.apply import rollout_plan
+
+    settings, engine, change_set = _start("waves of", paths, changed, base, target, stacks_dir)
+    plan = rollout_plan(settings, change_set, engine)
+    if as_json:
+        output.print_json(plan)
+        return
+    if not plan["waves"]:
+        output.out.print("no team to roll out")
+    for wave in plan["waves"]:
+        output.out.print(f"wave {wave['wave']} ({wave['environment']}): {', '.join(wave['teams'])}")
+        output.out.print(f"  matrix: {wave['matrix']}", markup=False, highlight=False)
+    for team in plan["settled"]:
+        output.out.print(f"not rolled out: {team['team']} ({team['action']}): {team['message']}", markup=False)

@@ -42,6 +42,9 @@ class AirflowHostArgs:
     user_data_base64: Callable[[pulumi.Output[str]], pulumi.Output[str]]
     # The host boots only once these exist: its route out (NAT route, association, S3 endpoint).
     egress: list[pulumi.Resource] = field(default_factory=list)
+    # Host files too large for the userdata, by SSM parameter name (userdata.shipped_host_files): the
+    # bootstrap fetches them with the host's role and checks their SHA-256.
+    host_files: dict[str, str] = field(default_factory=dict)
     running: bool = True  # False while the environment is paused: the instance stopped, its volumes kept
 
 
@@ -71,6 +74,12 @@ class AirflowHost(pulumi.ComponentResource):
             f"{name}-owners", name=names.owners_parameter, type="String", value=json.dumps(args.owners),
             description=f"envctl {args.team}: the owners, who get Airflow accounts (read by the host)", opts=child,
         )
+        self.host_files = [
+            aws.ssm.Parameter(f"{name}-file-{parameter.rsplit('/', 1)[1]}", name=parameter, type="String", value=value,
+                              description=f"envctl {args.team}: a host file (gzip + base64), fetched by the bootstrap",
+                              opts=child)
+            for parameter, value in sorted(args.host_files.items())
+        ]
         self.data_volume = aws.ebs.Volume(
             f"{name}-data", availability_zone=args.availability_zone, size=args.volume_gb, type="gp3",
             encrypted=True, kms_key_id=args.kms_key_arn, tags={"Name": f"envctl-{args.team}-airflow-data"}, opts=child,
@@ -98,7 +107,8 @@ class AirflowHost(pulumi.ComponentResource):
             # nothing of its own (Postgres is on the data volume, DAGs and backups in the bucket), and a
             # fresh host runs the tested userdata on the current AMI rather than drifting in place.
             # No ignore_changes on the AMI: Pulumi would send the old AMI to a replacement too.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap_result, self.owners_parameter, *args.egress],
+            opts=pulumi.ResourceOptions(parent=self,
+                                        depends_on=[self.bootstrap_result, self.owners_parameter, *self.host_files, *args.egress],
                                         replace_on_changes=["instanceType"]),
         )
         self.attachment = aws.ec2.VolumeAttachment(

@@ -24,6 +24,7 @@ import pulumi_aws as aws
 
 from provisioner.components import policies
 from provisioner.components.inference import VARIANT
+from provisioner.components.metrics import TEAM_METRICS, TeamMetric  # noqa: F401 (TeamMetric: re-exported)
 from provisioner.components.names import TeamNames
 
 # Thresholds a team may later want to tune; docs/operations.md explains each one.
@@ -31,25 +32,6 @@ ENDPOINT_5XX_PERCENT = 5
 ENDPOINT_P99_MICROSECONDS = 1_000_000  # ModelLatency is in microseconds: 1 s
 DATA_VOLUME_PERCENT = 80
 BACKUP_AGE_HOURS = 26  # the nightly backup runs at 02:00 UTC: one missed night and two hours of slack
-
-
-@dataclass(frozen=True)
-class TeamMetric:
-    """A metric the host publishes in the team's namespace (no dimensions: the namespace is the team's)."""
-
-    name: str
-    unit: str
-    meaning: str
-
-
-# What the host's metrics publisher sends (issue 15, item 2), as the alarms below read it.
-TEAM_METRICS = {
-    "scheduler-heartbeat": TeamMetric("SchedulerHeartbeat", "Count", "1 per minute while the scheduler's heartbeat is fresh"),
-    "dag-run-failures": TeamMetric("DagRunFailed", "Count", "DAG runs that ended failed, per minute they ended in"),
-    "data-volume-usage": TeamMetric("DataVolumeUsedPercent", "Percent", "used space of the data volume (/data)"),
-    "backup-age": TeamMetric("NewestBackupAgeHours", "None",
-                             "hours since the newest backup in the team bucket (sent once one exists)"),
-}
 
 
 @dataclass

@@ -56,6 +56,7 @@ class TeamEnvironmentArgs:
     kept: KeptData = field(default_factory=KeptData)  # the team's data an earlier destroy kept
     dags_prefix: str = "dags/"
     deploy: DeploySettings | None = None  # the team's own CI (`deploy:`); None: no deploy role
+    host_files: dict[str, str] = field(default_factory=dict)  # SSM parameter name -> value (AirflowHostArgs)
     # The pause record's time (`envctl pause`): the host stopped, no endpoint (model and configuration kept).
     paused_since: str | None = None
     # `schedule:` (dev only): (wake cron, sleep cron, time zone) of EventBridge Scheduler; None: always awake.
@@ -106,7 +107,8 @@ class TeamEnvironment(pulumi.ComponentResource):
                 subnet_id=self.network.private_subnet.id, security_group_id=self.network.host_security_group.id,
                 kms_key_arn=self.storage.key.arn, boundary_arn=self.boundary.arn, arns=arns, owners=args.owners,
                 user_data_base64=user_data,
-                egress=self.network.egress, running=args.paused_since is None and not args.asleep_by_schedule,
+                egress=self.network.egress, host_files=args.host_files,
+                running=args.paused_since is None and not args.asleep_by_schedule,
             ),
             opts=child,
         )

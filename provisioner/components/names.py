@@ -103,6 +103,10 @@ class TeamNames:
         """One secret holding {owner e-mail: initial password}; the host generates the values."""
         return self.airflow_secret(OWNER_PASSWORDS_SECRET)
 
+    def host_file_parameter(self, key: str) -> str:
+        """An SSM parameter holding a host file too large for the userdata (userdata.SHIPPED_FILES)."""
+        return f"/envctl/{self.team}/host/{key}"
+
     @property
     def owners_parameter(self) -> str:
         """The SSM parameter with the request's owners (a JSON list) that the host's owner sync reads."""

@@ -198,18 +198,35 @@ def _team_sagemaker_statements(arns: TeamArns) -> list[dict]:
     ]
 
 
-def _metrics_statement() -> dict:
+def _metrics_statement(arns: TeamArns) -> dict:
+    """SageMaker's own namespaces and the team's (never another team's: its alarms and verdict read it)."""
     return {
         "Sid": "SageMakerMetrics",
         "Effect": "Allow",
         "Action": "cloudwatch:PutMetricData",
         "Resource": "*",  # PutMetricData has no resource-level permissions; the namespace is conditioned
-        "Condition": {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "envctl/*"]}},
+        "Condition": {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", TeamNames(arns.team).metrics_namespace]}},
+    }
+
+
+def _host_metrics_statement(arns: TeamArns) -> dict:
+    """The host's metrics publisher (templates/envctl-metrics.py.j2), in the team's namespace only.
+
+    PutMetricData has no resource-level permissions; `cloudwatch:namespace` limits it to one namespace
+    (CloudWatch User Guide, "Using condition keys to limit access to CloudWatch namespaces":
+    `"StringEquals": {"cloudwatch:namespace": "MyCustomNamespace"}`).
+    """
+    return {
+        "Sid": "TeamMetrics",
+        "Effect": "Allow",
+        "Action": "cloudwatch:PutMetricData",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"cloudwatch:namespace": TeamNames(arns.team).metrics_namespace}},
     }
 
 
 def host_policy(arns: TeamArns) -> str:
-    """The Airflow host: its secrets, bucket, key, log group, repository; SageMaker work for the team."""
+    """The Airflow host: its secrets, bucket, key, log group, repository, metrics; SageMaker work for the team."""
     return _doc(
         *_bucket_statements(arns),
         *_ecr_pull_statements(arns),
@@ -221,6 +238,7 @@ def host_policy(arns: TeamArns) -> str:
          "Resource": arns.log_group_arn},
         {"Sid": "BootstrapResult", "Effect": "Allow", "Action": ["ssm:PutParameter", "ssm:GetParameter"],
          "Resource": arns.parameters_arn},
+        _host_metrics_statement(arns),
         *_team_sagemaker_statements(arns),
     )
 
@@ -233,7 +251,7 @@ def sagemaker_policy(arns: TeamArns) -> str:
         {"Sid": "SageMakerLogs", "Effect": "Allow",
          "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
          "Resource": arns.sagemaker_log_arn},
-        _metrics_statement(),
+        _metrics_statement(arns),
         _key_grants_statement(arns),
     )
 
@@ -301,7 +319,7 @@ def permissions_boundary(arns: TeamArns) -> str:
             ],
             "Resource": "*",
         },
-        _metrics_statement(),
+        _metrics_statement(arns),
         _key_grants_statement(arns),
         *_team_sagemaker_statements(arns),
     )

@@ -8,7 +8,8 @@ Removing a request file never destroys a team's environment on its own: apply re
 team unless it is given `allow_destroy`.
 
 Modules, each importing only those after it: `markdown` (the plan as a pull-request comment),
-`apply` and `plan` (the orchestration per team), `notable` (what a reviewer sees changed in a
+`apply` and `plan` (the orchestration per team), `costs` and `fleet` (which teams a program change
+affects, from offline runs of both code versions in `fleet_worker` processes), `notable` (what a reviewer sees changed in a
 request), `batch` (teams run side by side), `changes` (what a change touches, from git or
 explicit files).
 """

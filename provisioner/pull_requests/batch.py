@@ -34,7 +34,9 @@ def run_bounded(items: list[Any], work: Callable[[Any], Any], parallel: int) -> 
 
 
 def team_progress(progress: Progress, team: str) -> Progress:
-    return lambda message: progress(f"{team}: {message}")
+    """Each line as `<team>: <message>` (once: an engine's message may already name the team)."""
+    prefix = f"{team}: "
+    return lambda message: progress(message if message.startswith(prefix) else prefix + message)
 
 
 def failure_text(exc: Exception) -> str:

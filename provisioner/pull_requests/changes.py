@@ -1,20 +1,30 @@
 """What a change touches: the teams whose request file it adds, modifies or removes, from git
 (`changed_requests`: the working tree against the merge base of a ref) or from explicit files
-(`requests_at`)."""
+(`requests_at`).
+
+A change to the program itself (PROGRAM: its code, templates, userdata, settings and dependencies)
+can change every team's environment, so it is a fleet change: every other team with a request is in
+the change set as PROGRAM_CHANGE, and the plan narrows that down to the teams whose resources change.
+"""
 
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 from provisioner.errors import InvalidInput
+from provisioner.request_files import request_files
 from provisioner.settings import Settings
 from provisioner.spec import display_path
 
 NEW, CHANGE, REMOVE = "new", "change", "remove"
+PROGRAM_CHANGE = "program"  # the request is as it was; the program that builds it changed
 REQUEST_SUFFIXES = (".yaml", ".yml")
+
+# What every team's environment is built from, relative to the project root (settings.root).
+PROGRAM = ("provisioner/", "templates/", "userdata/", "envctl.toml", "pyproject.toml")
 
 
 @dataclass(frozen=True)
@@ -22,7 +32,7 @@ class RequestChange:
     """One team whose request a change adds, modifies or removes."""
 
     team: str
-    action: str  # new | change | remove
+    action: str  # new | change | remove | program
     path: Path  # the request now; for a removal, the file that was removed
     old_path: Path | None = None  # the file at the base (modified, renamed or removed)
     old_text: str | None = None  # its content at the base
@@ -33,6 +43,12 @@ class ChangeSet:
     changes: list[RequestChange]
     base: str | None = None  # the ref as given; None for explicit paths
     merge_base: str | None = None  # the commit the change is compared with
+    program_paths: list[str] = field(default_factory=list)  # the program's files the change touches
+
+    @property
+    def is_fleet(self) -> bool:
+        """The program changed, so teams whose request did not change are in it too."""
+        return bool(self.program_paths)
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -91,11 +107,30 @@ def _untracked(repo: Path, stacks_rel: str) -> list[str]:
     return [p for p in _git(repo, "ls-files", "--others", "--exclude-standard", "-z", "--", stacks_rel).split("\0") if p]
 
 
+def _program_pathspecs(repo: Path, settings: Settings) -> list[str]:
+    try:
+        project = settings.root.resolve().relative_to(repo)
+    except ValueError:
+        return []
+    return [(project / entry).as_posix() + ("/" if entry.endswith("/") else "") for entry in PROGRAM]
+
+
+def changed_program_paths(repo: Path, settings: Settings, commit: str) -> list[str]:
+    """The program's files (tracked or new) that differ between `commit` and the working tree."""
+    specs = _program_pathspecs(repo, settings)
+    if not specs:
+        return []
+    changed = _git(repo, "diff", "--name-only", "-z", "--no-ext-diff", commit, "--", *specs).split("\0")
+    untracked = _git(repo, "ls-files", "--others", "--exclude-standard", "-z", "--", *specs).split("\0")
+    return sorted({path for path in changed + untracked if path and "__pycache__" not in path})
+
+
 def changed_requests(settings: Settings, base: str) -> ChangeSet:
     """The teams whose request differs between the merge base of `base` and the working tree.
 
     A rename removes the old team and adds the new one, unless both files name the same team
-    (e.g. `fraud.yaml` to `fraud.yml`): then it is a change of that team.
+    (e.g. `fraud.yaml` to `fraud.yml`): then it is a change of that team. When the program changed
+    too, every other team with a request is in the set as PROGRAM_CHANGE.
     """
     repo = git_toplevel(settings.root)
     try:
@@ -130,7 +165,14 @@ def changed_requests(settings: Settings, base: str) -> ChangeSet:
         else:
             changes.append(RequestChange(team, NEW, repo / path))
     changes += [RequestChange(team, REMOVE, repo / path, repo / path, old_text(path)) for team, path in removed.items()]
-    return ChangeSet(sorted(changes, key=lambda c: c.team), base=base, merge_base=commit)
+    program_paths = changed_program_paths(repo, settings, commit)
+    if program_paths:
+        named = {c.team for c in changes}
+        for path in request_files(settings.stacks_dir):
+            if path.stem not in named:
+                relative = path.resolve().relative_to(repo).as_posix()
+                changes.append(RequestChange(path.stem, PROGRAM_CHANGE, path.resolve(), path.resolve(), old_text(relative)))
+    return ChangeSet(sorted(changes, key=lambda c: c.team), base=base, merge_base=commit, program_paths=program_paths)
 
 
 def requests_at(settings: Settings, paths: Iterable[Path], existing_teams: set[str]) -> ChangeSet:

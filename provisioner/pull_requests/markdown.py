@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from provisioner.engines.base import ACTIONS
 from provisioner.errors import InvalidInput
-from provisioner.pull_requests.changes import CHANGE, NEW, REMOVE
-from provisioner.pull_requests.plan import Plan, TeamPlan
+from provisioner.pull_requests.changes import CHANGE, NEW, PROGRAM_CHANGE, REMOVE
+from provisioner.pull_requests.plan import FleetSummary, Plan, TeamPlan
 
 MARKDOWN_MARKER = "<!-- envctl-plan -->"  # lets CI find and update its own PR comment
 MAX_COMMENT_CHARS = 60_000  # GitHub refuses comments over 65,536 characters
@@ -110,29 +110,86 @@ def _team_section(team: TeamPlan, *, resource_lists: bool) -> list[str]:
     return lines
 
 
+def _resources_changed(team: TeamPlan, *, compact: bool = False) -> str:
+    changed = [c for c in team.changes if c.action != "same"]
+    if team.failure:
+        return _escape(team.failure)
+    if not changed or compact:
+        return _counts_sentence(team.summary) if team.summary else "-"
+    return ", ".join(f"{c.action} {c.type.rsplit(':', 1)[-1]} {_escape(c.name)}" for c in changed[:8]) + (
+        f", and {len(changed) - 8} more" if len(changed) > 8 else "")
+
+
+def _grouped(items: list[dict[str, str]], verb: str) -> list[str]:
+    """One line per resource type: which teams it happens in (a compact list for a large fleet)."""
+    by_type: dict[str, list[str]] = {}
+    for item in items:
+        by_type.setdefault(f"{item.get('action', verb)} `{item['type']}`", []).append(item["team"])
+    return [f"- {what} in {len(teams)} team(s): {', '.join(teams)}" for what, teams in by_type.items()]
+
+
+def _fleet_summary(plan: Plan, fleet: FleetSummary, *, compact: bool) -> list[str]:
+    paths = ", ".join(f"`{p}`" for p in fleet.program_paths[:10]) + (" …" if len(fleet.program_paths) > 10 else "")
+    how = "compared offline with the merge base's code" if plan.offline else "affected teams previewed on the target"
+    lines = [f"**Fleet change: {fleet.teams_affected} of {fleet.teams_total} teams affected** "
+             f"(the program changed: {paths}; {how})", ""]
+    if fleet.replacements:
+        lines += [f"**Host and resource replacements ({len(fleet.replacements)})**", ""]
+        lines += _grouped(fleet.replacements, "replace") if compact else [
+            f"- {r['team']}: replace `{r['type']}` {_escape(r['name'])}" + (f" ({_escape(r['detail'])})" if r["detail"] else "")
+            for r in fleet.replacements]
+        lines += [""]
+    if fleet.data_touching:
+        lines += [f"**Touches data ({len(fleet.data_touching)})**: volumes, buckets, keys or databases", ""]
+        lines += _grouped(fleet.data_touching, "change") if compact else [
+            f"- {d['team']}: {d['action']} `{d['type']}` {_escape(d['name'])}" for d in fleet.data_touching]
+        lines += [""]
+    affected = [t for t in plan.teams if t.affected and t.action != REMOVE]
+    if affected:
+        lines += ["| team | environment | resources changed | USD/month | change |", "| --- | --- | --- | ---: | ---: |"]
+        lines += [f"| {t.team} | {t.environment or '-'} | {_resources_changed(t, compact=compact)} | {_money(t.monthly_usd)} | "
+                  f"{_money(t.monthly_usd_delta, signed=True)} |" for t in affected] + [""]
+    unaffected = [t.team for t in plan.teams if not t.affected]
+    if unaffected:
+        lines += [f"Not affected ({len(unaffected)}): {', '.join(unaffected)}", ""]
+    return lines
+
+
 def render_markdown(plan: Plan) -> str:
     """The plan as a pull-request comment: stable (no times, no commit ids), one section per team.
 
-    When the resource lists would make it longer than a GitHub comment allows, they are left out.
+    When the resource lists would make it longer than a GitHub comment allows, they are left out;
+    when it is still too long (a large fleet), the teams a program change affects are summarised
+    in the fleet summary only, and only the teams whose request changed get a section.
     """
     text = _markdown(plan, resource_lists=True)
     if len(text) <= MAX_COMMENT_CHARS:
         return text
-    return _markdown(plan, resource_lists=False, note=(
+    text = _markdown(plan, resource_lists=False, note=(
         "Resource lists are left out to fit a pull-request comment; `envctl plan` in the job log shows them."))
+    if len(text) <= MAX_COMMENT_CHARS or plan.fleet is None:
+        return text
+    return _markdown(plan, resource_lists=False, compact=True, note=(
+        "The teams only the program change affects are summarised above to fit a pull-request comment; "
+        "`envctl plan` in the job log shows each one."))
 
 
-def _markdown(plan: Plan, *, resource_lists: bool, note: str = "") -> str:
+def _markdown(plan: Plan, *, resource_lists: bool, note: str = "", compact: bool = False) -> str:
     lines = [MARKDOWN_MARKER, "## envctl plan", ""]
+    if plan.fleet is not None:
+        lines += _fleet_summary(plan, plan.fleet, compact=compact)
     scope = f"changes against `{plan.base}`" if plan.base else "the requests given"
     lines += [f"Target `{plan.target}` · {scope} · {len(plan.teams)} request(s)", ""]
+    shown = [t for t in plan.teams if t.affected and not (compact and t.action == PROGRAM_CHANGE and t.status == "ok")]
     if not plan.teams:
         lines += ["No request file changed.", ""]
-    else:
-        lines += _summary_table(plan.teams) + [""]
+    elif note and not shown:
+        lines += [f"> {note}", ""]
+    elif shown:
+        lines += _summary_table(shown) + [""]
         if note:
             lines += [f"> {note}", ""]
-        for team in plan.teams:
+        for team in shown:
             lines += _team_section(team, resource_lists=resource_lists)
     if plan.other_errors:
         lines += ["### Other requests", "",
@@ -154,4 +211,6 @@ def _verdict(plan: Plan) -> str:
         return f"Merging applies nothing by itself: {refusal}"
     if guarded:
         return f"Merging applies the other changes; {refusal}"
+    if plan.teams and not any(t.affected for t in plan.teams):
+        return "Merging changes no team's resources."
     return "Merging applies these changes." if plan.teams else "Nothing to apply."

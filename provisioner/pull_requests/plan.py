@@ -17,8 +17,9 @@ from provisioner.pull_requests.batch import (
     team_progress,
     validate_stacks,
 )
-from provisioner.pull_requests.changes import CHANGE, REMOVE, ChangeSet, RequestChange
+from provisioner.pull_requests.changes import CHANGE, PROGRAM_CHANGE, REMOVE, ChangeSet, RequestChange
 from provisioner.pull_requests.costs import planned_cost
+from provisioner.pull_requests.fleet import TeamImpact, touches_data
 from provisioner.pull_requests.notable import notable_changes, parse_old_request, requested_settings
 from provisioner.settings import Settings
 from provisioner.spec import ResolvedSpec, display_path
@@ -42,6 +43,8 @@ class TeamPlan:
     monthly_usd_delta: float | None = None  # minus the base's request's estimate; None without a base to compare
     budget_usd_month: int | None = None
     cost_note: str = ""  # why there is no estimate, or that it is over budget
+    environment: str = ""  # dev | prod (the request's)
+    affected: bool = True  # False: a fleet change that leaves this team's resources as they are
 
     @property
     def status(self) -> str:
@@ -55,6 +58,20 @@ class TeamPlan:
 
 
 @dataclass
+class FleetSummary:
+    """A program change across the fleet: how many teams it changes, and what a reviewer must see first."""
+
+    program_paths: list[str]
+    teams_total: int
+    teams_affected: int
+    replacements: list[dict[str, str]] = field(default_factory=list)  # {team, type, name, detail}
+    data_touching: list[dict[str, str]] = field(default_factory=list)  # {team, type, name, action, detail}
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class Plan:
     target: str
     teams: list[TeamPlan]
@@ -62,6 +79,8 @@ class Plan:
     other_errors: list[str]  # those that belong to no team of this change
     base: str | None = None
     merge_base: str | None = None
+    fleet: FleetSummary | None = None  # the change touches the program
+    offline: bool = False  # compared offline only: nothing was previewed on the target
 
     @property
     def exit_code(self) -> int:
@@ -70,8 +89,11 @@ class Plan:
         return EnvctlError.exit_code if any(t.failure for t in self.teams) else 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"target": self.target, "base": self.base, "merge_base": self.merge_base, "valid": not self.errors,
-                "exit_code": self.exit_code, "errors": self.errors, "teams": [t.to_json() for t in self.teams]}
+        data = {"target": self.target, "base": self.base, "merge_base": self.merge_base, "valid": not self.errors,
+                "exit_code": self.exit_code, "errors": self.errors, "offline": self.offline}
+        if self.fleet is not None:
+            data["fleet"] = self.fleet.to_json()
+        return {**data, "teams": [t.to_json() for t in self.teams]}
 
 
 def _errors_about(display: str, errors: list[str]) -> list[str]:
@@ -92,7 +114,7 @@ def _team_plan(settings: Settings, change: RequestChange, resolved: dict[str, Re
         if not plan.errors:
             plan.errors = [f"{request}: (file): the request is not valid; run `envctl validate {request}`"]
         return plan
-    plan.region, plan.cidr = spec.region, spec.cidr
+    plan.region, plan.cidr, plan.environment = spec.region, spec.cidr, spec.spec.environment
     old = parse_old_request(change.old_text)
     plan.notable = notable_changes(old, spec.spec) if old is not None else requested_settings(spec.spec)
     if change.action == CHANGE and old is None and change.old_text is not None:
@@ -120,9 +142,69 @@ def _removal_into(plan: TeamPlan, stacks: dict[str, int]) -> None:
                  "applied with --allow-destroy; the data bucket and its key are kept")
 
 
-def plan_requests(settings: Settings, change_set: ChangeSet, engine: Engine, *,
-                  parallel: int = DEFAULT_PARALLEL, progress: Progress = no_progress) -> Plan:
-    """Validate all of stacks/, then preview every valid new or changed team and size every removal."""
+def _impact_into(plan: TeamPlan, impact: TeamImpact, *, offline: bool) -> None:
+    """What the offline comparison says; on a target, only whether a program-changed team is previewed."""
+    plan.environment = plan.environment or impact.environment
+    if plan.action == PROGRAM_CHANGE:
+        plan.affected = impact.affected
+        if not impact.affected:
+            plan.note = "not affected: the change's code registers the same resources with the same inputs"
+            plan.summary = {action: 0 for action in ACTIONS}
+    if offline:
+        if impact.error:
+            plan.failure = impact.error
+            return
+        plan.changes = impact.changes
+        plan.summary = {action: sum(1 for c in impact.changes if c.action == action) for action in ACTIONS}
+
+
+def _fleet_summary(change_set: ChangeSet, teams: list[TeamPlan]) -> FleetSummary:
+    affected = [t for t in teams if t.action != REMOVE and t.affected]
+    changed = [(t.team, c) for t in affected for c in t.changes]
+    return FleetSummary(
+        program_paths=list(change_set.program_paths), teams_total=len([t for t in teams if t.action != REMOVE]),
+        teams_affected=len(affected),
+        replacements=[{"team": team, "type": c.type, "name": c.name, "detail": c.detail}
+                      for team, c in changed if c.action == "replace"],
+        data_touching=[{"team": team, "type": c.type, "name": c.name, "action": c.action, "detail": c.detail}
+                       for team, c in changed if touches_data(c)],
+    )
+
+
+def _compare_offline(settings: Settings, change_set: ChangeSet, teams: list[TeamPlan], *, offline: bool,
+                     progress: Progress) -> None:
+    from provisioner.pull_requests.changes import git_toplevel
+    from provisioner.pull_requests.fleet import fleet_impacts
+
+    wanted = [t for t in teams if t.status == "ok" and t.action != REMOVE and (offline or t.action == PROGRAM_CHANGE)]
+    if not wanted:
+        return
+    progress(f"comparing {len(wanted)} team(s) offline: the change's code against the merge base's")
+    repo = git_toplevel(settings.root) if change_set.merge_base else None
+    impacts = fleet_impacts(settings, repo, change_set.merge_base, [t.team for t in wanted])
+    for team in wanted:
+        _impact_into(team, impacts[team.team], offline=offline)
+
+
+def _without_absent_program_teams(engine: Engine, teams: list[TeamPlan]) -> list[TeamPlan]:
+    """A program change to a team with no environment on the target waits for its create (apply skips it too)."""
+    if not any(t.action == PROGRAM_CHANGE for t in teams):
+        return teams
+    stacks = existing_stacks(engine)
+    for team in teams:
+        if team.action == PROGRAM_CHANGE and team.team not in stacks:
+            team.note = "no environment on this target: the program change waits for its create"
+            team.summary = {action: 0 for action in ACTIONS}
+    return [t for t in teams if t.action != PROGRAM_CHANGE or t.team in stacks]
+
+
+def plan_requests(settings: Settings, change_set: ChangeSet, engine: Engine | None, *,
+                  parallel: int = DEFAULT_PARALLEL, progress: Progress = no_progress, offline: bool = False) -> Plan:
+    """Validate all of stacks/, then preview every valid new or changed team and size every removal.
+
+    A fleet change (the program changed) first compares every team offline and previews only the
+    affected ones. `offline`: the comparison alone, for every team; the target (`engine`) is not used.
+    """
     resolved, errors = validate_stacks(settings)
     teams = [_team_plan(settings, change, resolved, errors) for change in change_set.changes]
     for team, change in zip(teams, change_set.changes, strict=True):
@@ -131,14 +213,25 @@ def plan_requests(settings: Settings, change_set: ChangeSet, engine: Engine, *,
             team.monthly_usd, team.monthly_usd_delta = cost.monthly_usd, cost.monthly_usd_delta
             team.budget_usd_month, team.cost_note = cost.budget_usd_month, cost.note
     claimed = {e for team in teams for e in team.errors}
-    to_preview = [t for t in teams if t.action != REMOVE and t.status == "ok"]
-    if to_preview:
+    if offline or change_set.is_fleet:
+        _compare_offline(settings, change_set, teams, offline=offline, progress=progress)
+    to_preview = [t for t in teams if t.action != REMOVE and t.status == "ok" and t.affected]
+    if to_preview and not offline:
+        assert engine is not None, "a plan on a target needs its engine"
+        to_preview = _without_absent_program_teams(engine, to_preview)
+    if to_preview and not offline:
         prepare_for_threads(engine, progress)
         run_bounded(to_preview, lambda t: _preview_into(engine, t, resolved[t.team], progress), parallel)
     removals = [t for t in teams if t.action == REMOVE]
-    if removals:
+    for team in removals:
+        if offline:
+            team.note = "removed: the environment on the target is not looked at offline (apply needs --allow-destroy)"
+            team.summary = {action: 0 for action in ACTIONS}
+    if removals and not offline:
         stacks = existing_stacks(engine)
         for team in removals:
             _removal_into(team, stacks)
-    return Plan(target=settings.target, teams=teams, errors=errors, other_errors=[e for e in errors if e not in claimed],
-                base=change_set.base, merge_base=change_set.merge_base)
+    fleet = _fleet_summary(change_set, teams) if change_set.is_fleet else None
+    return Plan(target="offline" if offline else settings.target, teams=teams, errors=errors,
+                other_errors=[e for e in errors if e not in claimed], base=change_set.base,
+                merge_base=change_set.merge_base, fleet=fleet, offline=offline)

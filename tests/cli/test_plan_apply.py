@@ -88,6 +88,44 @@ def test_apply_updates_only_the_modified_team(created, project, engine):
     assert beta["summary"]["create"] == 0 and beta["summary"]["update"] + beta["summary"]["replace"] >= 1
 
 
+def test_a_fleet_apply_goes_dev_then_prod_with_progress_lines_and_resumes_up_to_date(created, project, engine):
+    """Before the removal test below: alpha (dev) and beta (made prod here) both have an environment."""
+    edit_request(project, "beta", environment="prod")
+    commit_all(project, "beta is a prod team")
+    (project / "templates").mkdir()
+    (project / "templates" / "settings.j2").write_text("a: 1\n")
+    commit_all(project, "a template")
+    base = git(project, "rev-parse", "HEAD").strip()
+    (project / "templates" / "settings.j2").write_text("a: 2\n")  # a program change: every team is in it
+
+    result = invoke("apply", "--changed", "--base", base, "--parallel", "1")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    wave_1 = lines.index("wave 1 of 2 (dev teams): alpha")
+    wave_2 = lines.index("wave 2 of 2 (prod teams): beta")
+    alpha = [i for i, line in enumerate(lines) if line.startswith("  alpha: ")]
+    beta = [i for i, line in enumerate(lines) if line.startswith("  beta: ")]
+    assert alpha and beta and wave_1 < alpha[0] and alpha[-1] < wave_2 < beta[0]
+    assert "  alpha: up to date" in lines  # created earlier from the same request and the same envctl
+    table = result.stdout.splitlines()
+    assert table[0].split() == ["team", "action", "result", "created", "updated", "replaced", "deleted", "time"]
+    assert {line.split()[0]: line.split()[2] for line in table[1:] if line.split()[:1] in (["alpha"], ["beta"])} == {
+        "alpha": "ok", "beta": "ok"}
+
+    again = invoke("apply", "--changed", "--base", base, "--json")
+    assert again.exit_code == 0, again.output
+    doc = json.loads(again.stdout)
+    assert doc["fleet"] is True and doc["stopped"] is False
+    assert [(w["environment"], w["teams"]) for w in doc["waves"]] == [("dev", ["alpha"]), ("prod", ["beta"])]
+    assert {r["team"]: r["message"] for r in doc["results"] if r["team"] in ("alpha", "beta")} == {
+        "alpha": "up to date", "beta": "up to date"}
+
+    matrix = invoke("waves", "--changed", "--base", base, "--json")
+    assert matrix.exit_code == 0, matrix.output
+    assert [w["matrix"] for w in json.loads(matrix.stdout)["waves"]] == [
+        {"include": [{"team": "alpha", "wave": 1}]}, {"include": [{"team": "beta", "wave": 2}]}]
+
+
 def test_removal_is_refused_without_allow_destroy_then_destroys_only_that_team(created, project, engine):
     before = teams_in(engine)
     git(project, "rm", "-q", "stacks/alpha.yaml")
@@ -147,3 +185,29 @@ def test_git_problems_are_one_line_and_exit_2(project):
     assert "--base: 'no-such-branch' is not a commit" in result.stderr and "Traceback" not in result.output
     assert invoke("apply", "--changed").exit_code == 2
     assert invoke("plan", "--base", "main").exit_code == 2
+
+
+def test_drift_reports_a_resource_deleted_behind_envctls_back_and_an_apply_puts_it_back(created, project, engine):
+    """The sandbox's refresh notices resources that vanished (it does not compare settings such as tags)."""
+    state = engine.store.load("beta")
+    [group] = [r for r in state.resources.values() if r.type == "aws:cloudwatch/logGroup:LogGroup"][:1]
+    logs = engine.aws_client("logs", state.region)
+    logs.delete_log_group(logGroupName=group.id)
+
+    result = invoke("drift", "--json", "--markdown", "drift.md")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["drifted"] == ["beta"] and report["failed"] == []
+    [beta] = [t for t in report["teams"] if t["team"] == "beta"]
+    assert beta["changes"] == [{"type": "aws:cloudwatch/logGroup:LogGroup", "name": group.name, "action": "delete",
+                                "detail": "gone from the sandbox"}]
+    assert all(t["status"] == "in sync" for t in report["teams"] if t["team"] != "beta")
+    body = (project / "drift.md").read_text()
+    assert "| beta | drifted | 1 |" in body and f"`aws:cloudwatch/logGroup:LogGroup` {group.name}: delete" in body
+
+    repaired = invoke("apply", "stacks/beta.yaml", "--json")
+    assert repaired.exit_code == 0, repaired.output
+    assert json.loads(repaired.stdout)["results"][0]["summary"]["create"] >= 1
+    assert logs.describe_log_groups(logGroupNamePrefix=group.id)["logGroups"]
+    again = invoke("drift", "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["drifted"] == []

@@ -131,6 +131,8 @@ def test_the_team_metric_alarms_read_the_teams_namespace(team):
     """Scheduler heartbeat (missing data is breaching: a silent host must alarm), DAG failures, volume, backup age."""
     alarms = team_alarms(team)
     for key, metric in TEAM_METRICS.items():
+        if key not in ALARM_KEYS:  # published, not alarmed on: DAG run successes, task failures
+            continue
         assert (alarms[key]["namespace"], alarms[key]["metricName"]) == (f"envctl/{team}", metric.name), key
         assert "dimensions" not in alarms[key] or not alarms[key]["dimensions"], key
     assert alarms["scheduler-heartbeat"]["treatMissingData"] == "breaching"
@@ -161,3 +163,31 @@ def test_the_host_may_write_only_its_own_log_group():
     assert statement["Resource"] == "arn:aws:logs:eu-west-1:123456789012:log-group:/envctl/fraud:*"
     assert {"logs:CreateLogStream", "logs:PutLogEvents"} <= set(statement["Action"])
     assert "logs:CreateLogGroup" not in statement["Action"]
+
+
+def test_the_host_may_put_metrics_only_in_its_teams_namespace():
+    """PutMetricData has no resource-level permissions: the host's statement is conditioned on
+    cloudwatch:namespace = envctl/<team> (StringEquals: not another team's, not one its name prefixes), and the
+    boundary, which SageMaker's role shares, allows SageMaker's namespaces and the team's, no other team's."""
+    from provisioner.components.policies import permissions_boundary
+    from provisioner.engines.sandbox.fidelity.policy import allowing_statements
+
+    def arns(team):
+        return TeamArns.for_team(team, account_id="123456789012", region="eu-west-1", bucket=f"b-{team}",
+                                 kms_key_arn="arn:aws:kms:eu-west-1:123456789012:key/k")
+
+    fraud = arns("fraud")
+    (statement,) = [s for s in json.loads(host_policy(fraud))["Statement"] if s["Action"] == "cloudwatch:PutMetricData"]
+    assert statement["Resource"] == "*"
+    assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "envctl/fraud"}}
+
+    def allowed(namespace):
+        context = {"cloudwatch:namespace": namespace}
+        return all(allowing_statements(json.loads(doc), action="cloudwatch:PutMetricData", resource="*", context=context)
+                   for doc in (host_policy(fraud), permissions_boundary(fraud)))
+
+    assert allowed("envctl/fraud")
+    assert not allowed("envctl/treasury") and not allowed("envctl/fraud-x") and not allowed("AWS/EC2")
+    boundary = json.loads(permissions_boundary(fraud))["Statement"]
+    (metrics,) = [s for s in boundary if s["Action"] == "cloudwatch:PutMetricData"]
+    assert metrics["Condition"]["StringLike"]["cloudwatch:namespace"] == ["/aws/sagemaker/*", "envctl/fraud"]

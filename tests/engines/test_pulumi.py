@@ -632,7 +632,7 @@ def test_every_rule_of_the_fake_cli_has_a_test_proving_the_refusal():
 # ---------------------------------------------------------------------- the workflows (item 8)
 
 
-@pytest.mark.parametrize("workflow", ["plan.yml", "apply.yml"])
+@pytest.mark.parametrize("workflow", ["plan.yml", "apply.yml", "drift.yml"])
 def test_workflows_install_the_sdks_cli_version_and_keep_the_state_secrets_provider(workflow):
     """CI installs the CLI of the installed SDK's version (which the engine accepts), sets the fallback to the
     state's secrets manager for fresh runners, and runs the doctor before any preview or apply."""
@@ -643,16 +643,22 @@ def test_workflows_install_the_sdks_cli_version_and_keep_the_state_secrets_provi
     from provisioner.engines.pulumi import cli_supported
 
     document = yaml.safe_load((ROOT / ".github" / "workflows" / workflow).read_text())
-    [job] = document["jobs"].values()
-    steps = job["steps"]
-    pin = next(i for i, s in enumerate(steps) if s.get("id") == "pulumi")
-    install = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions"))
-    doctor = next(i for i, s in enumerate(steps) if "envctl doctor --target aws" in s.get("run", ""))
-    envctl = next(i for i, s in enumerate(steps) if "envctl " in s.get("run", "") and i != doctor)
+    def reaches_aws(job: dict) -> bool:  # plan.yml's offline job runs envctl too, with no way to AWS
+        return "write" in (job.get("permissions") or document.get("permissions") or {}).get("id-token", "")
 
-    assert "version('pulumi')" in steps[pin]["run"] and pin < install < doctor < envctl
-    assert steps[install]["with"]["pulumi-version"] == "${{ steps.pulumi.outputs.cli }}"
-    assert document["env"]["PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER"] == "true"
+    jobs = [job for job in document["jobs"].values()
+            if reaches_aws(job) and any("envctl " in s.get("run", "") for s in job["steps"])]
+    assert jobs
+    for job in jobs:  # apply.yml: the planner and each wave's team jobs; plan.yml: the online preview
+        steps = job["steps"]
+        pin = next(i for i, s in enumerate(steps) if s.get("id") == "pulumi")
+        install = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions"))
+        doctor = next(i for i, s in enumerate(steps) if "envctl doctor --target aws" in s.get("run", ""))
+        envctl = next(i for i, s in enumerate(steps) if "envctl " in s.get("run", "") and i != doctor)
+
+        assert "version('pulumi')" in steps[pin]["run"] and pin < install < doctor < envctl
+        assert steps[install]["with"]["pulumi-version"] == "${{ steps.pulumi.outputs.cli }}"
+        assert {**document.get("env", {}), **job.get("env", {})}["PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER"] == "true"
     assert cli_supported(VersionInfo.parse(metadata.version("pulumi")))
 
 

@@ -8,25 +8,23 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
-from provisioner.engines.base import OperationResult, ResourceChange, StackInfo, no_progress
 from provisioner.errors import InvalidInput, LockConflict
 from provisioner.pull_requests.apply import apply_requests
 from provisioner.pull_requests.batch import run_bounded
-from provisioner.pull_requests.changes import CHANGE, NEW, REMOVE, changed_requests, requests_at
+from provisioner.pull_requests.changes import CHANGE, NEW, PROGRAM_CHANGE, REMOVE, changed_requests, requests_at
 from provisioner.pull_requests.markdown import render_markdown
 from provisioner.pull_requests.notable import notable_changes
 from provisioner.pull_requests.plan import plan_requests
 from provisioner.settings import load_settings
 from provisioner.spec import TeamSpec
 from tests.conftest import ROOT
+from tests.fixtures.stub_engine import StubEngine
 from tests.fixtures.request_repos import commit_all, edit_request, git, make_repo, request_like, write_request
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -47,72 +45,6 @@ def repo(tmp_path, monkeypatch):
 
 def teams_and_actions(change_set) -> list[tuple[str, str]]:
     return [(c.team, c.action) for c in change_set.changes]
-
-
-# ---------------------------------------------------------------- a stub engine
-
-
-class StubEngine:
-    """Answers like an engine without AWS: fixed previews, stacks in a dict, optional failures."""
-
-    name = "stub"
-
-    def __init__(self, stacks: dict[str, int] | None = None, failures: dict[str, Exception] | None = None,
-                 delay_s: float = 0.0):
-        self.stacks = dict(stacks or {})
-        self.failures = failures or {}
-        self.delay_s = delay_s
-        self.calls: list[tuple[str, str]] = []
-        self._lock = threading.Lock()
-        self.running = 0
-        self.most_at_once = 0
-
-    def prepare(self, progress=no_progress) -> None:
-        return None
-
-    def preview(self, spec, progress=no_progress) -> OperationResult:
-        self.calls.append(("preview", spec.team))
-        return OperationResult(team=spec.team, target=self.name, operation="preview", changes=self._changes(spec.team))
-
-    def up(self, spec, progress=no_progress) -> OperationResult:
-        self._work("up", spec.team)
-        result = OperationResult(team=spec.team, target=self.name, operation="up", changes=self._changes(spec.team))
-        self.stacks[spec.team] = 3
-        return result
-
-    def destroy(self, team, *, delete_data=False, progress=no_progress) -> OperationResult:
-        self._work("destroy", team)
-        changes = [ResourceChange(urn=f"urn:{team}:{i}", type="aws:ec2/vpc:Vpc", name=f"{team}-{i}", action="delete")
-                   for i in range(self.stacks.pop(team))]
-        return OperationResult(team=team, target=self.name, operation="destroy", changes=changes)
-
-    def list_stacks(self) -> list[StackInfo]:
-        return [StackInfo(team=team, target=self.name, resources=count) for team, count in sorted(self.stacks.items())]
-
-    def _work(self, operation: str, team: str) -> None:
-        with self._lock:
-            self.calls.append((operation, team))
-            self.running += 1
-            self.most_at_once = max(self.most_at_once, self.running)
-        try:
-            time.sleep(self.delay_s)
-            if team in self.failures:
-                raise self.failures[team]
-        finally:
-            with self._lock:
-                self.running -= 1
-
-    def _changes(self, team: str) -> list[ResourceChange]:
-        def change(kind: str, name: str, action: str, detail: str = "") -> ResourceChange:
-            return ResourceChange(urn=f"urn:{team}:{name}", type=kind, name=f"{team}-{name}", action=action, detail=detail)
-
-        if team not in self.stacks:
-            return [change("aws:ec2/vpc:Vpc", "network-vpc", "create"),
-                    change("aws:s3/bucket:Bucket", "storage-bucket", "create"),
-                    change("aws:ec2/instance:Instance", "airflow-instance", "create")]
-        return [change("aws:ec2/instance:Instance", "airflow-instance", "update", "instanceType"),
-                change("aws:ebs/volume:Volume", "airflow-data", "replace", "size"),
-                change("aws:ec2/vpc:Vpc", "network-vpc", "same")]
 
 
 # ---------------------------------------------------------------- what a change touches
@@ -167,6 +99,37 @@ def test_add_modify_rename_and_remove_in_one_change_list_exactly_those_teams(rep
     commit_all(repo, "and a removal")
     assert teams_and_actions(changed_requests(settings_for(repo), "main")) == [
         ("finance-reports", CHANGE), ("fraud", REMOVE), ("newteam", NEW), ("treasury", CHANGE)]
+
+
+def test_a_program_change_puts_every_other_team_in_the_change_as_a_fleet_change(repo):
+    (repo / "templates").mkdir()
+    (repo / "templates" / "docker-compose.yml.j2").write_text("services: {}\n")
+    commit_all(repo, "a template")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    (repo / "templates" / "docker-compose.yml.j2").write_text("services: {scheduler: {}}\n")
+    edit_request(repo, "treasury", budget_usd_month=900)
+    change_set = changed_requests(settings_for(repo), base)
+    assert change_set.is_fleet and change_set.program_paths == ["templates/docker-compose.yml.j2"]
+    assert teams_and_actions(change_set) == [
+        ("finance-reports", PROGRAM_CHANGE), ("fraud", PROGRAM_CHANGE), ("treasury", CHANGE)]
+    fraud = next(c for c in change_set.changes if c.team == "fraud")
+    assert fraud.old_text == (repo / "stacks" / "fraud.yaml").read_text()
+
+
+def test_a_change_outside_the_program_and_the_requests_is_no_fleet_change(repo):
+    (repo / "README.md").write_text("notes\n")
+    (repo / "templates").mkdir()
+    (repo / "templates" / "__pycache__").mkdir()
+    (repo / "templates" / "__pycache__" / "x.pyc").write_bytes(b"")
+    change_set = changed_requests(settings_for(repo), "main")
+    assert not change_set.is_fleet and change_set.changes == []
+
+
+def test_settings_are_part_of_the_program(repo):
+    (repo / "envctl.toml").write_text((repo / "envctl.toml").read_text() + 'team_prefix = 22\n')
+    change_set = changed_requests(settings_for(repo), "main")
+    assert change_set.program_paths == ["envctl.toml"]
+    assert {c.action for c in change_set.changes} == {PROGRAM_CHANGE}
 
 
 def test_uncommitted_and_untracked_requests_count(repo):

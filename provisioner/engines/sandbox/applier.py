@@ -179,6 +179,8 @@ class Applier:
         with self.store.changing(self.state):
             for urn in gone:
                 self.state.forget(urn)
+            if gone:  # the program must run again to put them back: no skipping by fingerprint
+                self.state.fingerprint = ""
             self.state.last_operation, self.state.last_updated = "refresh", now_iso()
         return [stored_change(r, "delete", "gone from the sandbox") if r.urn in gone else stored_change(r, "same")
                 for r in resources]

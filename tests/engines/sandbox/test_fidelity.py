@@ -21,7 +21,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from provisioner.components.policies import TeamArns, bucket_policy
+from provisioner.components.policies import TeamArns, bucket_policy, host_policy, permissions_boundary
 from provisioner.engines.sandbox.fidelity import registry
 from provisioner.engines.sandbox.fidelity.policy import NotModelled, condition_holds
 from provisioner.engines.sandbox.fidelity.registry import RULES
@@ -182,6 +182,36 @@ def _instance(zone: str) -> Callable[[Sandbox], Any]:
         ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro", Placement={"AvailabilityZone": zone})
 
 
+def _role_session(sandbox: Sandbox, policy: str, boundary: str | None = None) -> Any:
+    """A CloudWatch client as a session of a new role with that inline policy (and boundary)."""
+    iam, name = sandbox.client("iam"), unique("fidelity-role")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]})
+    extra = {}
+    if boundary is not None:
+        extra["PermissionsBoundary"] = iam.create_policy(PolicyName=unique("fidelity-boundary"),
+                                                         PolicyDocument=boundary)["Policy"]["Arn"]
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust, **extra)["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName="inline", PolicyDocument=policy)
+    keys = sandbox.client("sts").assume_role(RoleArn=arn, RoleSessionName="i-fidelity")["Credentials"]
+    return boto3.client("cloudwatch", region_name=REGION, endpoint_url=sandbox.endpoint, aws_access_key_id=keys["AccessKeyId"],
+                        aws_secret_access_key=keys["SecretAccessKey"], aws_session_token=keys["SessionToken"])
+
+
+HOST_ARNS = TeamArns.for_team("fidelity", account_id=ACCOUNT, region=REGION, bucket="fidelity-bucket",
+                              kms_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/fidelity")
+ANY_NAMESPACE = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"}]})
+
+
+def _put_metric(namespace: str, policy: str = host_policy(HOST_ARNS), boundary: str | None = permissions_boundary(HOST_ARNS),
+                ) -> Callable[[Sandbox], Any]:
+    def call(sandbox: Sandbox) -> Any:
+        return _role_session(sandbox, policy, boundary).put_metric_data(
+            Namespace=namespace, MetricData=[{"MetricName": "SchedulerHeartbeat", "Value": 1, "Unit": "Count"}])
+    return call
+
+
 # --- every rule's refusals (the meta-test below requires one per rule) -------------------------
 
 REFUSALS: dict[str, list[Case]] = {
@@ -211,6 +241,14 @@ REFUSALS: dict[str, list[Case]] = {
     "no_unsubscribe_while_pending": [
         Case("pending-email-subscription", _unsubscribe("email", "owner@example.com"), "InvalidParameter", 400),
     ],
+    "put_metric_data_in_an_allowed_namespace": [
+        Case("host-role-in-another-team's-namespace", _put_metric("envctl/treasury"), "AccessDenied", 403),
+        Case("host-role-in-a-namespace-prefixed-by-its-own", _put_metric("envctl/fidelity-x"), "AccessDenied", 403),
+        Case("any-namespace-policy-outside-the-boundary", _put_metric("envctl/treasury", ANY_NAMESPACE), "AccessDenied", 403),
+        Case("a-role-with-no-metrics-statement", _put_metric("envctl/fidelity", json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "*"}]})),
+             "AccessDenied", 403),
+    ],
     "zone_must_be_in_region": [
         Case("subnet-in-another-region's-zone", _subnet("eu-west-1a"), "InvalidParameterValue", 400),
         Case("volume-in-a-missing-zone", _volume("us-west-1c"), "InvalidZone.NotFound", 400),
@@ -227,6 +265,10 @@ ALLOWED: list[Case] = [
     Case("g4dn-without-kms", _endpoint_config({"InstanceType": "ml.g4dn.xlarge", "InitialInstanceCount": 1}, kms=False),
          "", 200),
     Case("unsubscribe-of-a-confirmed-subscription", _unsubscribe("sqs", f"arn:aws:sqs:{REGION}:{ACCOUNT}:fidelity-q"), "", 200),
+    Case("host-role-in-its-team's-namespace", _put_metric("envctl/fidelity"), "", 200),
+    Case("a-policy-for-any-namespace-without-a-boundary", _put_metric("envctl/treasury", ANY_NAMESPACE, None), "", 200),
+    Case("the-sandbox-admin-in-any-namespace", lambda s: s.client("cloudwatch").put_metric_data(
+        Namespace="envctl/anyone", MetricData=[{"MetricName": "X", "Value": 1}]), "", 200),
     Case("subnet-in-the-region", _subnet("us-west-1b"), "", 200),
     Case("volume-in-the-region", _volume("us-west-1a"), "", 200),
     Case("instance-in-the-region", _instance("us-west-1a"), "", 200),

@@ -153,11 +153,10 @@ def test_airflow_user_has_the_fixed_uid(host):
 
 
 def test_timers_and_unit_are_enabled(host):
-    """The DAG-sync and daily timers are enabled and active; the Airflow unit is enabled and active."""
-    assert host.sh("systemctl is-enabled envctl-dag-sync.timer envctl-daily.timer envctl-airflow.service").split() == [
-        "enabled"] * 3
-    assert host.sh("systemctl is-active envctl-dag-sync.timer envctl-daily.timer envctl-airflow.service").split() == [
-        "active"] * 3
+    """The DAG-sync, metrics and daily timers are enabled and active; the Airflow unit is enabled and active."""
+    units = "envctl-dag-sync.timer envctl-metrics.timer envctl-daily.timer envctl-airflow.service"
+    assert host.sh(f"systemctl is-enabled {units}").split() == ["enabled"] * 4
+    assert host.sh(f"systemctl is-active {units}").split() == ["active"] * 4
 
 
 def test_done_signal_and_cloud_init_output(host):
@@ -495,6 +494,56 @@ def _instance_state(host: Host) -> str:
     return reservations[0]["Instances"][0]["State"]["Name"]
 
 
+def _metric(host: Host, name: str, statistic: str, since_s: int) -> list[float]:
+    """The team namespace's datapoints of the metric (per minute) that moto holds, as the alarms read them."""
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    points = host.aws("cloudwatch").get_metric_statistics(
+        Namespace=f"envctl/{TEAM}", MetricName=name, StartTime=now - timedelta(seconds=since_s),
+        EndTime=now + timedelta(minutes=1), Period=60, Statistics=[statistic])["Datapoints"]
+    return [point[statistic] for point in points]
+
+
+def test_a_failing_dag_moves_the_failure_metric_in_moto(host, tmp_path):
+    """A DAG whose task fails, deployed and triggered on the host: within minutes the host's publisher (every
+    minute, from the metadata database) puts DagRunFailed and TaskFailed >= 1 in the team namespace in moto,
+    and SchedulerHeartbeat is 1 while the scheduler runs; the publisher's own runs send no output."""
+    dag_id = "fraud_fails_on_purpose"
+    (tmp_path / f"{dag_id}.py").write_text(
+        "from datetime import datetime\nfrom airflow import DAG\nfrom airflow.operators.bash import BashOperator\n\n"
+        f"with DAG({dag_id!r}, start_date=datetime(2026, 1, 1), schedule=None, is_paused_upon_creation=False,\n"
+        "         tags=['t'], default_args={'owner': 'fraud', 'retries': 0}):\n"
+        "    BashOperator(task_id='fail', bash_command='exit 3')\n")
+    deployed = _cli(host, "dags", "deploy", TEAM, str(tmp_path))
+    assert deployed.exit_code == 0, deployed.output
+    started = time.monotonic()
+    failed_before = sum(_metric(host, "DagRunFailed", "Sum", 3600))
+    found = ""
+    while time.monotonic() - started < 120 and dag_id not in found:
+        time.sleep(3)
+        found = host.sh(f"{COMPOSE} exec -T postgres psql -U airflow -d airflow -tAc "
+                        f"\"SELECT dag_id FROM serialized_dag WHERE dag_id = '{dag_id}'\"")
+    assert dag_id in found, f"{dag_id} not serialized after {time.monotonic() - started:.0f} s"
+    host.sh(f"{COMPOSE} exec -T airflow-scheduler airflow dags trigger {dag_id}")
+    deadline, failed, tasks = time.monotonic() + 300, 0.0, 0.0
+    while time.monotonic() < deadline:
+        failed = sum(_metric(host, "DagRunFailed", "Sum", 3600)) - failed_before
+        tasks = sum(_metric(host, "TaskFailed", "Sum", 3600))
+        if failed >= 1 and tasks >= 1:
+            break
+        time.sleep(10)
+    runs = host.sh(f"{COMPOSE} exec -T postgres psql -U airflow -d airflow -tAc "
+                   f"\"SELECT state FROM dag_run WHERE dag_id = '{dag_id}'\"")
+    assert failed >= 1, f"DagRunFailed did not move in {time.monotonic() - started:.0f} s (runs: {runs.split()})"
+    assert tasks >= 1, f"TaskFailed did not move (runs: {runs.split()})"
+    assert 1 in _metric(host, "SchedulerHeartbeat", "Maximum", 300)
+    assert 0 < max(_metric(host, "DataVolumeUsedPercent", "Maximum", 300)) < 100
+    names = {m["MetricName"] for m in host.aws("cloudwatch").list_metrics(Namespace=f"envctl/{TEAM}")["Metrics"]}
+    assert {"SchedulerHeartbeat", "DagRunFailed", "DagRunSucceeded", "TaskFailed", "DataVolumeUsedPercent"} <= names
+    assert host.sh("systemctl show -p Result --value envctl-job@metrics.service").strip() == "success"
+
+
 def test_replacing_the_host_keeps_the_metadata_on_the_data_volume(host, resolved_spec_module):
     """A new instance type replaces the host: a fresh root disk, the same data volume, the same metadata."""
     from dataclasses import replace
@@ -561,6 +610,42 @@ def test_a_backup_from_before_a_destroy_restores_into_the_recreated_host(host, r
     assert result.exit_code == 0, result.output
     assert _probe(host) == "before-the-destroy"
     assert host.sh(f"{scheduler} get envctl_encrypted_probe").strip().endswith("kept-by-the-fernet-key")
+
+
+def _health(host: Host) -> dict:
+    result = _cli(host, "status", TEAM, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _heartbeat_alarm(host: Host) -> dict:
+    from provisioner.components.names import TeamNames
+
+    alarms = host.aws("cloudwatch").describe_alarms(AlarmNames=[TeamNames(TEAM).alarm("scheduler-heartbeat")])
+    return alarms["MetricAlarms"][0]
+
+
+def test_a_stopped_scheduler_turns_the_verdict_down_naming_it(host):
+    """With the host's heartbeats arriving (the heartbeat alarm OK), stopping the scheduler container turns the
+    verdict to down, with a reason naming the scheduler, once the sandbox has evaluated the alarm (3 minutes without
+    a heartbeat of 1; the verdict holds the alarm against the team from 5 minutes after the host booted)."""
+    deadline = time.monotonic() + 240
+    while _heartbeat_alarm(host)["StateValue"] != "OK" and time.monotonic() < deadline:
+        time.sleep(10)
+    assert _heartbeat_alarm(host)["StateValue"] == "OK", "no heartbeat reaches moto: the host publishes no metrics"
+    scheduler = host.sh("docker ps -q --filter name=scheduler").split()
+    assert scheduler, host.sh("docker ps -a")
+    host.sh("docker stop " + " ".join(scheduler))
+    try:
+        deadline = time.monotonic() + 600
+        info = _health(host)
+        while info["health"] != "down" and time.monotonic() < deadline:
+            time.sleep(10)
+            info = _health(host)
+        assert info["health"] == "down", (info["health"], info["health_reasons"], _heartbeat_alarm(host)["StateReason"])
+        assert any(reason.startswith("the scheduler's heartbeat is missing") for reason in info["health_reasons"]), info
+    finally:
+        host.sh("docker start " + " ".join(scheduler))
 
 
 def test_destroy_removes_the_host(host):
