@@ -439,6 +439,15 @@ def test_job_runs_reach_the_team_log_group(host):
     assert re.search(r" job-backup backups/postgres/\S+\.sql\.gz$", backup.stdout, re.MULTILINE), backup.output
 
 
+def _put_dag(host: Host, dag_id: str, text: str) -> None:
+    """One DAG into the team's DAG prefix, as `envctl dags deploy` puts it (SSE-KMS, the team key). Not a deploy
+    of a folder holding this DAG only: that would delete the other tests' DAGs, and moto fails to empty a
+    bucket holding delete markers (the destroy at the end)."""
+    outputs = host.engine.outputs(TEAM)
+    host.aws("s3").put_object(Bucket=outputs["bucket_name"], Key=f"dags/{dag_id}.py", Body=text.encode(),
+                              ServerSideEncryption="aws:kms", SSEKMSKeyId=outputs["kms_key_arn"])
+
+
 def test_pause_and_resume_keep_the_earlier_dag_runs(host):
     """`envctl pause`: the host container and moto's instance stop (systemd shuts Airflow down); `envctl
     resume`: both start, the userdata does not run again, Airflow answers healthy on the host's (new)
@@ -448,11 +457,7 @@ def test_pause_and_resume_keep_the_earlier_dag_runs(host):
            f"with DAG({dag_id!r}, start_date=datetime(2026, 1, 1), schedule=None, tags=['t'],\n"
            "         default_args={'owner': 'fraud'}):\n"
            "    EmptyOperator(task_id='noop')\n")
-    # Put, not `envctl dags deploy` of a folder with this DAG only: that would delete the other tests' DAGs,
-    # and moto fails to empty a bucket holding delete markers (the destroy at the end).
-    outputs = host.engine.outputs(TEAM)
-    host.aws("s3").put_object(Bucket=outputs["bucket_name"], Key=f"dags/{dag_id}.py", Body=dag.encode(),
-                              ServerSideEncryption="aws:kms", SSEKMSKeyId=outputs["kms_key_arn"])
+    _put_dag(host, dag_id, dag)
     deadline, found = time.monotonic() + 120, ""
     while time.monotonic() < deadline and dag_id not in found:
         time.sleep(2)
@@ -505,18 +510,16 @@ def _metric(host: Host, name: str, statistic: str, since_s: int) -> list[float]:
     return [point[statistic] for point in points]
 
 
-def test_a_failing_dag_moves_the_failure_metric_in_moto(host, tmp_path):
+def test_a_failing_dag_moves_the_failure_metric_in_moto(host):
     """A DAG whose task fails, deployed and triggered on the host: within minutes the host's publisher (every
     minute, from the metadata database) puts DagRunFailed and TaskFailed >= 1 in the team namespace in moto,
     and SchedulerHeartbeat is 1 while the scheduler runs; the publisher's own runs send no output."""
     dag_id = "fraud_fails_on_purpose"
-    (tmp_path / f"{dag_id}.py").write_text(
-        "from datetime import datetime\nfrom airflow import DAG\nfrom airflow.operators.bash import BashOperator\n\n"
-        f"with DAG({dag_id!r}, start_date=datetime(2026, 1, 1), schedule=None, is_paused_upon_creation=False,\n"
-        "         tags=['t'], default_args={'owner': 'fraud', 'retries': 0}):\n"
-        "    BashOperator(task_id='fail', bash_command='exit 3')\n")
-    deployed = _cli(host, "dags", "deploy", TEAM, str(tmp_path))
-    assert deployed.exit_code == 0, deployed.output
+    _put_dag(host, dag_id,
+             "from datetime import datetime\nfrom airflow import DAG\nfrom airflow.operators.bash import BashOperator\n\n"
+             f"with DAG({dag_id!r}, start_date=datetime(2026, 1, 1), schedule=None, is_paused_upon_creation=False,\n"
+             "         tags=['t'], default_args={'owner': 'fraud', 'retries': 0}):\n"
+             "    BashOperator(task_id='fail', bash_command='exit 3')\n")
     started = time.monotonic()
     failed_before = sum(_metric(host, "DagRunFailed", "Sum", 3600))
     found = ""
