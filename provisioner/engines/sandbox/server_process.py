@@ -30,6 +30,7 @@ EXTENSIONS: tuple[str, ...] = (
     "provisioner.engines.sandbox.endpoint_containers",
     "provisioner.engines.sandbox.training_jobs",  # CreateTrainingJob runs the image in a local container
     "provisioner.engines.sandbox.alarm_evaluation",  # moto stores alarms; this evaluates them every 15 s
+    "provisioner.engines.sandbox.moto_fixes",  # moto bugs that would fail what AWS accepts
 )
 
 
