@@ -100,6 +100,23 @@ def asleep_by_schedule(spec: ResolvedSpec, now: datetime | None = None) -> bool:
     return schedule is not None and not schedule.awake_at(now or datetime.now(timezone.utc))
 
 
+def forget_pause(ssm: Any, team: str) -> str | None:
+    """After a destroy: the pause record goes with the environment, so that a later create of the team
+    starts it running. A warning when it could not be deleted (None when deleted or there was none)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    parameter = TeamNames(team).pause_parameter
+    try:
+        ssm.delete_parameter(Name=parameter)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            return None
+        return f"the pause record {parameter} could not be deleted ({error}); the next create of {team} would start paused"
+    except BotoCoreError as error:
+        return f"the pause record {parameter} could not be deleted ({error}); the next create of {team} would start paused"
+    return None
+
+
 def paused_since(ssm: Any, parameter: str) -> str | None:
     """When the environment was paused (the pause record's `since`), or None when it is not paused."""
     from botocore.exceptions import BotoCoreError, ClientError

@@ -48,7 +48,7 @@ from provisioner.engines.base import (
     no_progress,
 )
 from provisioner.errors import EnvctlError, InvalidInput, LockConflict, MissingTool, NotFound
-from provisioner.live_inputs import LiveInputs, inference_notes, read_live_inputs
+from provisioner.live_inputs import LiveInputs, forget_pause, inference_notes, read_live_inputs
 from provisioner.settings import Settings
 from provisioner.spec import ResolvedSpec
 
@@ -320,6 +320,8 @@ class PulumiEngine:
             # remove=True: the SDK removes the stack only after the destroy succeeded.
             destroy = stack.destroy(on_event=recorder, remove=True, **self._streams(progress))
         result = self._result(team, "destroy", recorder, started, reported=destroy.summary.resource_changes)
+        if outputs.get("region") and (warning := forget_pause(self.aws_client("ssm", outputs["region"]), team)):
+            result.warnings.append(warning)
         if delete_data:
             result.warnings.extend(self._delete_retained_data(team, retained, progress))
         else:

@@ -117,3 +117,15 @@ def test_pausing_a_team_without_an_environment_is_bad_input_and_writes_no_record
     assert result.exit_code == 2 and "no environment" in result.output, result.output
     names = [p["Name"] for p in sandbox_client(project, "ssm").describe_parameters()["Parameters"]]
     assert "/envctl-pause/treasury" not in names
+
+
+def test_a_team_destroyed_while_paused_comes_back_running(runner, project):
+    """The pause record goes with the environment: a later create starts the team running (last: destroys fraud)."""
+    assert runner.invoke(app, ["pause", "fraud"]).exit_code == 0
+    destroyed = runner.invoke(app, ["destroy", "fraud", "--yes"])
+    assert destroyed.exit_code == 0, destroyed.output
+    names = [p["Name"] for p in sandbox_client(project, "ssm").describe_parameters()["Parameters"]]
+    assert "/envctl-pause/fraud" not in names
+    created = runner.invoke(app, ["create", "fraud"])
+    assert created.exit_code == 0, created.output
+    assert host_state(project) == "running" and status(runner)["paused"] is False

@@ -75,3 +75,20 @@ def test_up_of_a_paused_team_passes_the_pause_record_to_the_program(engine_and_p
     ssm.delete_parameter(Name="/envctl-pause/pulpaused")
     engine.up(spec)
     assert programs[-1].live.paused_since is None
+
+
+def test_the_pause_record_goes_with_a_destroy(moto_endpoint):
+    """forget_pause (both engines' destroy): the record is deleted, none is fine, a failure is a warning."""
+    from botocore.config import Config
+
+    from provisioner.live_inputs import forget_pause
+
+    ssm = boto3.client("ssm", endpoint_url=moto_endpoint, region_name="eu-west-1")
+    ssm.put_parameter(Name="/envctl-pause/pulgone", Value=json.dumps({"since": "2026-12-01T20:00:00Z"}), Type="String")
+    assert forget_pause(ssm, "pulgone") is None
+    assert "/envctl-pause/pulgone" not in [p["Name"] for p in ssm.describe_parameters()["Parameters"]]
+    assert forget_pause(ssm, "pulgone") is None, "no record: nothing to say"
+    denied = boto3.client("ssm", endpoint_url="http://127.0.0.1:9", region_name="eu-west-1",
+                          config=Config(retries={"max_attempts": 1}, connect_timeout=1))  # nothing listens there
+    warning = forget_pause(denied, "pulgone")
+    assert warning and "/envctl-pause/pulgone" in warning and "start paused" in warning

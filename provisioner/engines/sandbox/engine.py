@@ -22,7 +22,7 @@ from provisioner.engines.sandbox.server_control import ACCOUNT_ID, SandboxServer
 from provisioner.engines.sandbox.state import StackState, StateStore, StoredResource
 from provisioner.engines.sandbox.team_hosts import TeamHosts
 from provisioner.errors import EnvctlError, NotFound
-from provisioner.live_inputs import LiveInputs, inference_notes, read_live_inputs
+from provisioner.live_inputs import LiveInputs, forget_pause, inference_notes, read_live_inputs
 from provisioner.settings import Settings
 
 if TYPE_CHECKING:  # pulumi and the spec model are heavy: list, status and outputs need neither
@@ -73,6 +73,8 @@ class SandboxEngine:
                 from provisioner.engines.kept_data import delete_team_secrets
 
                 delete_team_secrets(ctx.client("secretsmanager", state.region), team, progress)
+            if warning := forget_pause(ctx.client("ssm", state.region), team):
+                result.warnings.append(warning)
             self.store.remove(team)
             if kept := [removal.resource for removal in removals if not removal.delete]:
                 result.warnings.append(_kept_warning(kept))
