@@ -7,8 +7,9 @@ with its port published on 127.0.0.1 and the same shared storage mounted.
 It stands in for Docker Hub and the team's ECR repository: sandbox hosts pull the images their
 userdata names through it (their dockerd lists it as a registry mirror). envctl starts it as its
 own process and records it in `<state_dir>/sandbox/registry.json`. Its storage is shared by
-every sandbox of this machine (`$XDG_CACHE_HOME/envctl/registry`): like Docker Hub, it holds the
-same content-tagged images for all of them, and a fresh state dir need not push 1.5 GB again.
+every sandbox of this machine that takes its images from the same registry
+(`$XDG_CACHE_HOME/envctl/registry` for Docker Hub, `registry-<name>` for another `image_registry`): like
+Docker Hub, it holds the same images for all of them, and a fresh state dir need not push 1.5 GB again.
 It listens on 127.0.0.1 only (dockerd may push there without TLS);
 the host gateway forwards a docker-bridge port to it for the hosts.
 """
@@ -49,9 +50,14 @@ class RegistryInfo:
         return f"127.0.0.1:{self.port}"
 
 
-def shared_storage() -> Path:
+def shared_storage(image_registry: str = "docker.io") -> Path:
+    """One storage per image registry setting: the names hosts pull (`apache/airflow:<version>`) are not
+    content-tagged, so sandboxes whose images come from different registries must not share them (one's
+    push would replace what another's host pulls)."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "envctl" / "registry"
+    if image_registry == "docker.io":
+        return cache / "envctl" / "registry"
+    return cache / "envctl" / ("registry-" + "".join(c if c.isalnum() or c in ".-" else "-" for c in image_registry))
 
 
 def _answers(address: str) -> bool:
@@ -67,7 +73,7 @@ class RegistryServer:
         self.dir = sandbox_dir
         self.image_registry = image_registry  # where registry:2 comes from when there is no binary
         self.record = ProcessRecord(sandbox_dir / "registry.json", RegistryInfo)
-        self.storage = shared_storage()
+        self.storage = shared_storage(image_registry)
         self.config_path = sandbox_dir / "registry.yml"
         self.log_path = sandbox_dir / "registry.log"
 

@@ -91,3 +91,14 @@ def test_without_the_binary_or_the_image_the_error_says_both_ways_out(docker_cli
         RegistryServer(tmp_path, image_registry="127.0.0.1:9").ensure_started()
     assert "docker-registry" in missing.value.message and "127.0.0.1:9/library/registry:2" in missing.value.message
     assert {c.id for c in docker_client.containers.list(all=True)} == before
+
+
+def test_sandboxes_of_different_image_registries_do_not_share_the_storage(monkeypatch, tmp_path):
+    """The names hosts pull are not content-tagged: another registry's push must not replace Docker Hub's."""
+    from provisioner.engines.sandbox.container_registry import shared_storage
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert shared_storage() == shared_storage("docker.io") == tmp_path / "envctl" / "registry"
+    other = shared_storage("127.0.0.1:5000")
+    assert other.parent == tmp_path / "envctl" and other != shared_storage() and ":" not in other.name
+    assert shared_storage("mirror.example.com/hub") != other and "/" not in shared_storage("mirror.example.com/hub").name
