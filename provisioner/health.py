@@ -12,6 +12,8 @@ namespace); on the sandbox also whether its server runs and the host container's
 - **degraded**: Airflow runs but something needs a look: any other alarm in ALARM (DAG run failures,
   data volume, backup age, the endpoint's 5XX rate or latency), a bootstrap that has not finished,
   the newest backup older than 26 h (or none a day after the host booted), the last DAG run failed.
+- A paused environment (`envctl pause`) is down on purpose: its one reason says so and how to
+  resume; the stopped host and its silent heartbeat are not reported as failures.
 - **healthy**: none of these. A new environment with no backup and no DAG run yet is healthy, and
   an alarm in INSUFFICIENT_DATA (every new alarm starts so) counts as nothing. The heartbeat alarm
   treats missing data as breaching, so it is in ALARM until the host's first heartbeats arrive: for
@@ -78,9 +80,13 @@ def _what(alarm: dict[str, Any], team: str) -> str:
 def assess(team: str, target: str, *, reachable: bool = True, sandbox: dict[str, Any] | None = None,
            host: dict[str, Any] | None = None, expects_host: bool = False, bootstrap: dict[str, Any] | None = None,
            alarms: list[dict[str, Any]] | None = None, alarms_error: str = "", backups: dict[str, Any] | None = None,
-           last_dag_run: DagRun | None = None, now: datetime | None = None) -> Health:
+           last_dag_run: DagRun | None = None, paused_since: str | None = None, now: datetime | None = None) -> Health:
     """The verdict from what was read (pure: the tests give it states directly)."""
     now = now or datetime.now(timezone.utc)
+    if paused_since and reachable:
+        return Health(DOWN, [f"{team} is paused since {paused_since} (`envctl pause`): the host and the notebook are "
+                             f"stopped and the endpoint removed on purpose, the data kept; `envctl resume {team}` "
+                             "brings it back"])
     down: list[str] = []
     degraded: list[str] = []
     notes: list[str] = []
@@ -222,5 +228,5 @@ def gather(engine: Any, status: Any, backups: dict[str, Any] | None = None, now:
         status.team, status.target, sandbox=sandbox, host=details.get("host"),
         expects_host=status.target == "sandbox" and bool(outputs.get("instance_id")),
         bootstrap=_bootstrap(engine, details, outputs), alarms=alarms, alarms_error=error, backups=backups,
-        last_dag_run=dag_run, now=now,
+        last_dag_run=dag_run, paused_since=outputs.get("paused_since") or None, now=now,
     )

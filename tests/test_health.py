@@ -170,3 +170,14 @@ def test_the_names_health_and_report_read_are_the_ones_the_alarms_watch():
     assert report.HEARTBEAT == TEAM_METRICS["scheduler-heartbeat"].name
     assert health.BACKUP_AGE_HOURS == BACKUP_AGE_HOURS
     assert set(health.DOWN_ALARMS) <= {key for key in KEYS}
+
+
+def test_a_paused_environment_is_down_on_purpose_saying_how_to_resume(cloudwatch):
+    _set(cloudwatch, "scheduler-heartbeat", "ALARM", "Threshold Crossed: no datapoints (the host is stopped)")
+    paused = _verdict(cloudwatch, host={"container": "envctl-host-i-1", "state": "exited"}, expects_host=True,
+                      paused_since="2026-12-02T12:00:00Z")
+    assert paused.verdict == DOWN and len(paused.reasons) == 1
+    assert "paused since 2026-12-02T12:00:00Z" in paused.reasons[0] and f"envctl resume {TEAM}" in paused.reasons[0]
+    assert "heartbeat" not in paused.reasons[0], "a stopped host's silent heartbeat is not a failure while paused"
+    assert assess(TEAM, "sandbox", reachable=False, paused_since="2026-12-02T12:00:00Z", now=NOW).reasons[0].startswith(
+        "the sandbox is stopped"), "an unreachable sandbox says so first"

@@ -74,6 +74,9 @@ def test_pause_update_and_resume(runner, project):
     assert endpoints(project) == ([], 1, 1), "the endpoint goes; its configuration and model stay"
     report = status(runner)
     assert report["paused"] is True and report["paused_since"].endswith("Z")
+    reasons = report["health_reasons"]
+    assert report["health"] == "down" and len(reasons) == 1 and "paused since" in reasons[0], reasons
+    assert "envctl resume fraud" in reasons[0]
     listed = runner.invoke(app, ["list"])
     assert listed.exit_code == 0 and "ok, paused" in listed.stdout, listed.output
     rows = json.loads(runner.invoke(app, ["list", "--json"]).stdout)
